@@ -1,0 +1,1 @@
+"""Pure domain: the flow state machine, codes and ports. Standard library only."""

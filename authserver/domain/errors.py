@@ -1,0 +1,92 @@
+"""Domain errors. The web layer maps each one to a wire error in one table (oauth/errors.py)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain and services raise on purpose."""
+
+    description = "The request could not be completed."
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.description)
+        self.description = description or self.description
+
+
+# --- Request shape and clients ------------------------------------------------------------
+class MalformedRequest(DomainError):
+    description = "The request is missing a parameter or has an invalid one."
+
+
+class ClientAuthenticationFailed(DomainError):
+    description = "Client authentication failed."
+
+    def __init__(self, description: str | None = None, *, used_basic: bool = False) -> None:
+        super().__init__(description)
+        self.used_basic = used_basic
+
+
+class InvalidScope(DomainError):
+    description = "The requested scope is unknown or not allowed for this client."
+
+
+class UnsupportedGrantType(DomainError):
+    description = "This grant type is not supported."
+
+
+# --- Token endpoint outcomes (RFC 8628 §3.5, RFC 6749 §5.2) --------------------------------
+class AuthorizationPending(DomainError):
+    description = "The user has not yet approved this request."
+
+
+class SlowDown(DomainError):
+    description = "Polling too fast: increase the interval by 5 seconds."
+
+
+class AccessDenied(DomainError):
+    description = "The user declined the request."
+
+
+class FlowExpired(DomainError):
+    description = "The device code has expired."
+
+
+class InvalidGrant(DomainError):
+    description = "The grant is invalid, expired, revoked or was issued to another client."
+
+
+# --- Mobile app ---------------------------------------------------------------------------
+class InvalidCredentials(DomainError):
+    description = "Unknown username or wrong password."
+
+
+class InvalidDeviceToken(DomainError):
+    description = "The device token is missing, invalid, expired or bound to another device."
+
+
+class FlowNotFound(DomainError):
+    description = "No login request matches this code."
+
+
+class FlowAlreadyScanned(DomainError):
+    description = "This login request was already scanned by another device."
+
+
+class FlowNotActionable(DomainError):
+    description = "This login request can no longer be confirmed or denied."
+
+
+class InvalidConfirmToken(DomainError):
+    description = "The confirm token is invalid, expired, used or bound to another device."
+
+
+class RateLimited(DomainError):
+    description = "Too many attempts. Try again later."
+
+    def __init__(self, retry_after: int, description: str | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
+class Conflict(DomainError):
+    description = "The resource already exists."

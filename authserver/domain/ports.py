@@ -1,0 +1,119 @@
+"""What the services need from storage, as Protocols. Implementations live in storage/."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from authserver.domain.flow import Flow, PollResult
+from authserver.domain.models import (
+    Client,
+    MobileDevice,
+    RefreshToken,
+    SigningKey,
+    TokenFamily,
+    User,
+)
+
+
+class FlowStore(Protocol):
+    """Short-lived flow state. Every transition is atomic; TTLs only clean up."""
+
+    def create(self, flow: Flow) -> bool:
+        """Store a new flow; False if its user code is already taken by a live flow."""
+
+    def get(self, device_code_hash: str) -> Flow | None:
+        """The flow of a device code, or None."""
+
+    def find_by_user_code(self, user_code_hash: str) -> Flow | None:
+        """The flow of a user code, or None."""
+
+    def find_by_confirm_token(self, confirm_token_hash: str) -> Flow | None:
+        """The flow that issued this confirm token, or None."""
+
+    def replace(self, old: Flow, new: Flow) -> bool:
+        """Compare-and-set: write `new` only if the stored flow is still at `old.version`."""
+
+    def poll(
+        self,
+        device_code_hash: str,
+        now: float,
+        *,
+        client_id: str,
+        client_secret_hash: str,
+        family_id: str,
+    ) -> PollResult:
+        """Apply domain.flow.poll atomically, in one round trip."""
+
+    def finish_redemption(self, device_code_hash: str) -> bool:
+        """Called after the tokens are committed; True if a replay was seen meanwhile."""
+
+    def undo_redemption(self, device_code_hash: str, family_id: str) -> None:
+        """Give an approved flow back after issuing its tokens failed."""
+
+    def wait_for_change(self, device_code_hash: str, version: int, timeout: float) -> Flow | None:
+        """Block up to `timeout` s until the flow's version differs from `version`."""
+
+
+class RateLimiter(Protocol):
+    """Counts attempts per key in a fixed window."""
+
+    def hit(self, key: str, limit: int, window: int, now: float) -> int:
+        """Count one attempt; return seconds to wait if over the limit, else 0."""
+
+    def exceeded(self, key: str, limit: int, window: int, now: float) -> int:
+        """Seconds to wait if the key is already over the limit, else 0 (counts nothing)."""
+
+
+class ClientRepository(Protocol):
+    def add(self, client: Client) -> None: ...
+    def get(self, client_id: str) -> Client | None: ...
+
+
+class UserRepository(Protocol):
+    def add(self, user: User) -> None: ...
+    def get(self, user_id: str) -> User | None: ...
+    def by_username(self, username: str) -> User | None: ...
+
+
+class MobileDeviceRepository(Protocol):
+    def add(self, device: MobileDevice) -> None: ...
+    def by_token_hash(self, token_hash: str) -> MobileDevice | None: ...
+    def revoke(self, device_id: str, now: float) -> None: ...
+
+
+class TokenRepository(Protocol):
+    """Persistent grants. Rotation and revocation are single atomic statements."""
+
+    def issue(
+        self,
+        family: TokenFamily,
+        refresh: RefreshToken,
+        access_jti: str,
+        access_expires_at: float,
+    ) -> None:
+        """Persist a new family with its first refresh and access token, in one transaction."""
+
+    def family(self, family_id: str) -> TokenFamily | None: ...
+
+    def family_by_device_code(self, device_code_hash: str) -> TokenFamily | None: ...
+
+    def refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+
+    def rotate(
+        self,
+        old_hash: str,
+        new: RefreshToken,
+        access_jti: str,
+        access_expires_at: float,
+        now: float,
+    ) -> bool:
+        """Consume `old_hash` and store its successor; False if it was already consumed."""
+
+    def revoke_family(self, family_id: str, now: float, reason: str) -> bool:
+        """Revoke a family; True if this call revoked it."""
+
+
+class KeyRepository(Protocol):
+    def all(self) -> list[SigningKey]: ...
+    def add(self, key: SigningKey) -> bool:
+        """Store a key; False if another process stored one first (start-up race)."""

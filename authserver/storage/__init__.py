@@ -1,0 +1,1 @@
+"""Storage adapters: SQL repositories and flow stores behind the domain's ports."""

@@ -1,0 +1,150 @@
+"""The embedded flow store: in-process, for the single-process default set-up."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from authserver.domain import flow as flows
+from authserver.domain.flow import Flow, PollResult
+
+# Flows are dropped this long after they expire; a later poll reads as unknown (invalid_grant),
+# and the SQL token family still catches a replayed device code.
+CLEANUP_GRACE = 600
+
+
+class EmbeddedFlowStore:
+    """Flows in a dict guarded by one lock; only correct within one process.
+
+    `authserver serve` therefore runs one worker process when this store is configured.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._flows: dict[str, Flow] = {}
+        self._by_user_code: dict[str, str] = {}
+        self._by_confirm: dict[str, str] = {}
+
+    def _purge(self) -> None:
+        # Clean-up only: expiry itself is decided by the domain with an injected clock.
+        cutoff = time.time() - CLEANUP_GRACE
+        for key in [k for k, f in self._flows.items() if f.expires_at < cutoff]:
+            gone = self._flows.pop(key)
+            self._by_user_code.pop(gone.user_code_hash, None)
+            if gone.confirm_token_hash:
+                self._by_confirm.pop(gone.confirm_token_hash, None)
+
+    def create(self, flow: Flow) -> bool:
+        with self._lock:
+            self._purge()
+            if flow.user_code_hash in self._by_user_code:
+                return False
+            self._flows[flow.device_code_hash] = flow
+            self._by_user_code[flow.user_code_hash] = flow.device_code_hash
+            return True
+
+    def get(self, device_code_hash: str) -> Flow | None:
+        with self._lock:
+            return self._flows.get(device_code_hash)
+
+    def find_by_user_code(self, user_code_hash: str) -> Flow | None:
+        with self._lock:
+            key = self._by_user_code.get(user_code_hash)
+            return self._flows.get(key) if key else None
+
+    def find_by_confirm_token(self, confirm_token_hash: str) -> Flow | None:
+        with self._lock:
+            key = self._by_confirm.get(confirm_token_hash)
+            return self._flows.get(key) if key else None
+
+    def _store(self, old: Flow, new: Flow) -> None:
+        if old.confirm_token_hash and old.confirm_token_hash != new.confirm_token_hash:
+            self._by_confirm.pop(old.confirm_token_hash, None)
+        if new.confirm_token_hash:
+            self._by_confirm[new.confirm_token_hash] = new.device_code_hash
+        self._flows[new.device_code_hash] = new
+        if new.version != old.version:
+            self._changed.notify_all()
+
+    def replace(self, old: Flow, new: Flow) -> bool:
+        with self._lock:
+            current = self._flows.get(old.device_code_hash)
+            if current is None or current.version != old.version:
+                return False
+            self._store(current, new)
+            return True
+
+    def poll(
+        self,
+        device_code_hash: str,
+        now: float,
+        *,
+        client_id: str,
+        client_secret_hash: str,
+        family_id: str,
+    ) -> PollResult:
+        with self._lock:
+            current = self._flows.get(device_code_hash)
+            result = flows.poll(
+                current,
+                now,
+                client_id=client_id,
+                client_secret_hash=client_secret_hash,
+                family_id=family_id,
+            )
+            if current is not None and result.flow is not None and result.flow != current:
+                self._store(current, result.flow)
+            return result
+
+    def finish_redemption(self, device_code_hash: str) -> bool:
+        with self._lock:
+            current = self._flows.get(device_code_hash)
+            return bool(current and current.replayed)
+
+    def undo_redemption(self, device_code_hash: str, family_id: str) -> None:
+        with self._lock:
+            current = self._flows.get(device_code_hash)
+            restored = flows.undo_redemption(current, family_id) if current else None
+            if current is not None and restored is not None:
+                self._store(current, restored)
+
+    def wait_for_change(self, device_code_hash: str, version: int, timeout: float) -> Flow | None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                current = self._flows.get(device_code_hash)
+                remaining = deadline - time.monotonic()
+                if current is None or current.version != version or remaining <= 0:
+                    return current
+                self._changed.wait(remaining)
+
+
+class EmbeddedRateLimiter:
+    """Fixed-window attempt counters in process memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[int, int]] = {}  # key -> (window start, count)
+
+    def _count(self, key: str, window: int, now: float, add: int) -> tuple[int, int]:
+        start = int(now // window) * window
+        with self._lock:
+            if len(self._windows) > 100_000:  # bound memory under a flood of distinct keys
+                self._windows = {k: v for k, v in self._windows.items() if v[0] >= start}
+            seen_start, count = self._windows.get(key, (start, 0))
+            if seen_start != start:
+                count = 0
+            count += add
+            self._windows[key] = (start, count)
+        return start, count
+
+    def hit(self, key: str, limit: int, window: int, now: float) -> int:
+        start, count = self._count(key, window, now, 1)
+        return max(1, int(start + window - now)) if count > limit else 0
+
+    def exceeded(self, key: str, limit: int, window: int, now: float) -> int:
+        start, count = self._count(key, window, now, 0)
+        return max(1, int(start + window - now)) if count >= limit else 0
+
+
