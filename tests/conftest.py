@@ -82,9 +82,7 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     engine = sa.create_engine(postgres_admin_url)
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(postgres_admin_url).update_query_dict(
-        {"options": f"-csearch_path={schema}"}
-    )
+    url = sa.make_url(postgres_admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
     yield url.render_as_string(hide_password=False)
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

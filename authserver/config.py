@@ -1,0 +1,92 @@
+"""The one configuration reader: a frozen Config from AUTHSERVER_* variables, checked at start."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the server. Field `foo_bar` is read from AUTHSERVER_FOO_BAR."""
+
+    database_url: str = "sqlite:///authserver.db"
+    redis_url: str | None = None  # unset: the embedded, single-process flow store
+    issuer: str = "http://127.0.0.1:8000"
+    device_code_ttl: int = 600  # RFC 8628 §3.2 expires_in
+    poll_interval: int = 5  # RFC 8628 §3.2 interval
+    confirm_token_ttl: int = 120
+    access_token_ttl: int = 600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    mobile_token_ttl: int = 90 * 24 * 3600
+    access_token_audience: str = ""  # empty: the issuer
+    scopes: str = "profile email"
+    status_max_wait: int = 25  # longest long-poll of the status channel, seconds
+    user_code_attempts: int = 10  # failed user-code entries per account per window
+    user_code_attempts_per_ip: int = 30
+    login_attempts: int = 10  # failed mobile sign-ins per username per window
+    rate_limit_window: int = 900
+    trusted_proxies: int = 0  # X-Forwarded-For hops to trust for the client IP
+    redis_prefix: str = "authserver:"
+
+    @property
+    def audience(self) -> str:
+        return self.access_token_audience or self.issuer
+
+    @property
+    def scope_list(self) -> tuple[str, ...]:
+        return tuple(self.scopes.split())
+
+    @property
+    def verification_uri(self) -> str:
+        return f"{self.issuer}/device"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
+        """Read AUTHSERVER_* variables (then `overrides`), convert and validate them."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(f"AUTHSERVER_{field.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            if field.type in ("int", int):
+                try:
+                    values[field.name] = int(raw)
+                except ValueError:
+                    raise ConfigError(
+                        f"AUTHSERVER_{field.name.upper()} must be a whole number, got {raw!r}"
+                    ) from None
+            else:
+                values[field.name] = raw
+        values.update(overrides)
+        config = cls(**values)  # type: ignore[arg-type]
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Fail at start-up, naming the setting, rather than at the first request."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("int", int) and field.name != "trusted_proxies" and value <= 0:
+                raise ConfigError(f"AUTHSERVER_{field.name.upper()} must be positive")
+        if self.trusted_proxies < 0:
+            raise ConfigError("AUTHSERVER_TRUSTED_PROXIES must be 0 or more")
+        issuer = urlsplit(self.issuer)
+        # RFC 8414 §2: https, no query or fragment; plain http only for a local machine.
+        local = issuer.hostname in ("localhost", "127.0.0.1", "::1")
+        if issuer.scheme not in ("https", "http") or (issuer.scheme == "http" and not local):
+            raise ConfigError("AUTHSERVER_ISSUER must be an https URL (http only for localhost)")
+        if issuer.query or issuer.fragment or self.issuer.endswith("/"):
+            raise ConfigError("AUTHSERVER_ISSUER must have no query, fragment or trailing slash")
+        if not self.scope_list:
+            raise ConfigError("AUTHSERVER_SCOPES must name at least one scope")
+        if self.confirm_token_ttl > self.device_code_ttl:
+            raise ConfigError("AUTHSERVER_CONFIRM_TOKEN_TTL must not exceed the device code TTL")
