@@ -69,7 +69,7 @@ class Flow:
     confirm_token_hash: str | None = None
     confirm_expires_at: float | None = None
     family_id: str | None = None
-    replayed: bool = False
+    issued: bool = False  # the redemption's tokens are committed; a later poll is a replay
 
     def is_expired(self, now: float) -> bool:
         """RFC 8628 §3.5 expired_token: any state before REDEEMED past expires_at."""
@@ -186,7 +186,8 @@ class PollOutcome(enum.StrEnum):
     DENIED = "denied"  # access_denied
     EXPIRED = "expired"  # expired_token
     REDEEM = "redeem"  # approved: this caller, and only this one, gets the tokens
-    REPLAY = "replay"  # already redeemed: invalid_grant, and revoke what was issued
+    CLAIMED = "claimed"  # another poll is redeeming it right now: invalid_grant
+    REPLAY = "replay"  # redeemed and issued: invalid_grant, and revoke what was issued
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +219,11 @@ def poll(
     if not secrets_equal(flow.client_secret_hash, client_secret_hash):
         return PollResult(PollOutcome.BAD_SECRET, flow)
     if flow.state is FlowState.REDEEMED:
-        # A second redemption: the code leaked or the client is confused; either way revoke.
-        return PollResult(PollOutcome.REPLAY, dataclasses.replace(flow, replayed=True))
+        # A second redemption after tokens were issued: the code leaked or the client is
+        # confused; revoke (RFC 6749 §4.1.2 by analogy). While the winner is still issuing,
+        # a concurrent duplicate only loses, so exactly one caller holds working tokens.
+        outcome = PollOutcome.REPLAY if flow.issued else PollOutcome.CLAIMED
+        return PollResult(outcome, flow)
     if flow.is_expired(now):
         return PollResult(PollOutcome.EXPIRED, flow)
     if flow.state is FlowState.DENIED:
@@ -239,12 +243,19 @@ def poll(
     return PollResult(PollOutcome.PENDING, dataclasses.replace(flow, last_poll_at=now))
 
 
+def finish_redemption(flow: Flow, family_id: str) -> Flow | None:
+    """Mark a redemption's tokens as committed; from now on a poll is a replay."""
+    if flow.state is not FlowState.REDEEMED or flow.family_id != family_id or flow.issued:
+        return None
+    return dataclasses.replace(flow, issued=True)
+
+
 def undo_redemption(flow: Flow, family_id: str) -> Flow | None:
     """REDEEMED -> APPROVED when issuing the tokens failed, so nothing approved is lost.
 
-    Only the redemption that claimed the flow (same family_id) may undo it, and not after a
-    replay was seen: then the code is burnt.
+    Only the redemption that claimed the flow (same family_id) may undo it, and only before
+    its tokens were committed.
     """
-    if flow.state is not FlowState.REDEEMED or flow.family_id != family_id or flow.replayed:
+    if flow.state is not FlowState.REDEEMED or flow.family_id != family_id or flow.issued:
         return None
     return flow._next(state=FlowState.APPROVED, family_id=None)

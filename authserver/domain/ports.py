@@ -44,8 +44,8 @@ class FlowStore(Protocol):
     ) -> PollResult:
         """Apply domain.flow.poll atomically, in one round trip."""
 
-    def finish_redemption(self, device_code_hash: str) -> bool:
-        """Called after the tokens are committed; True if a replay was seen meanwhile."""
+    def finish_redemption(self, device_code_hash: str, family_id: str) -> None:
+        """Record that the redemption's tokens are committed: later polls are replays."""
 
     def undo_redemption(self, device_code_hash: str, family_id: str) -> None:
         """Give an approved flow back after issuing its tokens failed."""

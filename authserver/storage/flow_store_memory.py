@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from authserver.domain import flow as flows
 from authserver.domain.flow import Flow, PollResult
@@ -97,17 +98,18 @@ class EmbeddedFlowStore:
                 self._store(current, result.flow)
             return result
 
-    def finish_redemption(self, device_code_hash: str) -> bool:
+    def _apply(self, device_code_hash: str, change: Callable[[Flow], Flow | None]) -> None:
         with self._lock:
             current = self._flows.get(device_code_hash)
-            return bool(current and current.replayed)
+            changed = change(current) if current else None
+            if current is not None and changed is not None:
+                self._store(current, changed)
+
+    def finish_redemption(self, device_code_hash: str, family_id: str) -> None:
+        self._apply(device_code_hash, lambda f: flows.finish_redemption(f, family_id))
 
     def undo_redemption(self, device_code_hash: str, family_id: str) -> None:
-        with self._lock:
-            current = self._flows.get(device_code_hash)
-            restored = flows.undo_redemption(current, family_id) if current else None
-            if current is not None and restored is not None:
-                self._store(current, restored)
+        self._apply(device_code_hash, lambda f: flows.undo_redemption(f, family_id))
 
     def wait_for_change(self, device_code_hash: str, version: int, timeout: float) -> Flow | None:
         deadline = time.monotonic() + timeout

@@ -65,8 +65,7 @@ elseif h[2] ~= ARGV[3] then
   -- Both sides are SHA-256 digests of a 256-bit secret: an early-exit compare leaks nothing usable.
   outcome = 'bad_secret'
 elseif h[3] == 'redeemed' then
-  redis.call('hset', f, 'replayed', '1')
-  outcome = 'replay'
+  if redis.call('hget', f, 'issued') == '1' then outcome = 'replay' else outcome = 'claimed' end
 elseif now >= tonumber(h[4]) then
   outcome = 'expired'
 elseif h[3] == 'denied' then
@@ -88,9 +87,17 @@ table.insert(result, 1, outcome)
 return result
 """
 
+# KEYS: flow. ARGV: family_id.
+_FINISH = """
+local h = redis.call('hmget', KEYS[1], 'state', 'family_id', 'issued')
+if h[1] ~= 'redeemed' or h[2] ~= ARGV[1] or h[3] == '1' then return 0 end
+redis.call('hset', KEYS[1], 'issued', '1')
+return 1
+"""
+
 # KEYS: flow, channel. ARGV: family_id.
 _UNDO = """
-local h = redis.call('hmget', KEYS[1], 'state', 'family_id', 'replayed')
+local h = redis.call('hmget', KEYS[1], 'state', 'family_id', 'issued')
 if h[1] ~= 'redeemed' or h[2] ~= ARGV[1] or h[3] == '1' then return 0 end
 redis.call('hset', KEYS[1], 'state', 'approved')
 redis.call('hdel', KEYS[1], 'family_id')
@@ -137,7 +144,7 @@ def _decode(raw: dict[bytes, bytes] | dict[str, str]) -> Flow | None:
             values[field.name] = int(text)
         elif field.name in _FLOAT_FIELDS:
             values[field.name] = float(text)
-        elif field.name == "replayed":
+        elif field.name == "issued":
             values[field.name] = text == "1"
         elif field.name == "state":
             values[field.name] = FlowState(text)
@@ -155,6 +162,7 @@ class RedisFlowStore:
         self._create = client.register_script(_CREATE)
         self._replace = client.register_script(_REPLACE)
         self._poll = client.register_script(_POLL)
+        self._finish = client.register_script(_FINISH)
         self._undo = client.register_script(_UNDO)
 
     def _flow_key(self, device_code_hash: str) -> str:
@@ -222,8 +230,8 @@ class RedisFlowStore:
         flow = _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
         return PollResult(outcome, flow)
 
-    def finish_redemption(self, device_code_hash: str) -> bool:
-        return self._redis.hget(self._flow_key(device_code_hash), "replayed") == b"1"
+    def finish_redemption(self, device_code_hash: str, family_id: str) -> None:
+        self._finish(keys=[self._flow_key(device_code_hash)], args=[family_id])
 
     def undo_redemption(self, device_code_hash: str, family_id: str) -> None:
         self._undo(
