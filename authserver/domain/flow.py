@@ -238,7 +238,8 @@ def poll(
     # first poll is never throttled, and the stored interval grows by 5 s for all later polls.
     if flow.last_poll_at is not None and now - flow.last_poll_at < flow.interval:
         return PollResult(
-            PollOutcome.SLOW_DOWN, dataclasses.replace(flow, interval=flow.interval + SLOW_DOWN_STEP)
+            PollOutcome.SLOW_DOWN,
+            dataclasses.replace(flow, interval=flow.interval + SLOW_DOWN_STEP),
         )
     return PollResult(PollOutcome.PENDING, dataclasses.replace(flow, last_poll_at=now))
 

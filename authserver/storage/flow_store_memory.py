@@ -148,5 +148,3 @@ class EmbeddedRateLimiter:
     def exceeded(self, key: str, limit: int, window: int, now: float) -> int:
         start, count = self._count(key, window, now, 0)
         return max(1, int(start + window - now)) if count >= limit else 0
-
-

@@ -240,7 +240,7 @@ class RedisFlowStore:
         )
 
     def wait_for_change(self, device_code_hash: str, version: int, timeout: float) -> Flow | None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self._channel(device_code_hash))
             deadline = time.monotonic() + timeout
@@ -269,10 +269,10 @@ class RedisRateLimiter:
 
     def hit(self, key: str, limit: int, window: int, now: float) -> int:
         redis_key, start = self._key(key, window, now)
-        count = int(self._hit(keys=[redis_key], args=[window]))  # type: ignore[arg-type]
+        count = int(self._hit(keys=[redis_key], args=[window]))
         return max(1, int(start + window - now)) if count > limit else 0
 
     def exceeded(self, key: str, limit: int, window: int, now: float) -> int:
         redis_key, start = self._key(key, window, now)
-        count = int(self._redis.get(redis_key) or 0)  # type: ignore[arg-type]
+        count = int(self._redis.get(redis_key) or 0)
         return max(1, int(start + window - now)) if count >= limit else 0

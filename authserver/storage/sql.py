@@ -103,12 +103,21 @@ class SqlClients:
                 )
             )
 
+    @staticmethod
+    def _to_client(row: ClientRow | None) -> Client | None:
+        if row is None:
+            return None
+        return Client(row.client_id, row.name, row.scope, row.secret_hash)
+
     def get(self, client_id: str) -> Client | None:
         with self._db.session() as s:
-            row = s.get(ClientRow, client_id)
-            if row is None:
-                return None
-            return Client(row.client_id, row.name, row.scope, row.secret_hash)
+            return self._to_client(s.get(ClientRow, client_id))
+
+    def by_name(self, name: str) -> Client | None:
+        with self._db.session() as s:
+            return self._to_client(
+                s.scalar(sa.select(ClientRow).filter_by(name=name).order_by(ClientRow.created_at))
+            )
 
 
 class SqlUsers:

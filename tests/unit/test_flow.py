@@ -18,6 +18,7 @@ from authserver.domain.flow import (
     cancel,
     confirm,
     deny,
+    finish_redemption,
     poll,
     scan,
     undo_redemption,
@@ -100,7 +101,7 @@ def test_new_flow_defaults() -> None:
     assert flow.last_poll_at is None
     assert flow.confirm_token_hash is None
     assert flow.family_id is None
-    assert flow.replayed is False
+    assert flow.issued is False
 
 
 def test_flow_is_immutable() -> None:
@@ -520,7 +521,7 @@ def test_approved_poll_redeems_once() -> None:
     assert result.flow.state is FlowState.REDEEMED
     assert result.flow.family_id == "fam-42"
     assert result.flow.version == flow.version + 1
-    assert result.flow.replayed is False
+    assert result.flow.issued is False
     assert result.flow.last_poll_at == T0 + 3
 
 
@@ -530,37 +531,83 @@ def test_approved_poll_redeems_even_when_polled_fast() -> None:
     assert do_poll(flow, T0 + 3).outcome is PollOutcome.REDEEM
 
 
-def test_redeemed_poll_is_a_replay() -> None:
-    redeemed = do_poll(approved(), T0 + 3, family_id="fam-42").flow
-    result = do_poll(redeemed, T0 + 20, family_id="fam-43")
+def redeemed(family_id: str = "fam-42") -> Flow:
+    result = do_poll(approved(), T0 + 3, family_id=family_id)
+    assert result.outcome is PollOutcome.REDEEM
+    return result.flow
+
+
+def issued(family_id: str = "fam-42") -> Flow:
+    flow = finish_redemption(redeemed(family_id), family_id)
+    assert flow is not None
+    return flow
+
+
+def test_poll_while_the_winner_is_issuing_is_claimed_and_changes_nothing() -> None:
+    flow = redeemed()
+    result = do_poll(flow, T0 + 3.1, family_id="fam-43")
+    assert result.outcome is PollOutcome.CLAIMED
+    assert result.flow == flow
+    assert result.flow.family_id == "fam-42"
+
+
+def test_poll_after_the_tokens_are_issued_is_a_replay_and_changes_nothing() -> None:
+    flow = issued()
+    result = do_poll(flow, T0 + 20, family_id="fam-43")
     assert result.outcome is PollOutcome.REPLAY
-    assert result.flow.replayed is True
-    assert result.flow.state is FlowState.REDEEMED
+    assert result.flow == flow
     assert result.flow.family_id == "fam-42"  # the family to revoke, not the replayer's
 
 
-def test_replay_is_reported_even_after_expires_at() -> None:
-    redeemed = do_poll(approved(), T0 + 3, family_id="fam-42").flow
-    result = do_poll(redeemed, T0 + LIFETIME + 100)
-    assert result.outcome is PollOutcome.REPLAY
+@pytest.mark.parametrize(
+    ("make", "outcome"), [(redeemed, PollOutcome.CLAIMED), (issued, PollOutcome.REPLAY)]
+)
+def test_a_redeemed_flow_never_reads_expired(make: Any, outcome: PollOutcome) -> None:
+    assert do_poll(make(), T0 + LIFETIME + 100).outcome is outcome
 
 
-def test_replay_from_another_client_is_wrong_client_not_replay() -> None:
-    redeemed = do_poll(approved(), T0 + 3, family_id="fam-42").flow
-    result = do_poll(redeemed, T0 + 20, client_id="other-client")
+@pytest.mark.parametrize("make", [redeemed, issued])
+def test_a_redeemed_flow_polled_by_another_client_is_wrong_client(make: Any) -> None:
+    result = do_poll(make(), T0 + 20, client_id="other-client")
     assert result.outcome is PollOutcome.WRONG_CLIENT
-    assert result.flow.replayed is False
+
+
+# --- finish_redemption ----------------------------------------------------------------------
+def test_finish_redemption_marks_the_tokens_issued() -> None:
+    flow = redeemed()
+    assert flow.issued is False
+    done = finish_redemption(flow, "fam-42")
+    assert done is not None
+    assert done.issued is True
+    assert done.state is FlowState.REDEEMED
+    assert done.family_id == "fam-42"
+    assert done.status(T0 + 4) is FlowStatus.APPROVED
+
+
+def test_finish_redemption_needs_the_same_family() -> None:
+    assert finish_redemption(redeemed(), "fam-other") is None
+
+
+def test_finish_redemption_happens_once() -> None:
+    assert finish_redemption(issued(), "fam-42") is None
+
+
+@pytest.mark.parametrize(
+    "state", [FlowState.PENDING, FlowState.SCANNED, FlowState.APPROVED, FlowState.DENIED]
+)
+def test_finish_redemption_of_an_unredeemed_flow_is_refused(state: FlowState) -> None:
+    assert finish_redemption(make_flow(state=state, family_id="fam-42"), "fam-42") is None
 
 
 # --- undo_redemption ------------------------------------------------------------------------
 def test_undo_redemption_gives_the_approval_back() -> None:
-    flow = approved()
-    redeemed = do_poll(flow, T0 + 3, family_id="fam-42").flow
-    undone = undo_redemption(redeemed, "fam-42")
+    flow = redeemed()
+    undone = undo_redemption(flow, "fam-42")
     assert undone is not None
     assert undone.state is FlowState.APPROVED
     assert undone.family_id is None
-    assert undone.version == redeemed.version + 1
+    assert undone.issued is False
+    assert undone.version == flow.version + 1
     # And the next poll can redeem again.
     again = do_poll(undone, T0 + 10, family_id="fam-43")
     assert again.outcome is PollOutcome.REDEEM
@@ -568,14 +615,17 @@ def test_undo_redemption_gives_the_approval_back() -> None:
 
 
 def test_undo_redemption_needs_the_same_family() -> None:
-    redeemed = do_poll(approved(), T0 + 3, family_id="fam-42").flow
-    assert undo_redemption(redeemed, "fam-other") is None
+    assert undo_redemption(redeemed(), "fam-other") is None
 
 
-def test_undo_redemption_refused_after_a_replay() -> None:
-    redeemed = do_poll(approved(), T0 + 3, family_id="fam-42").flow
-    replayed = do_poll(redeemed, T0 + 4).flow
-    assert undo_redemption(replayed, "fam-42") is None
+def test_undo_redemption_refused_once_the_tokens_are_issued() -> None:
+    assert undo_redemption(issued(), "fam-42") is None
+
+
+def test_finish_after_undo_is_refused() -> None:
+    undone = undo_redemption(redeemed(), "fam-42")
+    assert undone is not None
+    assert finish_redemption(undone, "fam-42") is None
 
 
 @pytest.mark.parametrize(
@@ -602,4 +652,7 @@ def test_happy_path_end_to_end() -> None:
     assert r.outcome is PollOutcome.REDEEM
     assert r.flow.status(T0 + 10) is FlowStatus.APPROVED
     assert r.flow.version == 4  # create, scan, confirm, redeem
-    assert do_poll(r.flow, T0 + 15).outcome is PollOutcome.REPLAY
+    assert do_poll(r.flow, T0 + 11).outcome is PollOutcome.CLAIMED
+    done = finish_redemption(r.flow, "fam-9")
+    assert done is not None
+    assert do_poll(done, T0 + 15).outcome is PollOutcome.REPLAY

@@ -1,0 +1,182 @@
+"""`authserver ...`: database, server, clients and users; JSON on stdout for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from authserver.config import Config, ConfigError
+from authserver.domain.errors import DomainError
+from authserver.services import Services, build_services
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo-password"  # printed by `authserver demo`; for trying it locally only
+DEMO_CLIENT_NAME = "Demo PC client"
+
+
+def _print(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def _services() -> Services:
+    return build_services(Config.from_env())
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> int:
+    config = Config.from_env()
+    svc = build_services(config)
+    svc.database.upgrade()
+    current, head = svc.database.schema_revision()
+    _print({"database": svc.database.engine.url.render_as_string(), "revision": current})
+    return 0 if current == head else 1
+
+
+def cmd_clients_create(args: argparse.Namespace) -> int:
+    client, secret = _services().clients.create(
+        args.name, confidential=args.confidential, scope=args.scope
+    )
+    payload: dict[str, Any] = {
+        "client_id": client.client_id,
+        "name": client.name,
+        "scope": client.scope,
+    }
+    if client.is_confidential:
+        payload["client_secret"] = secret
+    _print(payload)
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    if not args.password_stdin:
+        raise DomainError("Pass --password-stdin and send the password on standard input.")
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = _services().accounts.create_user(args.username, password, args.display_name)
+    _print({"user_id": user.user_id, "username": user.username})
+    return 0
+
+
+def _check_schema(svc: Services) -> None:
+    current, head = svc.database.schema_revision()
+    if current != head:
+        raise ConfigError(
+            f"The database schema is at {current or 'nothing'}, the code needs {head}: "
+            "run `authserver db upgrade` first."
+        )
+
+
+def _serving_config(args: argparse.Namespace) -> Config:
+    """The config to serve with; without AUTHSERVER_ISSUER the issuer is where we listen."""
+    if os.environ.get("AUTHSERVER_ISSUER"):
+        return Config.from_env()
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
+    return Config.from_env(issuer=f"http://{host}:{args.port}")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _serving_config(args)
+    svc = build_services(config)
+    _check_schema(svc)
+    workers = args.workers
+    if not config.redis_url and workers != 1:
+        # The embedded flow store lives in one process; more would split the flows.
+        raise ConfigError(
+            "--workers > 1 needs AUTHSERVER_REDIS_URL (the embedded store is per process)."
+        )
+    svc.keys.jwks()  # create the signing key now, not on the first request
+    svc.close()
+    from authserver.wsgi_server import run
+
+    run(config, host=args.host, port=args.port, workers=workers, threads=args.threads)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Upgrade the database, create the demo client and user if missing, print how to try."""
+    config = _serving_config(args)
+    svc = build_services(config)
+    svc.database.upgrade()
+    client = (
+        svc.clients.find_by_name(DEMO_CLIENT_NAME)
+        or svc.clients.create(DEMO_CLIENT_NAME, confidential=False, scope=None)[0]
+    )
+    if svc.accounts.find_user(DEMO_USERNAME) is None:
+        svc.accounts.create_user(DEMO_USERNAME, DEMO_PASSWORD, "Demo User")
+    base = f"http://{args.host}:{args.port}"
+    _print(
+        {
+            "server": base,
+            "issuer": config.issuer,
+            "demo_client_id": client.client_id,
+            "demo_user": {"username": DEMO_USERNAME, "password": DEMO_PASSWORD},
+            "try_it": [
+                f"curl -s -d client_id={client.client_id} {base}/oauth/device_authorization",
+                f"curl -s -H 'Content-Type: application/json' -d "
+                f'\'{{"username":"{DEMO_USERNAME}","password":"{DEMO_PASSWORD}",'
+                f'"device":{{"id":"phone-1","name":"My phone","platform":"ios"}}}}\' '
+                f"{base}/mobile/v1/sessions",
+                "curl -s -H 'Authorization: Bearer DEVICE_TOKEN' -H 'X-Device-Id: phone-1' "
+                "-H 'Content-Type: application/json' -d '{\"user_code\":\"USER-CODE\"}' "
+                f"{base}/mobile/v1/scan",
+                "curl -s -H 'Authorization: Bearer DEVICE_TOKEN' -H 'X-Device-Id: phone-1' "
+                "-H 'Content-Type: application/json' -d '{\"confirm_token\":\"CONFIRM_TOKEN\"}' "
+                f"{base}/mobile/v1/confirm",
+                "curl -s -d grant_type=urn:ietf:params:oauth:grant-type:device_code "
+                f"-d client_id={client.client_id} -d device_code=DEVICE_CODE {base}/oauth/token",
+            ],
+        }
+    )
+    sys.stdout.flush()
+    svc.close()
+    args.workers = 1
+    return cmd_serve(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authserver", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    db.add_parser("upgrade", help="Alembic upgrade to head").set_defaults(func=cmd_db_upgrade)
+
+    for name, func, help_text in (
+        ("serve", cmd_serve, "run the server (gunicorn)"),
+        ("demo", cmd_demo, "set up a demo client and user, then serve"),
+    ):
+        serve = commands.add_parser(name, help=help_text)
+        serve.add_argument("--host", default="127.0.0.1")
+        serve.add_argument("--port", type=int, default=8000)
+        serve.add_argument("--workers", type=int, default=1, help="processes (needs Redis if > 1)")
+        serve.add_argument("--threads", type=int, default=32, help="threads per process")
+        serve.set_defaults(func=func)
+
+    clients = commands.add_parser("clients").add_subparsers(dest="clients", required=True)
+    create_client = clients.add_parser("create", help="register a PC client")
+    create_client.add_argument("--name", required=True)
+    create_client.add_argument("--confidential", action="store_true", help="give it a secret")
+    create_client.add_argument("--scope", default=None, help='allowed scopes, e.g. "profile email"')
+    create_client.set_defaults(func=cmd_clients_create)
+
+    users = commands.add_parser("users").add_subparsers(dest="users", required=True)
+    create_user = users.add_parser("create", help="create a mobile app user")
+    create_user.add_argument("username")
+    create_user.add_argument("--password-stdin", action="store_true", required=True)
+    create_user.add_argument("--display-name", default=None)
+    create_user.set_defaults(func=cmd_users_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, DomainError) as error:
+        message = error.description if isinstance(error, DomainError) else str(error)
+        sys.stderr.write(json.dumps({"error": message}) + "\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

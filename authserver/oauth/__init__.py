@@ -1,0 +1,1 @@
+"""The OAuth wire format: the only package that imports Authlib."""

@@ -1,0 +1,58 @@
+"""RFC 8414 authorization server metadata, validated with Authlib at start-up."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+
+from authserver.config import Config
+
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def server_metadata(config: Config) -> dict[str, Any]:
+    """The metadata document; the same at both well-known locations."""
+    issuer = config.issuer
+    metadata = {
+        "issuer": issuer,
+        "device_authorization_endpoint": f"{issuer}/oauth/device_authorization",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "scopes_supported": list(config.scope_list),
+        # No authorization endpoint: this server only runs the device flow.
+        "response_types_supported": [],
+        "grant_types_supported": [DEVICE_CODE_GRANT, "refresh_token"],
+        "token_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "service_documentation": f"{issuer}/",
+        # Non-standard: the QR login status channel (long-poll), see README.
+        "device_status_endpoint": f"{issuer}/oauth/device_status",
+    }
+    _validate(metadata)
+    return metadata
+
+
+class _DeviceFlowMetadata(AuthorizationServerMetadata):  # type: ignore[misc]
+    def validate_response_types_supported(self) -> None:
+        # RFC 8414 §2 requires the member; with no authorization endpoint the truthful value is
+        # an empty list, which Authlib would reject as missing.
+        if not isinstance(self.get("response_types_supported"), list):
+            raise ValueError('"response_types_supported" must be a list')
+
+
+def _validate(metadata: dict[str, Any]) -> None:
+    # Authlib insists on https; a localhost issuer (allowed by Config) is checked as if it were.
+    previous = os.environ.get("AUTHLIB_INSECURE_TRANSPORT")
+    os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
+    try:
+        _DeviceFlowMetadata(metadata).validate()
+    finally:
+        if previous is None:
+            os.environ.pop("AUTHLIB_INSECURE_TRANSPORT", None)
+        else:
+            os.environ["AUTHLIB_INSECURE_TRANSPORT"] = previous

@@ -1,0 +1,67 @@
+"""Reading OAuth requests strictly: form bodies, single-valued parameters, client credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from werkzeug.datastructures import Headers, MultiDict
+
+from authserver.domain import errors
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """Who the client says it is, and how it said it (RFC 6749 §2.3)."""
+
+    client_id: str
+    client_secret: str | None
+    used_basic: bool
+
+
+def form_params(
+    content_type: str | None, form: MultiDict[str, str], query: MultiDict[str, str]
+) -> dict[str, str]:
+    """The body parameters of an OAuth endpoint, each present at most once.
+
+    RFC 6749 §3.2 and RFC 8628 §3.1: application/x-www-form-urlencoded; §3.1 also says
+    parameters MUST NOT be included more than once.
+    """
+    if (content_type or "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise errors.MalformedRequest("The body must be application/x-www-form-urlencoded.")
+    for name, values in form.lists():
+        if len(values) > 1:
+            raise errors.MalformedRequest(f"The parameter {name!r} is repeated.")
+    # RFC 6749 §2.3.1: credentials in the URL are not allowed.
+    if "client_secret" in query:
+        raise errors.MalformedRequest("Client credentials must not be sent in the URL.")
+    return {name: value for name, value in form.items()}
+
+
+def client_credentials(headers: Headers, params: Mapping[str, str]) -> ClientCredentials:
+    """The client's credentials from HTTP Basic or the body, never both (RFC 6749 §2.3)."""
+    has_header = "Authorization" in headers
+    basic_id, basic_secret = extract_basic_authorization(headers) if has_header else (None, None)
+    if has_header and not basic_id:
+        raise errors.ClientAuthenticationFailed(
+            "Malformed or unsupported Authorization header.", used_basic=True
+        )
+    if basic_id:
+        if "client_secret" in params:
+            raise errors.MalformedRequest("Use one client authentication method, not two.")
+        if params.get("client_id", basic_id) != basic_id:
+            raise errors.MalformedRequest("client_id differs from the authenticated client.")
+        return ClientCredentials(basic_id, basic_secret or None, used_basic=True)
+    client_id = params.get("client_id", "")
+    if not client_id:
+        raise errors.ClientAuthenticationFailed("client_id is required (RFC 8628 §3.1).")
+    return ClientCredentials(client_id, params.get("client_secret") or None, used_basic=False)
+
+
+def required(params: Mapping[str, str], name: str) -> str:
+    """A required, non-empty parameter."""
+    value = params.get(name, "")
+    if not value:
+        raise errors.MalformedRequest(f"The parameter {name!r} is required.")
+    return value

@@ -1,0 +1,116 @@
+"""Users and their signed-in phones: the device-bound mobile token of seed 003."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from authserver.config import Config
+from authserver.domain import errors
+from authserver.domain.codes import hash_secret, new_token, secrets_equal
+from authserver.domain.models import MobileDevice, User
+from authserver.domain.ports import RateLimiter
+from authserver.services.passwords import dummy_hash, hash_password, verify_password
+from authserver.storage.sql import SqlMobileDevices, SqlUsers
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInDevice:
+    """A phone whose token was just checked, and its user."""
+
+    device: MobileDevice
+    user: User
+
+
+class AccountService:
+    """Creates users, signs phones in and out, and checks device tokens."""
+
+    def __init__(
+        self,
+        config: Config,
+        users: SqlUsers,
+        devices: SqlMobileDevices,
+        limiter: RateLimiter,
+        clock: Any,
+    ) -> None:
+        self._config = config
+        self._users = users
+        self._devices = devices
+        self._limiter = limiter
+        self._clock = clock
+
+    def create_user(self, username: str, password: str, display_name: str | None) -> User:
+        username = username.strip()
+        if not username or len(username) > 150:
+            raise errors.MalformedRequest("A username is 1 to 150 characters.")
+        if len(password) < 8:
+            raise errors.MalformedRequest("A password has at least 8 characters.")
+        user = User(
+            user_id=str(uuid.uuid4()),
+            username=username,
+            display_name=(display_name or username).strip(),
+            password_hash=hash_password(password),
+        )
+        self._users.add(user, self._clock())
+        return user
+
+    def find_user(self, username: str) -> User | None:
+        return self._users.by_username(username)
+
+    def sign_in(
+        self,
+        username: str,
+        password: str,
+        *,
+        device_id: str,
+        device_name: str,
+        platform: str,
+        ip: str,
+    ) -> tuple[str, MobileDevice]:
+        """Check the password and bind a new device token to `device_id`."""
+        now = self._clock()
+        window, limit = self._config.rate_limit_window, self._config.login_attempts
+        keys = (f"login:user:{username.lower()}", f"login:ip:{ip}")
+        limits = (limit, limit * 3)
+        for key, key_limit in zip(keys, limits, strict=True):
+            wait = self._limiter.exceeded(key, key_limit, window, now)
+            if wait:
+                raise errors.RateLimited(wait)
+        user = self._users.by_username(username)
+        # Verify even for unknown users, so timing does not reveal which usernames exist.
+        ok = verify_password(password, user.password_hash if user else dummy_hash())
+        if user is None or not ok:
+            for key, key_limit in zip(keys, limits, strict=True):
+                self._limiter.hit(key, key_limit, window, now)
+            raise errors.InvalidCredentials()
+        token = new_token()
+        device = MobileDevice(
+            id=str(uuid.uuid4()),
+            user_id=user.user_id,
+            device_id=device_id,
+            name=device_name,
+            platform=platform,
+            token_hash=hash_secret(token),
+            expires_at=now + self._config.mobile_token_ttl,
+        )
+        self._devices.add(device, now)
+        return token, device
+
+    def authenticate(self, token: str, device_id: str) -> SignedInDevice:
+        """The phone behind a device token, which must be presented from its own device id."""
+        device = self._devices.by_token_hash(hash_secret(token)) if token else None
+        if (
+            device is None
+            or device.revoked_at is not None
+            or self._clock() >= device.expires_at
+            or not secrets_equal(device.device_id, device_id)
+        ):
+            raise errors.InvalidDeviceToken()
+        user = self._users.get(device.user_id)
+        if user is None:
+            raise errors.InvalidDeviceToken()
+        return SignedInDevice(device, user)
+
+    def sign_out(self, device: MobileDevice) -> None:
+        self._devices.revoke(device.id, self._clock())

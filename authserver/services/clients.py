@@ -1,0 +1,72 @@
+"""Registering PC clients and authenticating them (RFC 6749 §2.3)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from authserver.config import Config
+from authserver.domain import errors
+from authserver.domain.codes import hash_secret, new_token, secrets_equal
+from authserver.domain.models import Client
+from authserver.storage.sql import SqlClients
+
+
+class ClientService:
+    """Creates clients and checks their credentials."""
+
+    def __init__(self, config: Config, clients: SqlClients, clock: Any) -> None:
+        self._config = config
+        self._clients = clients
+        self._clock = clock
+
+    def create(self, name: str, *, confidential: bool, scope: str | None) -> tuple[Client, str]:
+        """A new client and its secret ("" for public clients, the RFC 8628 §5.6 default)."""
+        if not name.strip():
+            raise errors.MalformedRequest("A client needs a name.")
+        granted = scope.split() if scope else list(self._config.scope_list)
+        unknown = set(granted) - set(self._config.scope_list)
+        if unknown:
+            raise errors.InvalidScope(f"Unknown scope(s): {' '.join(sorted(unknown))}")
+        secret = new_token() if confidential else ""
+        client = Client(
+            client_id=secrets.token_urlsafe(16),
+            name=name.strip(),
+            scope=" ".join(granted),
+            secret_hash=hash_secret(secret) if confidential else None,
+        )
+        self._clients.add(client, self._clock())
+        return client, secret
+
+    def find_by_name(self, name: str) -> Client | None:
+        """A client by its display name (the demo set-up is idempotent through it)."""
+        return self._clients.by_name(name)
+
+    def authenticate(
+        self, client_id: str, client_secret: str | None, *, used_basic: bool
+    ) -> Client:
+        """The client, if its credentials hold; public clients present no secret."""
+        client = self._clients.get(client_id)
+        if client is None:
+            raise errors.ClientAuthenticationFailed("Unknown client.", used_basic=used_basic)
+        if client.secret_hash is None:
+            if client_secret:
+                raise errors.ClientAuthenticationFailed(
+                    "This is a public client: it has no secret.", used_basic=used_basic
+                )
+            return client
+        if not client_secret or not secrets_equal(client.secret_hash, hash_secret(client_secret)):
+            raise errors.ClientAuthenticationFailed(
+                "Client authentication failed.", used_basic=used_basic
+            )
+        return client
+
+    def resolve_scope(self, client: Client, requested: str | None) -> str:
+        """The scope to grant: the requested one if allowed, else the default (RFC 6749 §3.3)."""
+        allowed = client.scope.split()
+        if requested is None or not requested.strip():
+            return " ".join(allowed)
+        asked = requested.split()
+        if not set(asked) <= set(allowed):
+            raise errors.InvalidScope()
+        return " ".join(dict.fromkeys(asked))

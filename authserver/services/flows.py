@@ -1,0 +1,338 @@
+"""The QR login flow end to end: start, poll, status channel, scan, confirm, deny."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from authserver.config import Config
+from authserver.domain import errors
+from authserver.domain import flow as flows
+from authserver.domain.codes import (
+    format_user_code,
+    hash_secret,
+    mask_name,
+    new_device_code,
+    new_token,
+    new_user_code,
+    normalize_user_code,
+)
+from authserver.domain.flow import Flow, FlowStatus, PollOutcome
+from authserver.domain.models import Client, TokenFamily
+from authserver.domain.ports import FlowStore, RateLimiter, TokenRepository
+from authserver.services.accounts import SignedInDevice
+from authserver.services.clients import ClientService
+from authserver.services.tokens import IssuedTokens, TokenMinter
+from authserver.storage.sql import SqlClients
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuthorization:
+    """The RFC 8628 §3.2 response, before rendering."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """What the PC's status channel shows (non-standard; never via the token endpoint)."""
+
+    status: FlowStatus
+    expires_in: int
+    scanner: dict[str, str] | None
+
+    def as_response(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.status.value, "expires_in": self.expires_in}
+        if self.scanner:
+            body["scanner"] = self.scanner
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalScreen:
+    """What the phone shows before the user confirms: who, what, from where, which code."""
+
+    confirm_token: str
+    expires_in: int
+    client: Client
+    scope: str
+    requester_ip: str
+    requester_user_agent: str
+    requested_at: float
+    user_code: str
+
+    def as_response(self) -> dict[str, Any]:
+        return {
+            "confirm_token": self.confirm_token,
+            "expires_in": self.expires_in,
+            "client": {"client_id": self.client.client_id, "name": self.client.name},
+            "scopes": self.scope.split(),
+            "requesting_device": {
+                "ip": self.requester_ip,
+                "user_agent": self.requester_user_agent,
+                "requested_at": datetime.fromtimestamp(self.requested_at, UTC).isoformat(),
+            },
+            "user_code": self.user_code,
+        }
+
+
+class FlowService:
+    """Orchestrates the flow's domain rules with the flow store and the token minter."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: FlowStore,
+        clients: ClientService,
+        client_repo: SqlClients,
+        tokens: TokenRepository,
+        minter: TokenMinter,
+        limiter: RateLimiter,
+        clock: Any,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._clients = clients
+        self._client_repo = client_repo
+        self._tokens = tokens
+        self._minter = minter
+        self._limiter = limiter
+        self._clock = clock
+
+    # --- PC side ------------------------------------------------------------------------
+    def start(
+        self, client: Client, scope: str | None, ip: str, user_agent: str
+    ) -> DeviceAuthorization:
+        """RFC 8628 §3.1-3.2: a new flow with a device code and a user code."""
+        granted = self._clients.resolve_scope(client, scope)
+        now = self._clock()
+        for _ in range(8):  # 20^8 codes: a collision with a live flow is rare, retry it
+            device_code, user_code = new_device_code(), new_user_code()
+            flow = Flow(
+                device_code_hash=hash_secret(device_code),
+                user_code_hash=hash_secret(normalize_user_code(user_code) or ""),
+                client_id=client.client_id,
+                client_secret_hash=client.secret_hash or "",
+                scope=granted,
+                requester_ip=ip,
+                requester_user_agent=user_agent[:300],
+                created_at=now,
+                expires_at=now + self._config.device_code_ttl,
+                interval=self._config.poll_interval,
+            )
+            if self._store.create(flow):
+                return DeviceAuthorization(
+                    device_code=device_code,
+                    user_code=user_code,
+                    verification_uri=self._config.verification_uri,
+                    verification_uri_complete=self.verification_uri_complete(user_code),
+                    expires_in=self._config.device_code_ttl,
+                    interval=self._config.poll_interval,
+                )
+        raise RuntimeError("could not allocate a free user code")
+
+    def verification_uri_complete(self, user_code: str) -> str:
+        """RFC 8628 §3.3.1: the URI with the user code, which the QR code encodes."""
+        return f"{self._config.verification_uri}?user_code={quote(user_code)}"
+
+    def exchange(
+        self, device_code: str, client_id: str, client_secret: str | None, *, used_basic: bool
+    ) -> IssuedTokens:
+        """RFC 8628 §3.4-3.5: one poll of the token endpoint.
+
+        A pending poll is decided by one atomic store call and touches no SQL: the flow carries
+        the client binding and secret hash from its creation.
+        """
+        device_code_hash = hash_secret(device_code)
+        family_id = str(uuid.uuid4())
+        result = self._store.poll(
+            device_code_hash,
+            self._clock(),
+            client_id=client_id,
+            client_secret_hash=hash_secret(client_secret) if client_secret else "",
+            family_id=family_id,
+        )
+        outcome, flow = result.outcome, result.flow
+        if outcome is PollOutcome.PENDING:
+            raise errors.AuthorizationPending()
+        if outcome is PollOutcome.SLOW_DOWN:
+            raise errors.SlowDown()
+        if outcome is PollOutcome.REDEEM and flow is not None:
+            return self._issue(flow, family_id)
+        # Every other answer is an error; authenticate the client first, so a caller with bad
+        # credentials learns invalid_client and nothing about the code (RFC 6749 §5.2).
+        client = self._clients.authenticate(client_id, client_secret, used_basic=used_basic)
+        if outcome is PollOutcome.DENIED:
+            raise errors.AccessDenied()
+        if outcome is PollOutcome.EXPIRED:
+            raise errors.FlowExpired()
+        if outcome is PollOutcome.REPLAY and flow is not None and flow.family_id:
+            self._revoke_replayed(flow.family_id)
+        if outcome is PollOutcome.UNKNOWN:
+            # The flow may have left the store; a family still remembers its device code.
+            family = self._tokens.family_by_device_code(device_code_hash)
+            if family is not None and family.client_id == client.client_id:
+                self._revoke_replayed(family.id)
+        raise errors.InvalidGrant(
+            "The device code is invalid, was already used, or belongs to another client."
+        )
+
+    def _revoke_replayed(self, family_id: str) -> None:
+        if self._minter.revoke_family(family_id, "device_code_replay"):
+            log.warning("device code replayed: token family %s revoked", family_id)
+
+    def _issue(self, flow: Flow, family_id: str) -> IssuedTokens:
+        """Commit the tokens of a flow this poll has claimed; give the flow back on failure."""
+        assert flow.user_id is not None
+        family = TokenFamily(
+            id=family_id,
+            user_id=flow.user_id,
+            client_id=flow.client_id,
+            mobile_device_id=flow.mobile_device_id,
+            scope=flow.scope,
+            device_code_hash=flow.device_code_hash,
+            created_at=self._clock(),
+        )
+        try:
+            issued = self._minter.issue(family)
+        except BaseException:
+            # Nothing approved is lost: the flow is APPROVED again and the next poll retries.
+            self._store.undo_redemption(flow.device_code_hash, family_id)
+            raise
+        try:
+            self._store.finish_redemption(flow.device_code_hash, family_id)
+        except Exception:
+            # The tokens are committed and must reach the client; only replay detection for
+            # this code falls back to the SQL lookup once the flow leaves the store.
+            log.exception("could not mark flow redeemed after issuing family %s", family_id)
+        return issued
+
+    def status(
+        self, device_code: str, client_id: str, known: str | None, wait: float
+    ) -> StatusView:
+        """The status channel: the flow's state, optionally waiting for it to change."""
+        device_code_hash = hash_secret(device_code)
+        flow = self._store.get(device_code_hash)
+        if flow is None or flow.client_id != client_id:
+            raise errors.InvalidGrant("Unknown device code for this client.")
+        now = self._clock()
+        wait = min(max(wait, 0.0), self._config.status_max_wait, max(flow.expires_at - now, 0.0))
+        if known == flow.status(now).value and wait > 0:
+            flow = self._store.wait_for_change(device_code_hash, flow.version, wait) or flow
+            now = self._clock()
+        return self._view(flow, now)
+
+    @staticmethod
+    def _view(flow: Flow, now: float) -> StatusView:
+        status = flow.status(now)
+        scanner = None
+        if flow.scanner_name and status in (FlowStatus.SCANNED, FlowStatus.APPROVED):
+            # Masked: a phishing PC must not learn who its victim is.
+            scanner = {"name": mask_name(flow.scanner_name)}
+            if flow.scanner_platform:
+                scanner["platform"] = flow.scanner_platform
+        return StatusView(status, max(int(flow.expires_at - now), 0), scanner)
+
+    # --- Phone side ---------------------------------------------------------------------
+    def _user_code_from(self, qr: str | None, user_code: str | None) -> str | None:
+        if qr is not None:
+            parts = urlsplit(qr.strip())
+            expected = urlsplit(self._config.verification_uri)
+            if (parts.scheme, parts.netloc, parts.path) != (
+                expected.scheme,
+                expected.netloc,
+                expected.path,
+            ):
+                raise errors.FlowNotFound("This QR code is not a login code of this server.")
+            values = parse_qs(parts.query).get("user_code", [])
+            return values[0] if len(values) == 1 else None
+        return user_code
+
+    def scan(
+        self, phone: SignedInDevice, *, qr: str | None, user_code: str | None, ip: str
+    ) -> ApprovalScreen:
+        """PENDING -> SCANNED: bind the flow to this phone and show what is being approved.
+
+        User-code entry is rate-limited per account and per IP; failures are never reset by a
+        success (RFC 8628 §5.1 brute force).
+        """
+        now = self._clock()
+        window = self._config.rate_limit_window
+        limits = (
+            (f"uc:user:{phone.user.user_id}", self._config.user_code_attempts),
+            (f"uc:ip:{ip}", self._config.user_code_attempts_per_ip),
+        )
+        for key, limit in limits:
+            wait = self._limiter.exceeded(key, limit, window, now)
+            if wait:
+                raise errors.RateLimited(wait)
+        normalized = normalize_user_code(self._user_code_from(qr, user_code) or "")
+        flow = self._store.find_by_user_code(hash_secret(normalized)) if normalized else None
+        if flow is None:
+            for key, limit in limits:
+                self._limiter.hit(key, limit, window, now)
+            raise errors.FlowNotFound()
+        assert normalized is not None
+        for _ in range(3):  # compare-and-set: re-read and retry if another step got in first
+            confirm_token = new_token()
+            scanned = flows.scan(
+                flow,
+                now,
+                user_id=phone.user.user_id,
+                mobile_device_id=phone.device.id,
+                scanner_name=phone.user.display_name,
+                scanner_platform=phone.device.platform,
+                confirm_token_hash=hash_secret(confirm_token),
+                confirm_ttl=self._config.confirm_token_ttl,
+            )
+            if self._store.replace(flow, scanned):
+                break
+            flow = self._store.get(flow.device_code_hash)
+            if flow is None:
+                raise errors.FlowNotFound()
+        else:
+            raise errors.FlowNotActionable("The login request changed meanwhile; scan again.")
+        client = self._client_repo.get(flow.client_id)
+        if client is None:
+            raise errors.FlowNotActionable("The client of this login request no longer exists.")
+        assert scanned.confirm_expires_at is not None
+        return ApprovalScreen(
+            confirm_token=confirm_token,
+            expires_in=int(scanned.confirm_expires_at - now),
+            client=client,
+            scope=flow.scope,
+            requester_ip=flow.requester_ip,
+            requester_user_agent=flow.requester_user_agent,
+            requested_at=flow.created_at,
+            user_code=format_user_code(normalized),
+        )
+
+    def decide(self, phone: SignedInDevice, confirm_token: str, *, approve: bool) -> FlowStatus:
+        """SCANNED -> APPROVED or DENIED; the confirm token works once (compare-and-set)."""
+        confirm_token_hash = hash_secret(confirm_token)
+        flow = self._store.find_by_confirm_token(confirm_token_hash) if confirm_token else None
+        if flow is None:
+            raise errors.InvalidConfirmToken()
+        now = self._clock()
+        transition = flows.confirm if approve else flows.deny
+        decided = transition(
+            flow,
+            now,
+            user_id=phone.user.user_id,
+            mobile_device_id=phone.device.id,
+            confirm_token_hash=confirm_token_hash,
+        )
+        if not self._store.replace(flow, decided):
+            raise errors.InvalidConfirmToken()
+        return decided.status(now)

@@ -1,0 +1,53 @@
+"""What every blueprint needs: the services of this app and JSON responses."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from flask import Response, current_app, jsonify, request
+
+from authserver.domain import errors
+from authserver.services import Services
+
+
+def services() -> Services:
+    """The services this app was built with."""
+    return cast(Services, current_app.extensions["authserver"])
+
+
+def no_store(body: dict[str, Any], status: int = 200) -> Response:
+    """A JSON response that caches must not keep (RFC 6749 §5.1)."""
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a clear invalid_request."""
+    if not request.is_json:
+        raise errors.MalformedRequest("The body must be application/json.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise errors.MalformedRequest("The body must be a JSON object.")
+    return body
+
+
+def string_field(
+    body: dict[str, Any], name: str, *, required: bool = True, max_len: int = 500
+) -> str:
+    """A string member of a JSON body, checked for type and length."""
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise errors.MalformedRequest(f"{name!r} must be a non-empty string.")
+    if len(value) > max_len:
+        raise errors.MalformedRequest(f"{name!r} is too long.")
+    return value
+
+
+def client_ip() -> str:
+    """The caller's IP (ProxyFix has applied AUTHSERVER_TRUSTED_PROXIES)."""
+    return request.remote_addr or "unknown"

@@ -1,0 +1,88 @@
+"""The mobile app's JSON API: sign in a phone, scan, confirm, deny."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from authserver.domain import errors
+from authserver.services.accounts import SignedInDevice
+from authserver.web.common import client_ip, json_body, no_store, services, string_field
+
+bp = Blueprint("mobile", __name__, url_prefix="/mobile/v1")
+
+
+def _phone() -> SignedInDevice:
+    """The signed-in phone: bearer device token, presented from its own device id (seed 003)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.InvalidDeviceToken("Send 'Authorization: Bearer <device_token>'.")
+    device_id = request.headers.get("X-Device-Id", "")
+    if not device_id:
+        raise errors.InvalidDeviceToken("Send the 'X-Device-Id' header.")
+    return services().accounts.authenticate(token.strip(), device_id)
+
+
+@bp.post("/sessions")
+def sign_in() -> Response:
+    body = json_body()
+    device: Any = body.get("device")
+    if not isinstance(device, dict):
+        raise errors.MalformedRequest("'device' must be an object with id, name and platform.")
+    token, signed_in = services().accounts.sign_in(
+        string_field(body, "username", max_len=150),
+        string_field(body, "password", max_len=1024),
+        device_id=string_field(device, "id", max_len=200),
+        device_name=string_field(device, "name", max_len=200),
+        platform=string_field(device, "platform", max_len=50),
+        ip=client_ip(),
+    )
+    return no_store(
+        {
+            "device_token": token,
+            "token_type": "Bearer",
+            "expires_in": services().config.mobile_token_ttl,
+            "device": {"id": signed_in.device_id, "name": signed_in.name},
+        },
+        201,
+    )
+
+
+@bp.delete("/sessions")
+def sign_out() -> Response:
+    services().accounts.sign_out(_phone().device)
+    return Response(status=204)
+
+
+@bp.post("/scan")
+def scan() -> Response:
+    phone = _phone()
+    body = json_body()
+    has_qr, has_code = "qr" in body, "user_code" in body
+    if has_qr == has_code:
+        raise errors.MalformedRequest("Send exactly one of 'qr' and 'user_code'.")
+    screen = services().flows.scan(
+        phone,
+        qr=string_field(body, "qr", max_len=2000) if has_qr else None,
+        user_code=string_field(body, "user_code", max_len=50) if has_code else None,
+        ip=client_ip(),
+    )
+    return no_store(screen.as_response())
+
+
+def _decide(approve: bool) -> Response:
+    phone = _phone()
+    confirm_token = string_field(json_body(), "confirm_token", max_len=200)
+    status = services().flows.decide(phone, confirm_token, approve=approve)
+    return no_store({"status": status.value})
+
+
+@bp.post("/confirm")
+def confirm() -> Response:
+    return _decide(True)
+
+
+@bp.post("/deny")
+def deny() -> Response:
+    return _decide(False)

@@ -1,0 +1,127 @@
+"""Endpoints for PC clients: RFC 8414 metadata, RFC 8628 device flow, token, JWKS, status."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, request
+
+from authserver.domain import errors
+from authserver.domain.codes import format_user_code, normalize_user_code
+from authserver.oauth.metadata import DEVICE_CODE_GRANT, server_metadata
+from authserver.oauth.requests import client_credentials, form_params, required
+from authserver.web.common import client_ip, no_store, services
+from authserver.web.qr import qr_png, qr_svg
+
+bp = Blueprint("oauth", __name__)
+
+
+def _params() -> dict[str, str]:
+    return form_params(request.content_type, request.form, request.args)
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+@bp.get("/.well-known/openid-configuration")
+def metadata() -> Response:
+    """RFC 8414 §3: the same document at both well-known locations."""
+    response = no_store(server_metadata(services().config))
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    del response.headers["Pragma"]
+    return response
+
+
+@bp.get("/oauth/jwks")
+def jwks() -> Response:
+    response = no_store(services().keys.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    del response.headers["Pragma"]
+    return response
+
+
+@bp.post("/oauth/device_authorization")
+def device_authorization() -> Response:
+    """RFC 8628 §3.1-3.2."""
+    params = _params()
+    svc = services()
+    credentials = client_credentials(request.headers, params)
+    client = svc.clients.authenticate(
+        credentials.client_id, credentials.client_secret, used_basic=credentials.used_basic
+    )
+    started = svc.flows.start(
+        client, params.get("scope"), client_ip(), request.user_agent.string or ""
+    )
+    qr = f"{svc.config.issuer}/qr/{started.user_code}"
+    return no_store(
+        {
+            "device_code": started.device_code,
+            "user_code": started.user_code,
+            "verification_uri": started.verification_uri,
+            "verification_uri_complete": started.verification_uri_complete,
+            "expires_in": started.expires_in,
+            "interval": started.interval,
+            "qr_code_png": f"{qr}.png",
+            "qr_code_svg": f"{qr}.svg",
+        }
+    )
+
+
+@bp.post("/oauth/token")
+def token() -> Response:
+    """RFC 6749 §3.2 token endpoint: the device_code and refresh_token grants."""
+    params = _params()
+    svc = services()
+    grant_type = required(params, "grant_type")
+    if grant_type not in (DEVICE_CODE_GRANT, "refresh_token"):
+        raise errors.UnsupportedGrantType()
+    credentials = client_credentials(request.headers, params)
+    if grant_type == DEVICE_CODE_GRANT:
+        issued = svc.flows.exchange(
+            required(params, "device_code"),
+            credentials.client_id,
+            credentials.client_secret,
+            used_basic=credentials.used_basic,
+        )
+    else:
+        client = svc.clients.authenticate(
+            credentials.client_id, credentials.client_secret, used_basic=credentials.used_basic
+        )
+        issued = svc.minter.refresh(
+            required(params, "refresh_token"), client.client_id, params.get("scope")
+        )
+    return no_store(issued.as_response())
+
+
+@bp.post("/oauth/device_status")
+def device_status() -> Response:
+    """Non-standard status channel for the PC's screen; the device code stays in the body.
+
+    Parameters: device_code, client_id, and optionally `status` (the last one seen) with
+    `wait` (seconds, bounded) to long-poll until it changes.
+    """
+    params = _params()
+    credentials = client_credentials(request.headers, params)
+    try:
+        wait = float(params.get("wait", "0") or 0)
+    except ValueError:
+        raise errors.MalformedRequest("'wait' must be a number of seconds.") from None
+    view = services().flows.status(
+        required(params, "device_code"), credentials.client_id, params.get("status"), wait
+    )
+    return no_store(view.as_response())
+
+
+@bp.get("/qr/<code>.<fmt>")
+def qr_image(code: str, fmt: str) -> Response:
+    """The QR code of verification_uri_complete for a user code, as PNG or SVG.
+
+    It encodes only what the user code already says, so it needs no lookup (and is no oracle
+    for which codes are live).
+    """
+    normalized = normalize_user_code(code)
+    if normalized is None or fmt not in ("png", "svg"):
+        abort(404)
+    text = services().flows.verification_uri_complete(format_user_code(normalized))
+    body, mimetype = (
+        (qr_png(text), "image/png") if fmt == "png" else (qr_svg(text), "image/svg+xml")
+    )
+    response = Response(body, mimetype=mimetype)
+    response.headers["Cache-Control"] = "private, max-age=600"
+    return response
