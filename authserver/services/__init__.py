@@ -46,7 +46,12 @@ class Services:
             self.redis.close()
 
 
-def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
+def wall_clock() -> float:
+    """Unix seconds now; looked up per call so tests can freeze time (freezegun)."""
+    return time.time()
+
+
+def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> Services:
     """Wire stores and services for `config`: Redis when configured, else the embedded store."""
     database = Database(config.database_url)
     client: redis.Redis | None = None
