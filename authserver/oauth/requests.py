@@ -21,14 +21,21 @@ class ClientCredentials:
 
 
 def form_params(
-    content_type: str | None, form: MultiDict[str, str], query: MultiDict[str, str]
+    content_type: str | None,
+    content_length: int | None,
+    form: MultiDict[str, str],
+    query: MultiDict[str, str],
 ) -> dict[str, str]:
     """The body parameters of an OAuth endpoint, each present at most once.
 
     RFC 6749 §3.2 and RFC 8628 §3.1: application/x-www-form-urlencoded; §3.1 also says
-    parameters MUST NOT be included more than once.
+    parameters MUST NOT be included more than once. An empty body (a Basic-authenticated
+    client with nothing else to say) has no parameters, whatever its Content-Type.
     """
-    if (content_type or "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+    is_form = (content_type or "").split(";")[0].strip().lower() == (
+        "application/x-www-form-urlencoded"
+    )
+    if not is_form and content_length:
         raise errors.MalformedRequest("The body must be application/x-www-form-urlencoded.")
     for name, values in form.lists():
         if len(values) > 1:

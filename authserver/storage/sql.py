@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ def alembic_config(database_url: str) -> Any:
     """The Alembic configuration for this project's migrations and a given database."""
     from alembic.config import Config as AlembicConfig
 
-    config = AlembicConfig()
+    config = AlembicConfig(stdout=sys.stdout)  # now, not the stream of Alembic's first import
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["database_url"] = database_url
     return config

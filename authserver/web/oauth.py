@@ -15,7 +15,7 @@ bp = Blueprint("oauth", __name__)
 
 
 def _params() -> dict[str, str]:
-    return form_params(request.content_type, request.form, request.args)
+    return form_params(request.content_type, request.content_length, request.form, request.args)
 
 
 @bp.get("/.well-known/oauth-authorization-server")

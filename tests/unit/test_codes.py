@@ -66,6 +66,7 @@ def test_normalize_user_code_ignores_case_and_punctuation(typed: str) -> None:
         "WDJB-MJHU",  # vowel U
         "WDJB-MJHY",  # Y is not in the alphabet
         "WDJB-MJH1",  # digit
+        "WDJB1MJHT",  # a digit is not punctuation to skip
         "12345678",
         "WDJB-MJHÉ",  # non-ASCII letter
     ],
@@ -129,6 +130,7 @@ def test_secrets_equal(a: str, b: str, equal: bool) -> None:
         ("Alice", "A***"),
         ("  Alice   Pleasance  Liddell ", "A*** P*** L***"),
         ("Émile Zola", "É*** Z***"),
+        ("Alice\tLiddell\n", "A*** L***"),
         ("", "***"),
         ("   ", "***"),
     ],
