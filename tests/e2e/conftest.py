@@ -1,0 +1,205 @@
+"""Real servers for the end-to-end tests: `authserver` subprocesses started the README way.
+
+`live_server` is `authserver demo` (SQLite file, embedded flow store, one gunicorn worker);
+`live_server_redis` is `authserver db upgrade` + `authserver serve --workers 2` on Redis and a
+fresh PostgreSQL schema, so a flow has to work whichever worker answers each request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+# The console script of the venv running the tests, so the tests exercise what pip installed.
+AUTHSERVER = str(Path(sys.executable).with_name("authserver"))
+STARTUP_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo-password"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """A running server: where it is, a public client and a user registered on it."""
+
+    base_url: str
+    client_id: str
+    username: str
+    password: str
+    workdir: Path
+    kind: str
+
+    @property
+    def log_text(self) -> str:
+        """Everything the server wrote to stderr (gunicorn's error log, app tracebacks)."""
+        return (self.workdir / "server.err").read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _server_env(workdir: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
+    env.update(
+        # RFC 8628 §3.2 interval: 1 s keeps the polling tests quick; clients must honour it.
+        AUTHSERVER_POLL_INTERVAL="1",
+        # gunicorn >= 25 opens a control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn): give
+        # each test server its own, so parallel servers never unlink each other's.
+        XDG_RUNTIME_DIR=str(workdir),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(settings)
+    return env
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> dict:
+    """Run one `authserver` command and return the JSON it prints."""
+    done = subprocess.run(
+        [AUTHSERVER, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"authserver {' '.join(args)}: {done.stderr}"
+    return dict(json.loads(done.stdout))
+
+
+def _spawn(args: list[str], env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
+    # stdout/stderr go to files: gunicorn's access log shares stdout and would fill a pipe.
+    with (workdir / "server.out").open("wb") as out, (workdir / "server.err").open("wb") as err:
+        return subprocess.Popen(
+            [AUTHSERVER, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=workdir,
+            start_new_session=True,  # its own process group: the gunicorn workers are in it
+        )
+
+
+def _wait_ready(process: subprocess.Popen[bytes], base_url: str, workdir: Path) -> None:
+    """Bounded wait until the metadata document answers; fail with the server's stderr."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = (workdir / "server.err").read_text(errors="replace")
+            pytest.fail(f"server exited with {process.returncode}:\n{log}", pytrace=False)
+        try:
+            if requests.get(base_url + METADATA_PATH, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    _stop(process)
+    log = (workdir / "server.err").read_text(errors="replace")
+    pytest.fail(f"server not ready after {STARTUP_TIMEOUT} s:\n{log}", pytrace=False)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the gunicorn arbiter (it stops its workers); kill the group only as a fallback."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+    # Workers left behind by a crashed arbiter are in the process group we created.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=5)
+
+
+def _demo_output(workdir: Path) -> dict:
+    """The JSON object `authserver demo` prints first (gunicorn's access log follows it)."""
+    text = (workdir / "server.out").read_text()
+    payload, _ = json.JSONDecoder().raw_decode(text.lstrip())
+    return dict(payload)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`authserver demo` in a fresh directory: SQLite file, embedded flow store."""
+    workdir = tmp_path_factory.mktemp("demo")
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = _spawn(["demo", "--port", str(port)], _server_env(workdir), workdir)
+    try:
+        _wait_ready(process, base_url, workdir)
+        demo = _demo_output(workdir)
+        assert demo["issuer"] == base_url
+        yield LiveServer(
+            base_url, demo["demo_client_id"], DEMO_USERNAME, DEMO_PASSWORD, workdir, "demo"
+        )
+    finally:
+        _stop(process)
+    assert process.returncode in (0, -signal.SIGKILL), process.returncode
+
+
+@pytest.fixture
+def live_server_redis(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, postgres_url: str
+) -> Iterator[LiveServer]:
+    """`authserver serve --workers 2` on Redis (db 14) and a fresh PostgreSQL schema."""
+    import redis
+
+    workdir = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    flow_redis = redis_url.rsplit("/", 1)[0] + "/14"
+    prefix = f"e2e:{uuid.uuid4().hex}:"
+    env = _server_env(
+        workdir,
+        AUTHSERVER_DATABASE_URL=postgres_url,
+        AUTHSERVER_REDIS_URL=flow_redis,
+        AUTHSERVER_REDIS_PREFIX=prefix,
+    )
+    _cli(["db", "upgrade"], env, workdir)
+    process = _spawn(["serve", "--port", str(port), "--workers", "2"], env, workdir)
+    try:
+        # Register the client and the user while the server boots.
+        client = _cli(["clients", "create", "--name", "E2E PC client"], env, workdir)
+        username, password = f"erin-{uuid.uuid4().hex[:6]}", "correct horse battery"
+        _cli(
+            ["users", "create", username, "--password-stdin", "--display-name", "Erin Example"],
+            env,
+            workdir,
+            stdin=password + "\n",
+        )
+        _wait_ready(process, base_url, workdir)
+        yield LiveServer(base_url, client["client_id"], username, password, workdir, "redis")
+    finally:
+        _stop(process)
+        flows = redis.Redis.from_url(flow_redis)
+        for key in flows.scan_iter(match=prefix + "*"):
+            flows.delete(key)
+        flows.close()
+
+
+@pytest.fixture(params=["embedded+sqlite", "redis+postgres"])
+def any_live_server(request: pytest.FixtureRequest) -> LiveServer:
+    """The same test on `authserver demo` and on two workers sharing Redis and PostgreSQL."""
+    name = "live_server" if request.param == "embedded+sqlite" else "live_server_redis"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
