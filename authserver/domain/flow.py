@@ -22,6 +22,11 @@ from authserver.domain.codes import secrets_equal
 
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: "the interval MUST be increased by 5 seconds"
 
+# Fields a token poll changes without a version bump (so polls do not wake status waiters).
+# Compare-and-set writers (scan, confirm, deny) never change them, so stores keep the stored
+# values instead of writing back what the writer read.
+POLL_OWNED_FIELDS = frozenset({"interval", "last_poll_at"})
+
 
 class FlowState(enum.StrEnum):
     """Stored states; EXPIRED is derived from the clock, never stored."""

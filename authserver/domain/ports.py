@@ -31,7 +31,10 @@ class FlowStore(Protocol):
         """The flow that issued this confirm token, or None."""
 
     def replace(self, old: Flow, new: Flow) -> bool:
-        """Compare-and-set: write `new` only if the stored flow is still at `old.version`."""
+        """Compare-and-set: write `new` only if the stored flow is still at `old.version`.
+
+        The poll-owned fields (domain.flow.POLL_OWNED_FIELDS) keep their stored values.
+        """
 
     def poll(
         self,
@@ -61,7 +64,11 @@ class RateLimiter(Protocol):
         """Count one attempt; return seconds to wait if over the limit, else 0."""
 
     def exceeded(self, key: str, limit: int, window: int, now: float) -> int:
-        """Seconds to wait if the key is already over the limit, else 0 (counts nothing)."""
+        """Seconds to wait if the key has used up `limit` attempts this window, else 0.
+
+        Counts nothing: callers check before an attempt and hit() after a failure, so exactly
+        `limit` failures are allowed per window.
+        """
 
 
 class ClientRepository(Protocol):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
 
 from authserver.domain import flow as flows
-from authserver.domain.flow import Flow, PollResult
+from authserver.domain.flow import POLL_OWNED_FIELDS, Flow, PollResult
 
 # Flows are dropped this long after they expire; a later poll reads as unknown (invalid_grant),
 # and the SQL token family still catches a replayed device code.
@@ -73,7 +74,8 @@ class EmbeddedFlowStore:
             current = self._flows.get(old.device_code_hash)
             if current is None or current.version != old.version:
                 return False
-            self._store(current, new)
+            kept = {name: getattr(current, name) for name in POLL_OWNED_FIELDS}
+            self._store(current, dataclasses.replace(new, **kept))
             return True
 
     def poll(

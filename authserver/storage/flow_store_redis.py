@@ -17,7 +17,13 @@ from typing import Any
 
 import redis
 
-from authserver.domain.flow import Flow, FlowState, PollOutcome, PollResult
+from authserver.domain.flow import (
+    POLL_OWNED_FIELDS,
+    Flow,
+    FlowState,
+    PollOutcome,
+    PollResult,
+)
 
 # Kept this long after expiry, so a late poll still reads "expired_token" for a while.
 CLEANUP_GRACE = 600
@@ -198,8 +204,12 @@ class RedisFlowStore:
         return self._get_via(self._confirm_key(confirm_token_hash))
 
     def replace(self, old: Flow, new: Flow) -> bool:
-        encoded = _encode(new)
-        removed = [f.name for f in dataclasses.fields(new) if getattr(new, f.name) is None]
+        encoded = {k: v for k, v in _encode(new).items() if k not in POLL_OWNED_FIELDS}
+        removed = [
+            f.name
+            for f in dataclasses.fields(new)
+            if getattr(new, f.name) is None and f.name not in POLL_OWNED_FIELDS
+        ]
         args: list[str | int] = [str(old.version), new.device_code_hash, len(encoded)]
         for key, value in encoded.items():
             args += [key, value]

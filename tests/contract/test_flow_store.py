@@ -210,12 +210,14 @@ def test_create_then_get_round_trips_every_field(store: Any, t0: float) -> None:
 def test_a_flow_with_every_optional_field_round_trips(store: Any, t0: float) -> None:
     secrets = Secrets()
     flow = put(store, make_flow(t0, secrets))
+    store.poll(flow.device_code_hash, t0 + 1.25, **poll_args(flow))  # sets last_poll_at
+    polled = store.get(flow.device_code_hash)
+    assert polled.last_poll_at == t0 + 1.25
     full = dataclasses.replace(
-        scanned_from(flow, t0 + 1.5, secrets.confirm_token_hash),
-        last_poll_at=t0 + 1.25,
+        scanned_from(polled, t0 + 1.5, secrets.confirm_token_hash),
         scanner_name="Zoë Ölander-Smith",  # non-ASCII survives
     )
-    advance(store, flow, full)
+    advance(store, polled, full)
     got = store.get(flow.device_code_hash)
     assert got == full
     assert got.state is FlowState.SCANNED
@@ -277,6 +279,24 @@ def test_replace_of_an_unknown_flow_is_refused(store: Any, t0: float) -> None:
     flow = make_flow(t0)
     assert store.replace(flow, domain.cancel(flow, t0 + 1)) is False
     assert store.get(flow.device_code_hash) is None
+
+
+def test_replace_keeps_what_a_poll_stored_meanwhile(store: Any, t0: float) -> None:
+    # A phone-side transition never changes the poll bookkeeping, so a poll that got in
+    # between the service's read and its replace must not be undone (RFC 8628 §3.5).
+    secrets = Secrets()
+    flow = put(store, make_flow(t0, secrets))
+    h = flow.device_code_hash
+    store.poll(h, t0 + 1, **poll_args(flow))
+    seen = store.get(h)  # the scan service reads the flow...
+    store.poll(h, t0 + 2, **poll_args(flow))  # ...the PC polls too fast: slow_down...
+    assert store.get(h).interval == INTERVAL + domain.SLOW_DOWN_STEP
+    # ...and the scan, decided on the older read, still wins the compare-and-set.
+    assert store.replace(seen, scanned_from(seen, t0 + 3, secrets.confirm_token_hash))
+    stored = store.get(h)
+    assert stored.state is FlowState.SCANNED
+    assert stored.interval == INTERVAL + domain.SLOW_DOWN_STEP
+    assert stored.last_poll_at == t0 + 1
 
 
 def test_concurrent_replace_has_exactly_one_winner(store: Any, t0: float) -> None:

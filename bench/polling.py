@@ -1,0 +1,171 @@
+"""Benchmark the polling path: pending token polls against a real `authserver serve`.
+
+Usage (from the repository root, after `pip install -e .`):
+    python bench/polling.py                      # embedded store + SQLite, 1 worker
+    python bench/polling.py --redis --workers 2  # Redis + PostgreSQL, 2 workers
+
+Starts the server in a temporary directory, creates flows, then polls the token endpoint with
+keep-alive connections from several threads for a fixed time and prints JSON: requests per
+second, latency percentiles, and (with --redis) Redis commands per poll seen by the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post(conn: http.client.HTTPConnection, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+    body = urllib.parse.urlencode(params)
+    conn.request("POST", path, body, {"Content-Type": "application/x-www-form-urlencoded"})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--redis", action="store_true", help="Redis + PostgreSQL instead of embedded"
+    )
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=4, help="client threads")
+    parser.add_argument("--flows", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="authserver-bench-")
+    env = {**os.environ, "AUTHSERVER_DATABASE_URL": f"sqlite:///{workdir}/bench.db"}
+    schema = None
+    if args.redis:
+        import redis
+        import sqlalchemy as sa
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        env["AUTHSERVER_DATABASE_URL"] = (
+            f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+        )
+        env["AUTHSERVER_REDIS_URL"] = "redis://127.0.0.1:6379/12"
+        env["AUTHSERVER_REDIS_PREFIX"] = f"{schema}:"
+    port = free_port()
+    subprocess.run([BIN / "authserver", "db", "upgrade"], env=env, check=True, capture_output=True)
+    created = subprocess.run(
+        [BIN / "authserver", "clients", "create", "--name", "bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    client_id = json.loads(created.stdout)["client_id"]
+    server = subprocess.Popen(
+        [BIN / "authserver", "serve", "--port", str(port), "--workers", str(args.workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("server did not start") from None
+                time.sleep(0.1)
+        setup = http.client.HTTPConnection("127.0.0.1", port)
+        codes = []
+        for _ in range(args.flows):
+            status, body = post(setup, "/oauth/device_authorization", {"client_id": client_id})
+            assert status == 200, body
+            codes.append(json.loads(body)["device_code"])
+
+        latencies: list[float] = []
+        answers: dict[str, int] = {}
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.seconds
+
+        def poller(offset: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port)
+            mine: list[float] = []
+            seen: dict[str, int] = {}
+            i = offset
+            while time.monotonic() < stop_at:
+                code = codes[i % len(codes)]
+                i += args.threads
+                started = time.perf_counter()
+                _, body = post(
+                    conn,
+                    "/oauth/token",
+                    {"grant_type": GRANT, "device_code": code, "client_id": client_id},
+                )
+                mine.append(time.perf_counter() - started)
+                error = json.loads(body).get("error", "tokens")
+                seen[error] = seen.get(error, 0) + 1
+            with lock:
+                latencies.extend(mine)
+                for key, count in seen.items():
+                    answers[key] = answers.get(key, 0) + count
+
+        before = None
+        if args.redis:
+            r = redis.Redis.from_url(env["AUTHSERVER_REDIS_URL"])
+            before = int(r.info("stats")["total_commands_processed"])
+        threads = [threading.Thread(target=poller, args=(n,)) for n in range(args.threads)]
+        begin = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - begin
+        result: dict[str, object] = {
+            "backend": "redis+postgres" if args.redis else "embedded+sqlite",
+            "workers": args.workers,
+            "client_threads": args.threads,
+            "polls": len(latencies),
+            "answers": answers,
+            "polls_per_second": round(len(latencies) / elapsed, 1),
+            "latency_ms": {
+                "p50": round(statistics.median(latencies) * 1000, 2),
+                "p95": round(statistics.quantiles(latencies, n=20)[18] * 1000, 2),
+                "p99": round(statistics.quantiles(latencies, n=100)[98] * 1000, 2),
+            },
+        }
+        if before is not None:
+            after = int(r.info("stats")["total_commands_processed"])
+            # Includes the INFO call itself and any other client of this Redis: an upper bound.
+            result["redis_commands_per_poll"] = round((after - before - 1) / len(latencies), 3)
+        print(json.dumps(result, indent=2))
+    finally:
+        server.terminate()
+        server.wait(10)
+        if schema:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+if __name__ == "__main__":
+    main()
