@@ -49,6 +49,8 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
+        if status >= 500:
+            return _json(*server_error())
         code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
             status, "invalid_request"
         )

@@ -29,6 +29,8 @@ class Config:
     access_token_audience: str = ""  # empty: the issuer
     scopes: str = "profile email"
     status_max_wait: int = 25  # longest long-poll of the status channel, seconds
+    status_max_waiters: int = 16  # long-polls held at once per process (keep < threads)
+    device_authorizations_per_minute: int = 60  # per client and IP
     user_code_attempts: int = 10  # failed user-code entries per account per window
     user_code_attempts_per_ip: int = 30
     login_attempts: int = 10  # failed mobile sign-ins per username per window

@@ -21,7 +21,9 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from authserver.app import create_app
+        from authserver.services.passwords import dummy_hash
 
+        dummy_hash()  # so the first unknown-username sign-in is not slower than the rest
         return create_app(self._config)
 
 

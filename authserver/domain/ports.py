@@ -58,17 +58,18 @@ class FlowStore(Protocol):
 
 
 class RateLimiter(Protocol):
-    """Counts attempts per key in a fixed window."""
+    """Counts attempts per key in a fixed window.
+
+    Callers reserve an attempt with hit() *before* doing the work, so parallel requests cannot
+    slip past the limit, and give it back with release() when it turns out to be a success
+    (failures stay counted; a success never resets the window).
+    """
 
     def hit(self, key: str, limit: int, window: int, now: float) -> int:
-        """Count one attempt; return seconds to wait if over the limit, else 0."""
+        """Count one attempt atomically; seconds to wait if it is over `limit`, else 0."""
 
-    def exceeded(self, key: str, limit: int, window: int, now: float) -> int:
-        """Seconds to wait if the key has used up `limit` attempts this window, else 0.
-
-        Counts nothing: callers check before an attempt and hit() after a failure, so exactly
-        `limit` failures are allowed per window.
-        """
+    def release(self, key: str, window: int, now: float) -> None:
+        """Uncount one attempt of this window (it succeeded)."""
 
 
 class ClientRepository(Protocol):

@@ -37,7 +37,8 @@ _AUTHLIB_CLASSES: dict[str, type[OAuth2Error]] = {
     "invalid_request": rfc6749.InvalidRequestError,
     "invalid_client": rfc6749.InvalidClientError,
     "invalid_scope": rfc6749.InvalidScopeError,
-    "unsupported_grant_type": rfc6749.UnsupportedGrantTypeError,
+    # unsupported_grant_type: Authlib's class takes the grant type, not a description; the
+    # generic OAuth2Error below gives the same body and headers.
     "authorization_pending": rfc8628.AuthorizationPendingError,
     "slow_down": rfc8628.SlowDownError,
     "access_denied": rfc6749.AccessDeniedError,

@@ -40,10 +40,17 @@ def form_params(
     for name, values in form.lists():
         if len(values) > 1:
             raise errors.MalformedRequest(f"The parameter {name!r} is repeated.")
+        if has_control_characters(values[0]) or has_control_characters(name):
+            raise errors.MalformedRequest(f"The parameter {name!r} has control characters.")
     # RFC 6749 §2.3.1: credentials in the URL are not allowed.
     if "client_secret" in query:
         raise errors.MalformedRequest("Client credentials must not be sent in the URL.")
     return {name: value for name, value in form.items()}
+
+
+def has_control_characters(text: str) -> bool:
+    """True if `text` holds C0 controls or DEL: never part of a code, id, token or name."""
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
 
 
 def client_credentials(headers: Headers, params: Mapping[str, str]) -> ClientCredentials:

@@ -58,7 +58,12 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
     store: FlowStore
     limiter: RateLimiter
     if config.redis_url:
-        client = redis.Redis.from_url(config.redis_url, health_check_interval=30)
+        client = redis.Redis.from_url(
+            config.redis_url,
+            health_check_interval=30,
+            socket_connect_timeout=5,
+            socket_timeout=5,  # above the status channel's 1 s pub/sub reads
+        )
         store = RedisFlowStore(client, config.redis_prefix)
         limiter = RedisRateLimiter(client, config.redis_prefix)
     else:

@@ -11,6 +11,7 @@ from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
 from authserver.domain.models import MobileDevice, User
 from authserver.domain.ports import RateLimiter
+from authserver.services.limits import AttemptGuard
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
 from authserver.storage.sql import SqlMobileDevices, SqlUsers
 
@@ -70,20 +71,22 @@ class AccountService:
     ) -> tuple[str, MobileDevice]:
         """Check the password and bind a new device token to `device_id`."""
         now = self._clock()
-        window, limit = self._config.rate_limit_window, self._config.login_attempts
-        keys = (f"login:user:{username.lower()}", f"login:ip:{ip}")
-        limits = (limit, limit * 3)
-        for key, key_limit in zip(keys, limits, strict=True):
-            wait = self._limiter.exceeded(key, key_limit, window, now)
-            if wait:
-                raise errors.RateLimited(wait)
-        user = self._users.by_username(username)
-        # Verify even for unknown users, so timing does not reveal which usernames exist.
-        ok = verify_password(password, user.password_hash if user else dummy_hash())
-        if user is None or not ok:
-            for key, key_limit in zip(keys, limits, strict=True):
-                self._limiter.hit(key, key_limit, window, now)
-            raise errors.InvalidCredentials()
+        limit = self._config.login_attempts
+        name = username.lower()
+        # Per (username, IP) is the tight limit, so nobody locks a victim out from elsewhere;
+        # the per-username and per-IP ceilings stop distributed and spraying attacks.
+        limits = (
+            (f"login:user-ip:{name}:{ip}", limit),
+            (f"login:user:{name}", limit * 10),
+            (f"login:ip:{ip}", limit * 3),
+        )
+        with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
+            user = self._users.by_username(username)
+            # Verify even for unknown users, so timing does not reveal which usernames exist.
+            ok = verify_password(password, user.password_hash if user else dummy_hash())
+            if user is None or not ok:
+                raise errors.InvalidCredentials()
+            guard.succeeded()
         token = new_token()
         device = MobileDevice(
             id=str(uuid.uuid4()),

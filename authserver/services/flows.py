@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,16 +22,28 @@ from authserver.domain.codes import (
     new_token,
     new_user_code,
     normalize_user_code,
+    secrets_equal,
 )
 from authserver.domain.flow import Flow, FlowStatus, PollOutcome
 from authserver.domain.models import Client, TokenFamily
 from authserver.domain.ports import FlowStore, RateLimiter, TokenRepository
 from authserver.services.accounts import SignedInDevice
 from authserver.services.clients import ClientService
+from authserver.services.limits import AttemptGuard
 from authserver.services.tokens import IssuedTokens, TokenMinter
 from authserver.storage.sql import SqlClients
 
 log = logging.getLogger(__name__)
+
+
+def printable(text: str, limit: int) -> str:
+    """`text` without control or format characters (bidi overrides), cut to `limit`.
+
+    The approval screen shows the PC's user agent; it is the PC's own claim and must not be
+    able to reorder or hide what the user reads.
+    """
+    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
+    return kept.strip()[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +123,11 @@ class FlowService:
         self._minter = minter
         self._limiter = limiter
         self._clock = clock
+        # Long-polls hold a server thread each: cap them per process, one per device code, so
+        # no caller can tie up every thread (then the status is simply answered at once).
+        self._waiter_slots = threading.BoundedSemaphore(config.status_max_waiters)
+        self._waiting: set[str] = set()
+        self._waiting_lock = threading.Lock()
 
     # --- PC side ------------------------------------------------------------------------
     def start(
@@ -117,6 +136,11 @@ class FlowService:
         """RFC 8628 §3.1-3.2: a new flow with a device code and a user code."""
         granted = self._clients.resolve_scope(client, scope)
         now = self._clock()
+        # Every flow costs store memory until it expires: bound how fast one caller makes them.
+        key = f"da:{client.client_id}:{ip}"
+        wait = self._limiter.hit(key, self._config.device_authorizations_per_minute, 60, now)
+        if wait:
+            raise errors.RateLimited(wait)
         for _ in range(8):  # 20^8 codes: a collision with a live flow is rare, retry it
             device_code, user_code = new_device_code(), new_user_code()
             flow = Flow(
@@ -126,7 +150,7 @@ class FlowService:
                 client_secret_hash=client.secret_hash or "",
                 scope=granted,
                 requester_ip=ip,
-                requester_user_agent=user_agent[:300],
+                requester_user_agent=printable(user_agent, 200),
                 created_at=now,
                 expires_at=now + self._config.device_code_ttl,
                 interval=self._config.poll_interval,
@@ -219,19 +243,48 @@ class FlowService:
         return issued
 
     def status(
-        self, device_code: str, client_id: str, known: str | None, wait: float
+        self,
+        device_code: str,
+        client_id: str,
+        client_secret: str | None,
+        known: str | None,
+        wait: float,
     ) -> StatusView:
-        """The status channel: the flow's state, optionally waiting for it to change."""
+        """The status channel: the flow's state, optionally waiting for it to change.
+
+        The client is checked against what the flow recorded at creation (no SQL), the same
+        way a token poll checks it.
+        """
         device_code_hash = hash_secret(device_code)
         flow = self._store.get(device_code_hash)
-        if flow is None or flow.client_id != client_id:
+        presented = hash_secret(client_secret) if client_secret else ""
+        if (
+            flow is None
+            or flow.client_id != client_id
+            or not secrets_equal(flow.client_secret_hash, presented)
+        ):
             raise errors.InvalidGrant("Unknown device code for this client.")
         now = self._clock()
         wait = min(max(wait, 0.0), self._config.status_max_wait, max(flow.expires_at - now, 0.0))
-        if known == flow.status(now).value and wait > 0:
-            flow = self._store.wait_for_change(device_code_hash, flow.version, wait) or flow
+        if known == flow.status(now).value and wait > 0 and self._claim_waiter(device_code_hash):
+            try:
+                flow = self._store.wait_for_change(device_code_hash, flow.version, wait) or flow
+            finally:
+                self._release_waiter(device_code_hash)
             now = self._clock()
         return self._view(flow, now)
+
+    def _claim_waiter(self, device_code_hash: str) -> bool:
+        with self._waiting_lock:
+            if device_code_hash in self._waiting or not self._waiter_slots.acquire(blocking=False):
+                return False
+            self._waiting.add(device_code_hash)
+            return True
+
+    def _release_waiter(self, device_code_hash: str) -> None:
+        with self._waiting_lock:
+            self._waiting.discard(device_code_hash)
+            self._waiter_slots.release()
 
     @staticmethod
     def _view(flow: Flow, now: float) -> StatusView:
@@ -268,22 +321,16 @@ class FlowService:
         success (RFC 8628 §5.1 brute force).
         """
         now = self._clock()
-        window = self._config.rate_limit_window
         limits = (
             (f"uc:user:{phone.user.user_id}", self._config.user_code_attempts),
             (f"uc:ip:{ip}", self._config.user_code_attempts_per_ip),
         )
-        for key, limit in limits:
-            wait = self._limiter.exceeded(key, limit, window, now)
-            if wait:
-                raise errors.RateLimited(wait)
-        normalized = normalize_user_code(self._user_code_from(qr, user_code) or "")
-        flow = self._store.find_by_user_code(hash_secret(normalized)) if normalized else None
-        if flow is None:
-            for key, limit in limits:
-                self._limiter.hit(key, limit, window, now)
-            raise errors.FlowNotFound()
-        assert normalized is not None
+        with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
+            normalized = normalize_user_code(self._user_code_from(qr, user_code) or "")
+            flow = self._store.find_by_user_code(hash_secret(normalized)) if normalized else None
+            if flow is None or normalized is None:
+                raise errors.FlowNotFound()
+            guard.succeeded()
         for _ in range(3):  # compare-and-set: re-read and retry if another step got in first
             confirm_token = new_token()
             scanned = flows.scan(

@@ -189,9 +189,10 @@ class TokenMinter:
         """Decode and check an access token as a resource server would (RFC 9068 §4)."""
         try:
             header = jwt.get_unverified_header(token)
-            if header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+            typ, kid = header.get("typ"), header.get("kid")
+            if not isinstance(typ, str) or typ.lower() not in ("at+jwt", "application/at+jwt"):
                 raise errors.InvalidGrant("Not an access token.")
-            key = self._keys.public_keys().get(header.get("kid", ""))
+            key = self._keys.public_keys().get(kid) if isinstance(kid, str) else None
             if key is None:
                 raise errors.InvalidGrant("Unknown signing key.")
             claims: dict[str, Any] = jwt.decode(

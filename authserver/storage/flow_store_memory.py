@@ -13,6 +13,7 @@ from authserver.domain.flow import POLL_OWNED_FIELDS, Flow, PollResult
 # Flows are dropped this long after they expire; a later poll reads as unknown (invalid_grant),
 # and the SQL token family still catches a replayed device code.
 CLEANUP_GRACE = 600
+PURGE_EVERY = 10.0
 
 
 class EmbeddedFlowStore:
@@ -27,9 +28,14 @@ class EmbeddedFlowStore:
         self._flows: dict[str, Flow] = {}
         self._by_user_code: dict[str, str] = {}
         self._by_confirm: dict[str, str] = {}
+        self._next_purge = 0.0
 
     def _purge(self) -> None:
-        # Clean-up only: expiry itself is decided by the domain with an injected clock.
+        # Clean-up only: expiry itself is decided by the domain with an injected clock. At most
+        # every few seconds, so a flood of new flows does not make each create() a full scan.
+        if time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + PURGE_EVERY
         cutoff = time.time() - CLEANUP_GRACE
         for key in [k for k, f in self._flows.items() if f.expires_at < cutoff]:
             gone = self._flows.pop(key)
@@ -139,7 +145,7 @@ class EmbeddedRateLimiter:
             seen_start, count = self._windows.get(key, (start, 0))
             if seen_start != start:
                 count = 0
-            count += add
+            count = max(0, count + add)
             self._windows[key] = (start, count)
         return start, count
 
@@ -147,6 +153,5 @@ class EmbeddedRateLimiter:
         start, count = self._count(key, window, now, 1)
         return max(1, int(start + window - now)) if count > limit else 0
 
-    def exceeded(self, key: str, limit: int, window: int, now: float) -> int:
-        start, count = self._count(key, window, now, 0)
-        return max(1, int(start + window - now)) if count >= limit else 0
+    def release(self, key: str, window: int, now: float) -> None:
+        self._count(key, window, now, -1)

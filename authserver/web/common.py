@@ -7,6 +7,7 @@ from typing import Any, cast
 from flask import Response, current_app, jsonify, request
 
 from authserver.domain import errors
+from authserver.oauth.requests import has_control_characters
 from authserver.services import Services
 
 
@@ -28,7 +29,10 @@ def json_body() -> dict[str, Any]:
     """The request's JSON object, or a clear invalid_request."""
     if not request.is_json:
         raise errors.MalformedRequest("The body must be application/json.")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly nested JSON: silent=True only covers ValueError
+        body = None
     if not isinstance(body, dict):
         raise errors.MalformedRequest("The body must be a JSON object.")
     return body
@@ -45,6 +49,8 @@ def string_field(
         raise errors.MalformedRequest(f"{name!r} must be a non-empty string.")
     if len(value) > max_len:
         raise errors.MalformedRequest(f"{name!r} is too long.")
+    if has_control_characters(value):
+        raise errors.MalformedRequest(f"{name!r} has control characters.")
     return value
 
 

@@ -103,7 +103,11 @@ def device_status() -> Response:
     except ValueError:
         raise errors.MalformedRequest("'wait' must be a number of seconds.") from None
     view = services().flows.status(
-        required(params, "device_code"), credentials.client_id, params.get("status"), wait
+        required(params, "device_code"),
+        credentials.client_id,
+        credentials.client_secret,
+        params.get("status"),
+        wait,
     )
     return no_store(view.as_response())
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, redirect, render_template, request
 
 from authserver.domain.codes import format_user_code, normalize_user_code
 
-bp = Blueprint("pages", __name__)
+bp = Blueprint("pages", __name__, template_folder="templates")
 
 
 @bp.get("/")

@@ -933,33 +933,38 @@ def test_wait_is_the_rest_of_the_window(limiter: Any, w0: float) -> None:
         limiter.hit("k", LIMIT, WINDOW, w0)
     wait = limiter.hit("k", LIMIT, WINDOW, w0 + 20.5)
     assert abs(wait - (WINDOW - 20.5)) <= 1
-    assert 0 < limiter.exceeded("k", LIMIT, WINDOW, w0 + WINDOW - 0.5) <= 1
+    assert 0 < limiter.hit("k", LIMIT, WINDOW, w0 + WINDOW - 0.5) <= 1
 
 
-def test_exceeded_counts_nothing(limiter: Any, w0: float) -> None:
+def test_release_gives_back_a_successful_attempt(limiter: Any, w0: float) -> None:
+    # Reserve-then-release: a success leaves the count where it was before the attempt.
     for _ in range(10 * LIMIT):
-        assert limiter.exceeded("k", LIMIT, WINDOW, w0) == 0
+        assert limiter.hit("k", LIMIT, WINDOW, w0) == 0
+        limiter.release("k", WINDOW, w0)
     assert [limiter.hit("k", LIMIT, WINDOW, w0) for _ in range(LIMIT)] == [0] * LIMIT
+    assert limiter.hit("k", LIMIT, WINDOW, w0) > 0
 
 
-def test_exceeded_says_whether_the_next_hit_would_be_refused(limiter: Any, w0: float) -> None:
-    # Services ask exceeded() before an attempt and hit() after a failure, so `limit`
-    # failures are allowed per window and then the key is locked until the window ends.
-    for i in range(LIMIT + 2):
-        before = limiter.exceeded("k", LIMIT, WINDOW, w0 + 1)
-        after = limiter.hit("k", LIMIT, WINDOW, w0 + 1)
-        assert (before > 0) == (i >= LIMIT), f"exceeded() before attempt {i + 1}: {before}"
-        assert (after > 0) == (i >= LIMIT), f"hit() of attempt {i + 1}: {after}"
-        if before:
-            assert abs(before - after) <= 1
-            assert 0 < before <= WINDOW
+def test_release_never_resets_failures(limiter: Any, w0: float) -> None:
+    for _ in range(LIMIT - 1):
+        limiter.hit("k", LIMIT, WINDOW, w0)  # failures: stay counted
+    assert limiter.hit("k", LIMIT, WINDOW, w0) == 0  # the last allowed attempt succeeds...
+    limiter.release("k", WINDOW, w0)
+    assert limiter.hit("k", LIMIT, WINDOW, w0) == 0  # ...so one more is allowed, not LIMIT more
+    assert limiter.hit("k", LIMIT, WINDOW, w0) > 0
+
+
+def test_release_of_an_unknown_key_does_not_go_negative(limiter: Any, w0: float) -> None:
+    for _ in range(5):
+        limiter.release("fresh", WINDOW, w0)
+    assert [limiter.hit("fresh", LIMIT, WINDOW, w0) for _ in range(LIMIT)] == [0] * LIMIT
+    assert limiter.hit("fresh", LIMIT, WINDOW, w0) > 0
 
 
 def test_a_new_window_resets_the_count(limiter: Any, w0: float) -> None:
     for _ in range(LIMIT + 1):
         limiter.hit("k", LIMIT, WINDOW, w0)
-    assert limiter.exceeded("k", LIMIT, WINDOW, w0 + WINDOW - 1) > 0
-    assert limiter.exceeded("k", LIMIT, WINDOW, w0 + WINDOW) == 0
+    assert limiter.hit("k", LIMIT, WINDOW, w0 + WINDOW - 1) > 0
     assert [limiter.hit("k", LIMIT, WINDOW, w0 + WINDOW) for _ in range(LIMIT)] == [0] * LIMIT
     assert limiter.hit("k", LIMIT, WINDOW, w0 + WINDOW) > 0
 
@@ -967,8 +972,7 @@ def test_a_new_window_resets_the_count(limiter: Any, w0: float) -> None:
 def test_keys_are_counted_apart(limiter: Any, w0: float) -> None:
     for _ in range(LIMIT + 1):
         limiter.hit("user:alice", LIMIT, WINDOW, w0)
-    assert limiter.exceeded("user:alice", LIMIT, WINDOW, w0) > 0
-    assert limiter.exceeded("user:bob", LIMIT, WINDOW, w0) == 0
+    assert limiter.hit("user:alice", LIMIT, WINDOW, w0) > 0
     assert limiter.hit("user:bob", LIMIT, WINDOW, w0) == 0
 
 

@@ -151,8 +151,8 @@ def test_concurrent_redemption_has_exactly_one_winner(harness: Harness) -> None:
     winners = [body for status, body in results if status == 200]
     assert len(winners) == 1
     assert all(body["error"] == "invalid_grant" for status, body in results if status != 200)
-    # The losers raced the winner; they must not have revoked its tokens.
-    assert harness.refresh(winners[0]["refresh_token"]).status_code == 200
+    # A loser that arrives after the winner committed is a replay and revokes (DESIGN); one
+    # that arrives while the winner is issuing only loses: the store contract tests pin both.
 
 
 def test_replayed_device_code_after_issuance_revokes_the_grant(harness: Harness) -> None:
