@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -73,20 +74,36 @@ def postgres_admin_url() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A fresh, empty schema of its own on the test PostgreSQL database, dropped after."""
+@contextmanager
+def fresh_postgres_schema(admin_url: str) -> Iterator[str]:
+    """The URL of a fresh, empty schema of its own on the test database, dropped after."""
     import sqlalchemy as sa
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(postgres_admin_url)
+    engine = sa.create_engine(admin_url)
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(postgres_admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    url = sa.make_url(admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty schema of its own on the test PostgreSQL database, dropped after."""
+    with fresh_postgres_schema(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """Like postgres_url, shared by one module (e.g. by a server process it starts once)."""
+    with fresh_postgres_schema(postgres_admin_url) as url:
+        yield url
 
 
 @pytest.fixture
