@@ -51,10 +51,13 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         status = error.code or 500
         if status >= 500:
             return _json(*server_error())
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
-            status, "invalid_request"
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
+        # RFC 6749 §5.2 errors are no-store, these as well as the domain's.
+        response = _json(
+            status,
+            {"error": code, "error_description": error.name},
+            [("Cache-Control", "no-store"), ("Pragma", "no-cache")],
         )
-        response = _json(status, {"error": code, "error_description": error.name}, [])
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return response

@@ -65,6 +65,8 @@ def to_wire(error: errors.DomainError) -> tuple[int, dict[str, Any], list[tuple[
     else:
         wire = OAuth2Error(description=description, status_code=status, error=code)
     status, body, headers = wire()
+    if code == "invalid_credentials":  # RFC 9110 §11.6.1: every 401 carries a challenge
+        headers.append(("WWW-Authenticate", 'Bearer realm="mobile"'))
     if code == "invalid_token":
         headers.append(
             ("WWW-Authenticate", f'Bearer error="invalid_token", error_description="{description}"')

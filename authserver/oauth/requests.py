@@ -56,7 +56,12 @@ def has_control_characters(text: str) -> bool:
 def client_credentials(headers: Headers, params: Mapping[str, str]) -> ClientCredentials:
     """The client's credentials from HTTP Basic or the body, never both (RFC 6749 §2.3)."""
     has_header = "Authorization" in headers
-    basic_id, basic_secret = extract_basic_authorization(headers) if has_header else (None, None)
+    try:
+        basic_id, basic_secret = (
+            extract_basic_authorization(headers) if has_header else (None, None)
+        )
+    except ValueError:  # Authlib: credentials not UTF-8, or "Basic " with nothing after it
+        basic_id, basic_secret = None, None
     if has_header and not basic_id:
         raise errors.ClientAuthenticationFailed(
             "Malformed or unsupported Authorization header.", used_basic=True

@@ -249,6 +249,8 @@ class FlowService:
         client_secret: str | None,
         known: str | None,
         wait: float,
+        *,
+        used_basic: bool = False,
     ) -> StatusView:
         """The status channel: the flow's state, optionally waiting for it to change.
 
@@ -263,6 +265,9 @@ class FlowService:
             or flow.client_id != client_id
             or not secrets_equal(flow.client_secret_hash, presented)
         ):
+            # Error path only, as in exchange(): bad client credentials are invalid_client
+            # (RFC 6749 §5.2) whatever the code, so the answer is no oracle for live codes.
+            self._clients.authenticate(client_id, client_secret, used_basic=used_basic)
             raise errors.InvalidGrant("Unknown device code for this client.")
         now = self._clock()
         wait = min(max(wait, 0.0), self._config.status_max_wait, max(flow.expires_at - now, 0.0))

@@ -164,7 +164,7 @@ class TokenMinter:
         if now >= stored.expires_at:
             raise errors.InvalidGrant("The refresh token has expired.")
         granted = family.scope
-        if scope is not None:
+        if scope is not None and scope.strip():
             # RFC 6749 §6: the new scope may not include any scope not originally granted.
             if not set(scope.split()) <= set(family.scope.split()):
                 raise errors.InvalidScope("The scope exceeds what was originally granted.")

@@ -39,7 +39,12 @@ def json_body() -> dict[str, Any]:
 
 
 def string_field(
-    body: dict[str, Any], name: str, *, required: bool = True, max_len: int = 500
+    body: dict[str, Any],
+    name: str,
+    *,
+    required: bool = True,
+    max_len: int = 500,
+    controls: bool = False,
 ) -> str:
     """A string member of a JSON body, checked for type and length."""
     value = body.get(name)
@@ -49,7 +54,7 @@ def string_field(
         raise errors.MalformedRequest(f"{name!r} must be a non-empty string.")
     if len(value) > max_len:
         raise errors.MalformedRequest(f"{name!r} is too long.")
-    if has_control_characters(value):
+    if not controls and has_control_characters(value):
         raise errors.MalformedRequest(f"{name!r} has control characters.")
     return value
 

@@ -32,7 +32,7 @@ def sign_in() -> Response:
         raise errors.MalformedRequest("'device' must be an object with id, name and platform.")
     token, signed_in = services().accounts.sign_in(
         string_field(body, "username", max_len=150),
-        string_field(body, "password", max_len=1024),
+        string_field(body, "password", max_len=1024, controls=True),  # never stored
         device_id=string_field(device, "id", max_len=200),
         device_name=string_field(device, "name", max_len=200),
         platform=string_field(device, "platform", max_len=50),

@@ -108,6 +108,7 @@ def device_status() -> Response:
         credentials.client_secret,
         params.get("status"),
         wait,
+        used_basic=credentials.used_basic,
     )
     return no_store(view.as_response())
 

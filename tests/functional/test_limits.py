@@ -162,7 +162,7 @@ def test_status_channel_authenticates_confidential_clients(harness: Harness) -> 
             data={"device_code": started["device_code"], **data},
             headers=headers,
         )
-        assert refused.get_json()["error"] == "invalid_grant"
+        assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_client"
 
 
 def test_approval_screen_user_agent_is_made_printable(harness: Harness) -> None:
