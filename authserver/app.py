@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from authserver.config import Config
 from authserver.domain.errors import DomainError
 from authserver.oauth.errors import server_error, to_wire
+from authserver.oauth.metadata import server_metadata
 from authserver.services import Services, build_services
 from authserver.web import mobile, oauth, pages
 
@@ -35,6 +36,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # nothing here needs a bigger body
     app.extensions["authserver"] = services or build_services(config)
+    app.config["AUTHSERVER_METADATA"] = server_metadata(config)  # validated once, at start
     if config.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=config.trusted_proxies, x_proto=config.trusted_proxies

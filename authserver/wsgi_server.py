@@ -17,7 +17,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self._options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # older gunicorn versions lack some settings
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         from authserver.app import create_app
@@ -41,5 +42,7 @@ def run(config: Config, *, host: str, port: int, workers: int, threads: int) -> 
             "accesslog": "-",
             "errorlog": "-",
             "forwarded_allow_ips": "127.0.0.1",
+            # gunicorn >= 25 opens a shared management socket by default; nobody asked for it.
+            "control_socket_disable": True,
         },
     ).run()

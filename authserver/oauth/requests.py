@@ -62,6 +62,10 @@ def client_credentials(headers: Headers, params: Mapping[str, str]) -> ClientCre
         )
     except ValueError:  # Authlib: credentials not UTF-8, or "Basic " with nothing after it
         basic_id, basic_secret = None, None
+    if basic_id is not None and (
+        has_control_characters(basic_id) or has_control_characters(basic_secret or "")
+    ):
+        basic_id = None  # refused below, like any other unreadable header
     if has_header and not basic_id:
         raise errors.ClientAuthenticationFailed(
             "Malformed or unsupported Authorization header.", used_basic=True

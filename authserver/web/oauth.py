@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, current_app, request
 
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
-from authserver.oauth.metadata import DEVICE_CODE_GRANT, server_metadata
+from authserver.oauth.metadata import DEVICE_CODE_GRANT
 from authserver.oauth.requests import client_credentials, form_params, required
 from authserver.web.common import client_ip, no_store, services
 from authserver.web.qr import qr_png, qr_svg
@@ -22,7 +22,7 @@ def _params() -> dict[str, str]:
 @bp.get("/.well-known/openid-configuration")
 def metadata() -> Response:
     """RFC 8414 §3: the same document at both well-known locations."""
-    response = no_store(server_metadata(services().config))
+    response = no_store(current_app.config["AUTHSERVER_METADATA"])
     response.headers["Cache-Control"] = "public, max-age=3600"
     del response.headers["Pragma"]
     return response

@@ -125,9 +125,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     # Close the tests' idle keep-alive connections that only wait for the garbage collector
     # (sessions and responses in reference cycles): a graceful stop would wait out each one.
     gc.collect()
-    process.send_signal(signal.SIGTERM); _t = time.monotonic()
+    process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=STOP_TIMEOUT); print("STOP", process.args[1], round(time.monotonic() - _t, 2), flush=True)
+        process.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         # Still running, so the process group we created is still ours: kill it, workers too.
         os.killpg(process.pid, signal.SIGKILL)

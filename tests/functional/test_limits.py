@@ -52,8 +52,10 @@ def test_parallel_wrong_passwords_cannot_slip_past_the_limit(harness: Harness) -
         )
 
     codes = parallel(12, wrong_login)
-    assert codes.count(401) == 3  # exactly the limit was evaluated
-    assert codes.count(429) == 9
+    # Never more than the limit is evaluated. (A thread refused by the per-IP ceiling gives its
+    # per-user slot back; if nobody takes it, fewer than 3 are evaluated: safe, not exact.)
+    assert 1 <= codes.count(401) <= 3
+    assert codes.count(401) + codes.count(429) == 12
     # Locked for this username from this IP, even with the right password...
     right = harness.http.post(
         "/mobile/v1/sessions",
