@@ -127,9 +127,16 @@ def scan(
     )
 
 
-def _check_confirm_token(
-    flow: Flow, now: float, *, user_id: str, mobile_device_id: str, confirm_token_hash: str
-) -> None:
+def _consume_confirm_token(
+    flow: Flow,
+    now: float,
+    outcome: FlowState,
+    *,
+    user_id: str,
+    mobile_device_id: str,
+    confirm_token_hash: str,
+) -> Flow:
+    """SCANNED -> `outcome`, consuming the confirm token bound to this user, phone and flow."""
     if flow.is_expired(now):
         raise errors.FlowExpired()
     if flow.state is not FlowState.SCANNED or flow.confirm_token_hash is None:
@@ -140,34 +147,35 @@ def _check_confirm_token(
         raise errors.InvalidConfirmToken()
     if flow.confirm_expires_at is None or now >= flow.confirm_expires_at:
         raise errors.InvalidConfirmToken("The confirm token has expired: scan again.")
+    return flow._next(state=outcome, confirm_token_hash=None, confirm_expires_at=None)
 
 
 def confirm(
     flow: Flow, now: float, *, user_id: str, mobile_device_id: str, confirm_token_hash: str
 ) -> Flow:
     """SCANNED -> APPROVED with the confirm token, which is consumed by this transition."""
-    _check_confirm_token(
+    return _consume_confirm_token(
         flow,
         now,
+        FlowState.APPROVED,
         user_id=user_id,
         mobile_device_id=mobile_device_id,
         confirm_token_hash=confirm_token_hash,
     )
-    return flow._next(state=FlowState.APPROVED, confirm_token_hash=None, confirm_expires_at=None)
 
 
 def deny(
     flow: Flow, now: float, *, user_id: str, mobile_device_id: str, confirm_token_hash: str
 ) -> Flow:
     """SCANNED -> DENIED with the confirm token, which is consumed by this transition."""
-    _check_confirm_token(
+    return _consume_confirm_token(
         flow,
         now,
+        FlowState.DENIED,
         user_id=user_id,
         mobile_device_id=mobile_device_id,
         confirm_token_hash=confirm_token_hash,
     )
-    return flow._next(state=FlowState.DENIED, confirm_token_hash=None, confirm_expires_at=None)
 
 
 def cancel(flow: Flow, now: float) -> Flow:
