@@ -6,7 +6,11 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
+
+import redis
+from alembic.util import CommandError as AlembicError
+from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.config import Config, ConfigError
 from authserver.domain.errors import DomainError
@@ -38,23 +42,17 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     client, secret = _services().clients.create(
         args.name, confidential=args.confidential, scope=args.scope
     )
-    payload: dict[str, Any] = {
-        "client_id": client.client_id,
-        "name": client.name,
-        "scope": client.scope,
-    }
+    payload = {"client_id": client.client_id}
     if client.is_confidential:
-        payload["client_secret"] = secret
+        payload["client_secret"] = secret  # shown once; only its SHA-256 is stored
     _print(payload)
     return 0
 
 
 def cmd_users_create(args: argparse.Namespace) -> int:
-    if not args.password_stdin:
-        raise DomainError("Pass --password-stdin and send the password on standard input.")
-    password = sys.stdin.readline().rstrip("\r\n")
+    password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
     user = _services().accounts.create_user(args.username, password, args.display_name)
-    _print({"user_id": user.user_id, "username": user.username})
+    _print({"user_id": user.user_id})
     return 0
 
 
@@ -135,7 +133,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="authserver", description=__doc__)
+    parser = _JsonArgumentParser(prog="authserver", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
@@ -168,14 +166,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(message: str) -> int:
+    sys.stderr.write(json.dumps({"error": message}) + "\n")
+    return 2
+
+
+class _JsonArgumentParser(argparse.ArgumentParser):
+    """Usage errors as JSON on stderr, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(
+            json.dumps({"error": message, "usage": self.format_usage().strip()}) + "\n"
+        )
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, DomainError) as error:
-        message = error.description if isinstance(error, DomainError) else str(error)
-        sys.stderr.write(json.dumps({"error": message}) + "\n")
-        return 2
+    except DomainError as error:
+        return _fail(error.description)
+    except ConfigError as error:
+        return _fail(str(error))
+    except (SQLAlchemyError, redis.RedisError, AlembicError) as error:
+        # An operator's tool: name the failing part and its first line, not a traceback.
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return _fail(f"{type(error).__name__}: {first_line}")
 
 
 if __name__ == "__main__":

@@ -117,3 +117,12 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Each SQL contract test runs against SQLite and a real PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI nothing may be skipped: a skip there means a real service was not tested."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if IN_CI and skipped and exitstatus == 0:
+        reporter.write_line(f"CI: {skipped} test(s) skipped; CI must run every test.", red=True)
+        session.exitstatus = 1

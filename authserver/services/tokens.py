@@ -69,7 +69,9 @@ class KeyRing:
             if not self._loaded:
                 self._loaded = self._keys.all()
             if not self._loaded:
-                self._keys.add(self._new_key())  # False if another process won: read theirs
+                # Processes starting together may each add a key; all of them then sign with
+                # the oldest (see `current`), so every process agrees on one signing key.
+                self._keys.add(self._new_key())
                 self._loaded = self._keys.all()
             return self._loaded
 
@@ -84,7 +86,8 @@ class KeyRing:
 
     @property
     def current(self) -> SigningKey:
-        return self._ensure()[-1]
+        """The signing key: the oldest stored one (keys are listed by creation time, kid)."""
+        return self._ensure()[0]
 
     def jwks(self) -> dict[str, Any]:
         """The JWK Set published at jwks_uri (RFC 7517 §5)."""

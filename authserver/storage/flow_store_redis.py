@@ -19,6 +19,7 @@ import redis
 
 from authserver.domain.flow import (
     POLL_OWNED_FIELDS,
+    SLOW_DOWN_STEP,
     Flow,
     FlowState,
     PollOutcome,
@@ -57,7 +58,7 @@ return 1
 
 # domain.flow.poll, made atomic in one round trip; keep the two in step (the contract tests
 # run the same cases against both). KEYS: flow, channel. ARGV: now, client_id, secret hash,
-# family_id. Returns {outcome, HGETALL...}.
+# family_id, slow-down step. Returns {outcome, HGETALL...}.
 _POLL = """
 local f = KEYS[1]
 if redis.call('exists', f) == 0 then return {'unknown'} end
@@ -82,7 +83,7 @@ elseif h[3] == 'approved' then
   redis.call('publish', KEYS[2], '1')
   outcome = 'redeem'
 elseif h[6] and now - tonumber(h[6]) < tonumber(h[5]) then
-  redis.call('hincrby', f, 'interval', 5)
+  redis.call('hincrby', f, 'interval', ARGV[5])
   outcome = 'slow_down'
 else
   redis.call('hset', f, 'last_poll_at', ARGV[1])
@@ -239,7 +240,7 @@ class RedisFlowStore:
     ) -> PollResult:
         reply = self._poll(
             keys=[self._flow_key(device_code_hash), self._channel(device_code_hash)],
-            args=[repr(now), client_id, client_secret_hash, family_id],
+            args=[repr(now), client_id, client_secret_hash, family_id, SLOW_DOWN_STEP],
         )
         outcome = PollOutcome(reply[0].decode())
         flat = reply[1:]

@@ -330,7 +330,9 @@ class SqlKeys:
 
     def all(self) -> list[SigningKey]:
         with self._db.session() as s:
-            rows = s.scalars(sa.select(SigningKeyRow).order_by(SigningKeyRow.created_at))
+            rows = s.scalars(
+                sa.select(SigningKeyRow).order_by(SigningKeyRow.created_at, SigningKeyRow.kid)
+            )
             return [SigningKey(r.kid, r.algorithm, r.private_pem, r.created_at) for r in rows]
 
     def add(self, key: SigningKey) -> bool:

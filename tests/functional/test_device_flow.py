@@ -7,8 +7,10 @@ import threading
 
 import jwt
 import pytest
+import sqlalchemy as sa
 from freezegun import freeze_time
 
+from authserver.domain.codes import hash_secret
 from tests.functional.harness import ISSUER, Harness, basic
 
 
@@ -300,3 +302,52 @@ def test_metadata_documents(harness: Harness) -> None:
         assert "none" in meta["token_endpoint_auth_methods_supported"]
         assert meta["response_types_supported"] == []
         assert meta["scopes_supported"] == ["profile", "email"]
+
+
+def test_replay_after_the_flow_left_the_store_still_revokes(harness: Harness) -> None:
+    started = harness.authorize()
+    harness.approve(started)
+    tokens = harness.poll(started["device_code"]).get_json()
+    forget_flow(harness, hash_secret(started["device_code"]))  # as the TTL clean-up would
+    replay = harness.poll(started["device_code"])
+    assert replay.get_json()["error"] == "invalid_grant"
+    assert harness.refresh(tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
+def test_concurrent_refreshes_of_one_token_have_one_winner_then_revoke(harness: Harness) -> None:
+    started = harness.authorize()
+    harness.approve(started)
+    refresh_token = harness.poll(started["device_code"]).get_json()["refresh_token"]
+    barrier = threading.Barrier(6)
+
+    def refresh(_: int) -> int:
+        http = harness.http.application.test_client()
+        barrier.wait()
+        return http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": harness.client_id,
+            },
+        ).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(refresh, range(6)))
+    assert statuses.count(200) == 1 and statuses.count(400) == 5
+    # The losers presented a spent token: replays, so the whole family is revoked.
+    with harness.services.database.engine.connect() as conn:
+        revoked = conn.execute(sa.text("SELECT revoked_reason FROM token_families")).scalar_one()
+    assert revoked == "refresh_token_replay"
+
+
+def forget_flow(harness: Harness, device_code_hash: str) -> None:
+    """Remove a flow the way its store's clean-up eventually does."""
+    store = harness.services.flow_store
+    if harness.services.redis is not None:
+        harness.services.redis.delete(
+            f"{harness.services.config.redis_prefix}flow:{device_code_hash}"
+        )
+    else:
+        store._flows.pop(device_code_hash)  # type: ignore[attr-defined]
+    assert store.get(device_code_hash) is None
