@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any, NoReturn
 
@@ -12,9 +11,9 @@ import redis
 from alembic.util import CommandError as AlembicError
 from sqlalchemy.exc import SQLAlchemyError
 
+from authserver.bootstrap import Services, build_services
 from authserver.config import Config, ConfigError
 from authserver.domain.errors import DomainError
-from authserver.services import Services, build_services
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"  # printed by `authserver demo`; for trying it locally only
@@ -67,10 +66,8 @@ def _check_schema(svc: Services) -> None:
 
 def _serving_config(args: argparse.Namespace) -> Config:
     """The config to serve with; without AUTHSERVER_ISSUER the issuer is where we listen."""
-    if os.environ.get("AUTHSERVER_ISSUER"):
-        return Config.from_env()
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
-    return Config.from_env(issuer=f"http://{host}:{args.port}")
+    return Config.from_env(defaults={"issuer": f"http://{host}:{args.port}"})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -51,10 +51,19 @@ class Config:
         return f"{self.issuer}/device"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
-        """Read AUTHSERVER_* variables (then `overrides`), convert and validate them."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        defaults: Mapping[str, object] | None = None,
+        **overrides: object,
+    ) -> Config:
+        """Read AUTHSERVER_* variables, convert and validate them.
+
+        Precedence: `overrides`, then the environment, then `defaults`, then the field defaults.
+        """
         environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, object] = dict(defaults or {})
         for field in dataclasses.fields(cls):
             raw = environ.get(f"AUTHSERVER_{field.name.upper()}")
             if raw is None or raw == "":

@@ -19,11 +19,9 @@ class MalformedRequest(DomainError):
 
 
 class ClientAuthenticationFailed(DomainError):
+    # Always a 401 with a Basic challenge (RFC 6749 §5.2 allows it for every method), so how
+    # the client authenticated does not change the answer.
     description = "Client authentication failed."
-
-    def __init__(self, description: str | None = None, *, used_basic: bool = False) -> None:
-        super().__init__(description)
-        self.used_basic = used_basic
 
 
 class InvalidScope(DomainError):

@@ -22,6 +22,10 @@ from authserver.domain.codes import secrets_equal
 
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: "the interval MUST be increased by 5 seconds"
 
+# Stores keep a flow this long after it expires, so a late poll still reads expired_token; a
+# replayed device code after that is still caught through its SQL token family.
+CLEANUP_GRACE = 600
+
 # Fields a token poll changes without a version bump (so polls do not wake status waiters).
 # Compare-and-set writers (scan, confirm, deny) never change them, so stores keep the stored
 # values instead of writing back what the writer read.

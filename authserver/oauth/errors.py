@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import errors as rfc6749
@@ -10,41 +11,45 @@ from authlib.oauth2.rfc8628 import errors as rfc8628
 
 from authserver.domain import errors
 
-# domain error -> (wire error code, HTTP status). RFC 6749 §5.2 and RFC 8628 §3.5 codes where the
-# RFCs define one; the mobile API's own codes otherwise, in the same JSON shape.
-ERROR_TABLE: dict[type[errors.DomainError], tuple[str, int]] = {
-    errors.MalformedRequest: ("invalid_request", 400),
-    errors.ClientAuthenticationFailed: ("invalid_client", 401),
-    errors.InvalidScope: ("invalid_scope", 400),
-    errors.UnsupportedGrantType: ("unsupported_grant_type", 400),
-    errors.AuthorizationPending: ("authorization_pending", 400),
-    errors.SlowDown: ("slow_down", 400),
-    errors.AccessDenied: ("access_denied", 400),
-    errors.FlowExpired: ("expired_token", 400),
-    errors.InvalidGrant: ("invalid_grant", 400),
-    errors.InvalidCredentials: ("invalid_credentials", 401),
-    errors.InvalidDeviceToken: ("invalid_token", 401),  # RFC 6750 §3.1
-    errors.FlowNotFound: ("not_found", 404),
-    errors.FlowAlreadyScanned: ("already_scanned", 409),
-    errors.FlowNotActionable: ("not_actionable", 409),
-    errors.InvalidConfirmToken: ("invalid_confirm_token", 400),
-    errors.RateLimited: ("rate_limited", 429),
-    errors.Conflict: ("conflict", 409),
+Wire = tuple[int, dict[str, Any], list[tuple[str, str]]]  # status, JSON body, headers
+
+
+@dataclass(frozen=True, slots=True)
+class WireError:
+    """An error as the client sees it; `authlib` adds the RFC's headers (WWW-Authenticate)."""
+
+    code: str
+    status: int
+    authlib: type[OAuth2Error] | None = None
+
+
+# RFC 6749 §5.2 and RFC 8628 §3.5 codes where the RFCs define one; the mobile API's own codes
+# otherwise, in the same JSON shape. (Authlib's UnsupportedGrantTypeError takes the grant type
+# instead of a description, so that code goes through the generic class.)
+ERROR_TABLE: dict[type[errors.DomainError], WireError] = {
+    errors.MalformedRequest: WireError("invalid_request", 400, rfc6749.InvalidRequestError),
+    errors.ClientAuthenticationFailed: WireError("invalid_client", 401, rfc6749.InvalidClientError),
+    errors.InvalidScope: WireError("invalid_scope", 400, rfc6749.InvalidScopeError),
+    errors.UnsupportedGrantType: WireError("unsupported_grant_type", 400),
+    errors.AuthorizationPending: WireError(
+        "authorization_pending", 400, rfc8628.AuthorizationPendingError
+    ),
+    errors.SlowDown: WireError("slow_down", 400, rfc8628.SlowDownError),
+    errors.AccessDenied: WireError("access_denied", 400, rfc6749.AccessDeniedError),
+    errors.FlowExpired: WireError("expired_token", 400, rfc8628.ExpiredTokenError),
+    errors.InvalidGrant: WireError("invalid_grant", 400, rfc6749.InvalidGrantError),
+    errors.InvalidCredentials: WireError("invalid_credentials", 401),
+    errors.InvalidDeviceToken: WireError("invalid_token", 401),  # RFC 6750 §3.1
+    errors.FlowNotFound: WireError("not_found", 404),
+    errors.FlowAlreadyScanned: WireError("already_scanned", 409),
+    errors.FlowNotActionable: WireError("not_actionable", 409),
+    errors.InvalidConfirmToken: WireError("invalid_confirm_token", 400),
+    errors.RateLimited: WireError("rate_limited", 429),
+    errors.Conflict: WireError("conflict", 409),
 }
 
-# Authlib's classes for the RFC codes, so their headers (e.g. WWW-Authenticate) come along.
-_AUTHLIB_CLASSES: dict[str, type[OAuth2Error]] = {
-    "invalid_request": rfc6749.InvalidRequestError,
-    "invalid_client": rfc6749.InvalidClientError,
-    "invalid_scope": rfc6749.InvalidScopeError,
-    # unsupported_grant_type: Authlib's class takes the grant type, not a description; the
-    # generic OAuth2Error below gives the same body and headers.
-    "authorization_pending": rfc8628.AuthorizationPendingError,
-    "slow_down": rfc8628.SlowDownError,
-    "access_denied": rfc6749.AccessDeniedError,
-    "expired_token": rfc8628.ExpiredTokenError,
-    "invalid_grant": rfc6749.InvalidGrantError,
-}
+# HTTP-level failures (routing, methods, sizes) in the same JSON shape.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def _ascii(text: str) -> str:
@@ -52,22 +57,22 @@ def _ascii(text: str) -> str:
     return "".join(ch for ch in text if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\')
 
 
-def to_wire(error: errors.DomainError) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+def to_wire(error: errors.DomainError) -> Wire:
     """(status, JSON body, headers) for a domain error, per the table above."""
-    code, status = next(
+    wire = next(
         (entry for cls, entry in ERROR_TABLE.items() if isinstance(error, cls)),
-        ("invalid_request", 400),
+        WireError("invalid_request", 400),
     )
-    authlib_class = _AUTHLIB_CLASSES.get(code)
     description = _ascii(error.description)
-    if authlib_class is not None:
-        wire = authlib_class(description=description, status_code=status)
+    if wire.authlib is not None:
+        oauth_error = wire.authlib(description=description, status_code=wire.status)
     else:
-        wire = OAuth2Error(description=description, status_code=status, error=code)
-    status, body, headers = wire()
-    if code == "invalid_credentials":  # RFC 9110 §11.6.1: every 401 carries a challenge
+        oauth_error = OAuth2Error(description=description, status_code=wire.status, error=wire.code)
+    status, body, headers = oauth_error()
+    # RFC 9110 §11.6.1: every 401 carries a challenge; the mobile API's is Bearer (RFC 6750).
+    if wire.code == "invalid_credentials":
         headers.append(("WWW-Authenticate", 'Bearer realm="mobile"'))
-    if code == "invalid_token":
+    if wire.code == "invalid_token":
         headers.append(
             ("WWW-Authenticate", f'Bearer error="invalid_token", error_description="{description}"')
         )
@@ -76,11 +81,20 @@ def to_wire(error: errors.DomainError) -> tuple[int, dict[str, Any], list[tuple[
     return status, body, headers
 
 
-def server_error() -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+def http_to_wire(status: int, description: str) -> Wire:
+    """An HTTP-level failure (404, 405, 413, any 5xx) as an RFC 6749 §5.2-shaped error."""
+    if status >= 500:
+        return server_error()
+    code = _HTTP_CODES.get(status, "invalid_request")
+    wire: Wire = OAuth2Error(description=_ascii(description), status_code=status, error=code)()
+    return wire
+
+
+def server_error() -> Wire:
     """A 500 that says nothing about internals."""
-    status, body, headers = OAuth2Error(
+    wire: Wire = OAuth2Error(
         description="The server hit an unexpected condition. Try again later.",
         status_code=500,
         error="server_error",
     )()
-    return status, body, headers
+    return wire

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
@@ -46,13 +45,10 @@ class _DeviceFlowMetadata(AuthorizationServerMetadata):  # type: ignore[misc]
 
 
 def _validate(metadata: dict[str, Any]) -> None:
-    # Authlib insists on https; a localhost issuer (allowed by Config) is checked as if it were.
-    previous = os.environ.get("AUTHLIB_INSECURE_TRANSPORT")
-    os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
-    try:
-        _DeviceFlowMetadata(metadata).validate()
-    finally:
-        if previous is None:
-            os.environ.pop("AUTHLIB_INSECURE_TRANSPORT", None)
-        else:
-            os.environ["AUTHLIB_INSECURE_TRANSPORT"] = previous
+    # Authlib insists on https; Config allows http only for a localhost issuer, so check that
+    # case as if it were https rather than relaxing Authlib process-wide.
+    issuer = metadata["issuer"]
+    secure = issuer.replace("http://", "https://", 1)
+    _DeviceFlowMetadata(
+        {k: v.replace(issuer, secure, 1) if isinstance(v, str) else v for k, v in metadata.items()}
+    ).validate()

@@ -17,7 +17,6 @@ class ClientCredentials:
 
     client_id: str
     client_secret: str | None
-    used_basic: bool
 
 
 def form_params(
@@ -67,19 +66,17 @@ def client_credentials(headers: Headers, params: Mapping[str, str]) -> ClientCre
     ):
         basic_id = None  # refused below, like any other unreadable header
     if has_header and not basic_id:
-        raise errors.ClientAuthenticationFailed(
-            "Malformed or unsupported Authorization header.", used_basic=True
-        )
+        raise errors.ClientAuthenticationFailed("Malformed or unsupported Authorization header.")
     if basic_id:
         if "client_secret" in params:
             raise errors.MalformedRequest("Use one client authentication method, not two.")
         if params.get("client_id", basic_id) != basic_id:
             raise errors.MalformedRequest("client_id differs from the authenticated client.")
-        return ClientCredentials(basic_id, basic_secret or None, used_basic=True)
+        return ClientCredentials(basic_id, basic_secret or None)
     client_id = params.get("client_id", "")
     if not client_id:
         raise errors.ClientAuthenticationFailed("client_id is required (RFC 8628 §3.1).")
-    return ClientCredentials(client_id, params.get("client_secret") or None, used_basic=False)
+    return ClientCredentials(client_id, params.get("client_secret") or None)
 
 
 def required(params: Mapping[str, str], name: str) -> str:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
 from authserver.domain.models import MobileDevice, User
-from authserver.domain.ports import RateLimiter
+from authserver.domain.ports import MobileDeviceRepository, RateLimiter, UserRepository
 from authserver.services.limits import AttemptGuard
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
-from authserver.storage.sql import SqlMobileDevices, SqlUsers
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +29,10 @@ class AccountService:
     def __init__(
         self,
         config: Config,
-        users: SqlUsers,
-        devices: SqlMobileDevices,
+        users: UserRepository,
+        devices: MobileDeviceRepository,
         limiter: RateLimiter,
-        clock: Any,
+        clock: Callable[[], float],
     ) -> None:
         self._config = config
         self._users = users
@@ -97,6 +96,8 @@ class AccountService:
             token_hash=hash_secret(token),
             expires_at=now + self._config.mobile_token_ttl,
         )
+        # One live session per phone: signing in again from the same device id ends the old one.
+        self._devices.revoke_device(user.user_id, device_id, now)
         self._devices.add(device, now)
         return token, device
 

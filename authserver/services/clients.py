@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Callable
 
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
 from authserver.domain.models import Client
-from authserver.storage.sql import SqlClients
+from authserver.domain.ports import ClientRepository
 
 
 class ClientService:
     """Creates clients and checks their credentials."""
 
-    def __init__(self, config: Config, clients: SqlClients, clock: Any) -> None:
+    def __init__(
+        self, config: Config, clients: ClientRepository, clock: Callable[[], float]
+    ) -> None:
         self._config = config
         self._clients = clients
         self._clock = clock
@@ -38,27 +40,26 @@ class ClientService:
         self._clients.add(client, self._clock())
         return client, secret
 
+    def get(self, client_id: str) -> Client | None:
+        return self._clients.get(client_id)
+
     def find_by_name(self, name: str) -> Client | None:
         """A client by its display name (the demo set-up is idempotent through it)."""
         return self._clients.by_name(name)
 
-    def authenticate(
-        self, client_id: str, client_secret: str | None, *, used_basic: bool
-    ) -> Client:
+    def authenticate(self, client_id: str, client_secret: str | None) -> Client:
         """The client, if its credentials hold; public clients present no secret."""
         client = self._clients.get(client_id)
         if client is None:
-            raise errors.ClientAuthenticationFailed("Unknown client.", used_basic=used_basic)
+            raise errors.ClientAuthenticationFailed("Unknown client.")
         if client.secret_hash is None:
             if client_secret:
                 raise errors.ClientAuthenticationFailed(
-                    "This is a public client: it has no secret.", used_basic=used_basic
+                    "This is a public client: it has no secret."
                 )
             return client
         if not client_secret or not secrets_equal(client.secret_hash, hash_secret(client_secret)):
-            raise errors.ClientAuthenticationFailed(
-                "Client authentication failed.", used_basic=used_basic
-            )
+            raise errors.ClientAuthenticationFailed("Client authentication failed.")
         return client
 
     def resolve_scope(self, client: Client, requested: str | None) -> str:

@@ -6,9 +6,8 @@ import logging
 import threading
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from authserver.config import Config
@@ -31,9 +30,13 @@ from authserver.services.accounts import SignedInDevice
 from authserver.services.clients import ClientService
 from authserver.services.limits import AttemptGuard
 from authserver.services.tokens import IssuedTokens, TokenMinter
-from authserver.storage.sql import SqlClients
 
 log = logging.getLogger(__name__)
+
+
+def presented_secret_hash(client_secret: str | None) -> str:
+    """How a flow stores a client's secret: its SHA-256, or "" for a public client."""
+    return hash_secret(client_secret) if client_secret else ""
 
 
 def printable(text: str, limit: int) -> str:
@@ -56,6 +59,8 @@ class DeviceAuthorization:
     verification_uri_complete: str
     expires_in: int
     interval: int
+    qr_png: str  # images of verification_uri_complete, served by this server
+    qr_svg: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +70,6 @@ class StatusView:
     status: FlowStatus
     expires_in: int
     scanner: dict[str, str] | None
-
-    def as_response(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": self.status.value, "expires_in": self.expires_in}
-        if self.scanner:
-            body["scanner"] = self.scanner
-        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +85,6 @@ class ApprovalScreen:
     requested_at: float
     user_code: str
 
-    def as_response(self) -> dict[str, Any]:
-        return {
-            "confirm_token": self.confirm_token,
-            "expires_in": self.expires_in,
-            "client": {"client_id": self.client.client_id, "name": self.client.name},
-            "scopes": self.scope.split(),
-            "requesting_device": {
-                "ip": self.requester_ip,
-                "user_agent": self.requester_user_agent,
-                "requested_at": datetime.fromtimestamp(self.requested_at, UTC).isoformat(),
-            },
-            "user_code": self.user_code,
-        }
-
 
 class FlowService:
     """Orchestrates the flow's domain rules with the flow store and the token minter."""
@@ -109,16 +94,14 @@ class FlowService:
         config: Config,
         store: FlowStore,
         clients: ClientService,
-        client_repo: SqlClients,
         tokens: TokenRepository,
         minter: TokenMinter,
         limiter: RateLimiter,
-        clock: Any,
+        clock: Callable[[], float],
     ) -> None:
         self._config = config
         self._store = store
         self._clients = clients
-        self._client_repo = client_repo
         self._tokens = tokens
         self._minter = minter
         self._limiter = limiter
@@ -131,9 +114,15 @@ class FlowService:
 
     # --- PC side ------------------------------------------------------------------------
     def start(
-        self, client: Client, scope: str | None, ip: str, user_agent: str
+        self,
+        client_id: str,
+        client_secret: str | None,
+        scope: str | None,
+        ip: str,
+        user_agent: str,
     ) -> DeviceAuthorization:
         """RFC 8628 §3.1-3.2: a new flow with a device code and a user code."""
+        client = self._clients.authenticate(client_id, client_secret)
         granted = self._clients.resolve_scope(client, scope)
         now = self._clock()
         # Every flow costs store memory until it expires: bound how fast one caller makes them.
@@ -147,7 +136,7 @@ class FlowService:
                 device_code_hash=hash_secret(device_code),
                 user_code_hash=hash_secret(normalize_user_code(user_code) or ""),
                 client_id=client.client_id,
-                client_secret_hash=client.secret_hash or "",
+                client_secret_hash=client.secret_hash or "",  # see presented_secret_hash
                 scope=granted,
                 requester_ip=ip,
                 requester_user_agent=printable(user_agent, 200),
@@ -163,6 +152,8 @@ class FlowService:
                     verification_uri_complete=self.verification_uri_complete(user_code),
                     expires_in=self._config.device_code_ttl,
                     interval=self._config.poll_interval,
+                    qr_png=f"{self._config.issuer}/qr/{user_code}.png",
+                    qr_svg=f"{self._config.issuer}/qr/{user_code}.svg",
                 )
         raise RuntimeError("could not allocate a free user code")
 
@@ -170,9 +161,7 @@ class FlowService:
         """RFC 8628 §3.3.1: the URI with the user code, which the QR code encodes."""
         return f"{self._config.verification_uri}?user_code={quote(user_code)}"
 
-    def exchange(
-        self, device_code: str, client_id: str, client_secret: str | None, *, used_basic: bool
-    ) -> IssuedTokens:
+    def exchange(self, device_code: str, client_id: str, client_secret: str | None) -> IssuedTokens:
         """RFC 8628 §3.4-3.5: one poll of the token endpoint.
 
         A pending poll is decided by one atomic store call and touches no SQL: the flow carries
@@ -184,7 +173,7 @@ class FlowService:
             device_code_hash,
             self._clock(),
             client_id=client_id,
-            client_secret_hash=hash_secret(client_secret) if client_secret else "",
+            client_secret_hash=presented_secret_hash(client_secret),
             family_id=family_id,
         )
         outcome, flow = result.outcome, result.flow
@@ -196,7 +185,7 @@ class FlowService:
             return self._issue(flow, family_id)
         # Every other answer is an error; authenticate the client first, so a caller with bad
         # credentials learns invalid_client and nothing about the code (RFC 6749 §5.2).
-        client = self._clients.authenticate(client_id, client_secret, used_basic=used_basic)
+        client = self._clients.authenticate(client_id, client_secret)
         if outcome is PollOutcome.DENIED:
             raise errors.AccessDenied()
         if outcome is PollOutcome.EXPIRED:
@@ -249,8 +238,6 @@ class FlowService:
         client_secret: str | None,
         known: str | None,
         wait: float,
-        *,
-        used_basic: bool = False,
     ) -> StatusView:
         """The status channel: the flow's state, optionally waiting for it to change.
 
@@ -259,15 +246,14 @@ class FlowService:
         """
         device_code_hash = hash_secret(device_code)
         flow = self._store.get(device_code_hash)
-        presented = hash_secret(client_secret) if client_secret else ""
         if (
             flow is None
             or flow.client_id != client_id
-            or not secrets_equal(flow.client_secret_hash, presented)
+            or not secrets_equal(flow.client_secret_hash, presented_secret_hash(client_secret))
         ):
             # Error path only, as in exchange(): bad client credentials are invalid_client
             # (RFC 6749 §5.2) whatever the code, so the answer is no oracle for live codes.
-            self._clients.authenticate(client_id, client_secret, used_basic=used_basic)
+            self._clients.authenticate(client_id, client_secret)
             raise errors.InvalidGrant("Unknown device code for this client.")
         now = self._clock()
         wait = min(max(wait, 0.0), self._config.status_max_wait, max(flow.expires_at - now, 0.0))
@@ -355,7 +341,7 @@ class FlowService:
                 raise errors.FlowNotFound()
         else:
             raise errors.FlowNotActionable("The login request changed meanwhile; scan again.")
-        client = self._client_repo.get(flow.client_id)
+        client = self._clients.get(flow.client_id)
         if client is None:
             raise errors.FlowNotActionable("The client of this login request no longer exists.")
         assert scanned.confirm_expires_at is not None

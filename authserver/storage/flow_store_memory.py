@@ -8,11 +8,8 @@ import time
 from collections.abc import Callable
 
 from authserver.domain import flow as flows
-from authserver.domain.flow import POLL_OWNED_FIELDS, Flow, PollResult
+from authserver.domain.flow import CLEANUP_GRACE, POLL_OWNED_FIELDS, Flow, PollResult
 
-# Flows are dropped this long after they expire; a later poll reads as unknown (invalid_grant),
-# and the SQL token family still catches a replayed device code.
-CLEANUP_GRACE = 600
 PURGE_EVERY = 10.0
 
 

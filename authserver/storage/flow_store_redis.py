@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from authserver.domain.flow import (
+    CLEANUP_GRACE,
     POLL_OWNED_FIELDS,
     SLOW_DOWN_STEP,
     Flow,
@@ -25,9 +26,6 @@ from authserver.domain.flow import (
     PollOutcome,
     PollResult,
 )
-
-# Kept this long after expiry, so a late poll still reads "expired_token" for a while.
-CLEANUP_GRACE = 600
 
 _INT_FIELDS = {"interval", "version"}
 _FLOAT_FIELDS = {"created_at", "expires_at", "last_poll_at", "confirm_expires_at"}

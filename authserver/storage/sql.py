@@ -92,7 +92,7 @@ class SqlClients:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add(self, client: Client, now: float = 0.0) -> None:
+    def add(self, client: Client, now: float) -> None:
         with self._db.session() as s:
             s.add(
                 ClientRow(
@@ -125,7 +125,7 @@ class SqlUsers:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add(self, user: User, now: float = 0.0) -> None:
+    def add(self, user: User, now: float) -> None:
         try:
             with self._db.session() as s:
                 s.add(
@@ -159,7 +159,7 @@ class SqlMobileDevices:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add(self, device: MobileDevice, now: float = 0.0) -> None:
+    def add(self, device: MobileDevice, now: float) -> None:
         with self._db.session() as s:
             s.add(
                 MobileDeviceRow(
@@ -190,11 +190,23 @@ class SqlMobileDevices:
                 row.revoked_at,
             )
 
-    def revoke(self, device_id: str, now: float) -> None:
+    def revoke(self, mobile_device_id: str, now: float) -> None:
         with self._db.session() as s:
             s.execute(
                 sa.update(MobileDeviceRow)
-                .where(MobileDeviceRow.id == device_id, MobileDeviceRow.revoked_at.is_(None))
+                .where(MobileDeviceRow.id == mobile_device_id, MobileDeviceRow.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    def revoke_device(self, user_id: str, device_id: str, now: float) -> None:
+        with self._db.session() as s:
+            s.execute(
+                sa.update(MobileDeviceRow)
+                .where(
+                    MobileDeviceRow.user_id == user_id,
+                    MobileDeviceRow.device_id == device_id,
+                    MobileDeviceRow.revoked_at.is_(None),
+                )
                 .values(revoked_at=now)
             )
 

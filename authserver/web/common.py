@@ -6,9 +6,9 @@ from typing import Any, cast
 
 from flask import Response, current_app, jsonify, request
 
+from authserver.bootstrap import Services
 from authserver.domain import errors
 from authserver.oauth.requests import has_control_characters
-from authserver.services import Services
 
 
 def services() -> Services:
@@ -16,13 +16,28 @@ def services() -> Services:
     return cast(Services, current_app.extensions["authserver"])
 
 
-def no_store(body: dict[str, Any], status: int = 200) -> Response:
-    """A JSON response that caches must not keep (RFC 6749 §5.1)."""
+def json_response(
+    status: int, body: dict[str, Any], headers: list[tuple[str, str]] | None = None
+) -> Response:
+    """A JSON response with these headers (WWW-Authenticate may repeat; others replace)."""
     response = jsonify(body)
     response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
+    for name, value in headers or []:
+        if name.lower() == "www-authenticate":
+            response.headers.add(name, value)
+        else:
+            response.headers[name] = value
     return response
+
+
+def no_store(body: dict[str, Any], status: int = 200) -> Response:
+    """A JSON response that caches must not keep (RFC 6749 §5.1)."""
+    return json_response(status, body, [("Cache-Control", "no-store"), ("Pragma", "no-cache")])
+
+
+def cacheable(body: dict[str, Any], max_age: int) -> Response:
+    """A public JSON document (metadata, JWKS) that clients may cache for `max_age` s."""
+    return json_response(200, body, [("Cache-Control", f"public, max-age={max_age}")])
 
 
 def json_body() -> dict[str, Any]:

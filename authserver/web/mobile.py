@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -68,7 +69,21 @@ def scan() -> Response:
         user_code=string_field(body, "user_code", max_len=50) if has_code else None,
         ip=client_ip(),
     )
-    return no_store(screen.as_response())
+    # What the approval screen shows: who asks, for what, from where, and the code to match.
+    return no_store(
+        {
+            "confirm_token": screen.confirm_token,
+            "expires_in": screen.expires_in,
+            "client": {"client_id": screen.client.client_id, "name": screen.client.name},
+            "scopes": screen.scope.split(),
+            "requesting_device": {
+                "ip": screen.requester_ip,
+                "user_agent": screen.requester_user_agent,
+                "requested_at": datetime.fromtimestamp(screen.requested_at, UTC).isoformat(),
+            },
+            "user_code": screen.user_code,
+        }
+    )
 
 
 def _decide(approve: bool) -> Response:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, abort, current_app, request
 
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
 from authserver.oauth.metadata import DEVICE_CODE_GRANT
 from authserver.oauth.requests import client_credentials, form_params, required
-from authserver.web.common import client_ip, no_store, services
+from authserver.web.common import cacheable, client_ip, no_store, services
 from authserver.web.qr import qr_png, qr_svg
 
 bp = Blueprint("oauth", __name__)
@@ -22,33 +24,26 @@ def _params() -> dict[str, str]:
 @bp.get("/.well-known/openid-configuration")
 def metadata() -> Response:
     """RFC 8414 §3: the same document at both well-known locations."""
-    response = no_store(current_app.config["AUTHSERVER_METADATA"])
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    del response.headers["Pragma"]
-    return response
+    return cacheable(current_app.config["AUTHSERVER_METADATA"], 3600)
 
 
 @bp.get("/oauth/jwks")
 def jwks() -> Response:
-    response = no_store(services().keys.jwks())
-    response.headers["Cache-Control"] = "public, max-age=300"
-    del response.headers["Pragma"]
-    return response
+    return cacheable(services().keys.jwks(), 300)
 
 
 @bp.post("/oauth/device_authorization")
 def device_authorization() -> Response:
     """RFC 8628 §3.1-3.2."""
     params = _params()
-    svc = services()
     credentials = client_credentials(request.headers, params)
-    client = svc.clients.authenticate(
-        credentials.client_id, credentials.client_secret, used_basic=credentials.used_basic
+    started = services().flows.start(
+        credentials.client_id,
+        credentials.client_secret,
+        params.get("scope"),
+        client_ip(),
+        request.user_agent.string or "",
     )
-    started = svc.flows.start(
-        client, params.get("scope"), client_ip(), request.user_agent.string or ""
-    )
-    qr = f"{svc.config.issuer}/qr/{started.user_code}"
     return no_store(
         {
             "device_code": started.device_code,
@@ -57,8 +52,8 @@ def device_authorization() -> Response:
             "verification_uri_complete": started.verification_uri_complete,
             "expires_in": started.expires_in,
             "interval": started.interval,
-            "qr_code_png": f"{qr}.png",
-            "qr_code_svg": f"{qr}.svg",
+            "qr_code_png": started.qr_png,
+            "qr_code_svg": started.qr_svg,
         }
     )
 
@@ -67,34 +62,39 @@ def device_authorization() -> Response:
 def token() -> Response:
     """RFC 6749 §3.2 token endpoint: the device_code and refresh_token grants."""
     params = _params()
-    svc = services()
     grant_type = required(params, "grant_type")
     if grant_type not in (DEVICE_CODE_GRANT, "refresh_token"):
         raise errors.UnsupportedGrantType()
     credentials = client_credentials(request.headers, params)
     if grant_type == DEVICE_CODE_GRANT:
-        issued = svc.flows.exchange(
-            required(params, "device_code"),
-            credentials.client_id,
-            credentials.client_secret,
-            used_basic=credentials.used_basic,
+        issued = services().flows.exchange(
+            required(params, "device_code"), credentials.client_id, credentials.client_secret
         )
     else:
-        client = svc.clients.authenticate(
-            credentials.client_id, credentials.client_secret, used_basic=credentials.used_basic
+        issued = services().grants.refresh(
+            credentials.client_id,
+            credentials.client_secret,
+            required(params, "refresh_token"),
+            params.get("scope"),
         )
-        issued = svc.minter.refresh(
-            required(params, "refresh_token"), client.client_id, params.get("scope")
-        )
-    return no_store(issued.as_response())
+    # RFC 6749 §5.1
+    return no_store(
+        {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "refresh_token": issued.refresh_token,
+            "scope": issued.scope,
+        }
+    )
 
 
 @bp.post("/oauth/device_status")
 def device_status() -> Response:
     """Non-standard status channel for the PC's screen; the device code stays in the body.
 
-    Parameters: device_code, client_id, and optionally `status` (the last one seen) with
-    `wait` (seconds, bounded) to long-poll until it changes.
+    Parameters: device_code, client authentication as on the token endpoint, and optionally
+    `status` (the last one seen) with `wait` (seconds, bounded) to long-poll until it changes.
     """
     params = _params()
     credentials = client_credentials(request.headers, params)
@@ -108,9 +108,11 @@ def device_status() -> Response:
         credentials.client_secret,
         params.get("status"),
         wait,
-        used_basic=credentials.used_basic,
     )
-    return no_store(view.as_response())
+    body: dict[str, Any] = {"status": view.status.value, "expires_in": view.expires_in}
+    if view.scanner:
+        body["scanner"] = view.scanner
+    return no_store(body)
 
 
 @bp.get("/qr/<code>.<fmt>")

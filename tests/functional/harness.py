@@ -9,9 +9,9 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from authserver.bootstrap import Services, build_services
 from authserver.config import Config
 from authserver.oauth.metadata import DEVICE_CODE_GRANT
-from authserver.services import Services, build_services
 
 ISSUER = "http://localhost"
 PASSWORD = "correct horse battery"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from authserver.bootstrap import build_services
 from authserver.cli import main
 from authserver.config import Config
 from authserver.domain.codes import hash_secret
-from authserver.services import build_services
 
 
 def run(
