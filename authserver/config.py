@@ -36,6 +36,7 @@ class Config:
     login_attempts: int = 10  # failed mobile sign-ins per username per window
     rate_limit_window: int = 900
     trusted_proxies: int = 0  # X-Forwarded-For hops to trust for the client IP
+    scrypt_p: int = 3  # scrypt parallelism for new password hashes (N=2^15, r=8)
     redis_prefix: str = "authserver:"
 
     @property

@@ -24,7 +24,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
         from authserver.app import create_app
         from authserver.services.passwords import dummy_hash
 
-        dummy_hash()  # so the first unknown-username sign-in is not slower than the rest
+        dummy_hash(self._config.scrypt_p)  # the first unknown-user sign-in is not slower
         return create_app(self._config)
 
 

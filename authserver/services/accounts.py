@@ -50,7 +50,7 @@ class AccountService:
             user_id=str(uuid.uuid4()),
             username=username,
             display_name=(display_name or username).strip(),
-            password_hash=hash_password(password),
+            password_hash=hash_password(password, self._config.scrypt_p),
         )
         self._users.add(user, self._clock())
         return user
@@ -82,7 +82,9 @@ class AccountService:
         with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
             user = self._users.by_username(username)
             # Verify even for unknown users, so timing does not reveal which usernames exist.
-            ok = verify_password(password, user.password_hash if user else dummy_hash())
+            ok = verify_password(
+                password, user.password_hash if user else dummy_hash(self._config.scrypt_p)
+            )
             if user is None or not ok:
                 raise errors.InvalidCredentials()
             guard.succeeded()

@@ -127,6 +127,7 @@ def make_services(
         redis_url=redis_url,
         redis_prefix=prefix,
         issuer=ISSUER,
+        scrypt_p=1,  # cheap hashes for the many test users; verification reads each hash's own p
         **settings,
     )
     services = build_services(config)
