@@ -31,7 +31,9 @@ from authserver.storage.models import (
     UserRow,
 )
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# The top-level migrations/ folder, reached through the package's link to it (authserver/
+# migrations), so the same path works from a checkout and from an installed wheel.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(database_url: str) -> Any:
