@@ -28,7 +28,6 @@ def server_metadata(config: Config) -> dict[str, Any]:
             "client_secret_basic",
             "client_secret_post",
         ],
-        "service_documentation": f"{issuer}/",
         # Non-standard: the QR login status channel (long-poll), see README.
         "device_status_endpoint": f"{issuer}/oauth/device_status",
     }
