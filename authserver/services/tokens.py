@@ -7,10 +7,11 @@ import dataclasses
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +24,9 @@ from authserver.domain.models import RefreshToken, SigningKey, TokenFamily
 from authserver.domain.ports import KeyRepository, TokenRepository
 
 ALGORITHM = "ES256"
+# How long a process trusts its copy of the key table: processes that started together and each
+# stored a key converge on the same (oldest) signing key, and publish every key, within this.
+KEY_RELOAD_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +60,18 @@ class KeyRing:
         self._clock = clock
         self._lock = threading.Lock()
         self._loaded: list[SigningKey] = []
+        self._reload_at = 0.0
 
     def _ensure(self) -> list[SigningKey]:
         with self._lock:
-            if not self._loaded:
+            if not self._loaded or time.monotonic() >= self._reload_at:
                 self._loaded = self._keys.all()
-            if not self._loaded:
-                # Processes starting together may each add a key; all of them then sign with
-                # the oldest (see `current`), so every process agrees on one signing key.
-                self._keys.add(self._new_key())
-                self._loaded = self._keys.all()
+                if not self._loaded:
+                    # Processes starting together may each add a key; after the next reload all
+                    # of them sign with the oldest (see `current`) and publish every one.
+                    self._keys.add(self._new_key())
+                    self._loaded = self._keys.all()
+                self._reload_at = time.monotonic() + KEY_RELOAD_SECONDS
             return self._loaded
 
     def _new_key(self) -> SigningKey:
@@ -153,8 +159,7 @@ class TokenMinter:
         if family.revoked_at is not None:
             raise errors.InvalidGrant("The refresh token was revoked.")
         if stored.consumed_at is not None:
-            self._tokens.revoke_family(family.id, now, "refresh_token_replay")
-            raise errors.InvalidGrant("The refresh token was already used; the grant is revoked.")
+            self._replayed(family.id, now)
         if now >= stored.expires_at:
             raise errors.InvalidGrant("The refresh token has expired.")
         granted = family.scope
@@ -172,9 +177,13 @@ class TokenMinter:
         if not self._tokens.rotate(old_hash, successor, jti, access_expires_at, now):
             # Lost a race with another use of the same token, or the family was just revoked:
             # both mean this token is spent, so treat it as a replay.
-            self._tokens.revoke_family(family.id, now, "refresh_token_replay")
-            raise errors.InvalidGrant("The refresh token was already used; the grant is revoked.")
+            self._replayed(family.id, now)
         return IssuedTokens(access, new_refresh, self._config.access_token_ttl, granted)
+
+    def _replayed(self, family_id: str, now: float) -> NoReturn:
+        """A spent refresh token came back: revoke its whole family (RFC 9700 §4.14.2)."""
+        self._tokens.revoke_family(family_id, now, "refresh_token_replay")
+        raise errors.InvalidGrant("The refresh token was already used; the grant is revoked.")
 
     def revoke_family(self, family_id: str, reason: str) -> bool:
         return self._tokens.revoke_family(family_id, self._clock(), reason)
