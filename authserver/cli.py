@@ -29,8 +29,7 @@ def _services() -> Services:
 
 
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
-    config = Config.from_env()
-    svc = build_services(config)
+    svc = _services()
     svc.database.upgrade()
     current, head = svc.database.schema_revision()
     _print({"database": svc.database.engine.url.render_as_string(), "revision": current})

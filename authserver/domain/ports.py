@@ -129,4 +129,4 @@ class TokenRepository(Protocol):
 class KeyRepository(Protocol):
     def all(self) -> list[SigningKey]: ...
     def add(self, key: SigningKey) -> bool:
-        """Store a key; False if another process stored one first (start-up race)."""
+        """Store a key; False if a key with its kid is already stored."""
