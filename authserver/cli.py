@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import redis
@@ -14,6 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from authserver.bootstrap import Services, build_services
 from authserver.config import Config, ConfigError
 from authserver.domain.errors import DomainError
+from authserver.domain.models import ClientKind
+from authserver.services.tokens import KEY_ACTIVATION_DELAY
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"  # printed by `authserver demo`; for trying it locally only
@@ -37,8 +40,9 @@ def cmd_db_upgrade(_: argparse.Namespace) -> int:
 
 
 def cmd_clients_create(args: argparse.Namespace) -> int:
+    kind = ClientKind.RESOURCE_SERVER if args.resource_server else ClientKind.DEVICE
     client, secret = _services().clients.create(
-        args.name, confidential=args.confidential, scope=args.scope
+        args.name, confidential=args.confidential, scope=args.scope, kind=kind
     )
     payload = {"client_id": client.client_id}
     if client.is_confidential:
@@ -51,6 +55,31 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
     user = _services().accounts.create_user(args.username, password, args.display_name)
     _print({"user_id": user.user_id})
+    return 0
+
+
+def cmd_admins_create(args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
+    admin = _services().admin_auth.create(args.username, password)
+    _print({"admin_id": admin.admin_id, "username": admin.username})
+    return 0
+
+
+def cmd_keys_rotate(_: argparse.Namespace) -> int:
+    """Add a signing key; it is published now and signs once caches have seen it."""
+    svc = _services()
+    _check_schema(svc)
+    key, removed = svc.keys.rotate()
+    _print(
+        {
+            "kid": key.kid,
+            "signs_from": datetime.fromtimestamp(
+                key.created_at + KEY_ACTIVATION_DELAY, UTC
+            ).isoformat(),
+            "published": [k["kid"] for k in svc.keys.jwks()["keys"]],
+            "removed": removed,
+        }
+    )
     return 0
 
 
@@ -151,7 +180,23 @@ def _parser() -> argparse.ArgumentParser:
     create_client.add_argument("--name", required=True)
     create_client.add_argument("--confidential", action="store_true", help="give it a secret")
     create_client.add_argument("--scope", default=None, help='allowed scopes, e.g. "profile email"')
+    create_client.add_argument(
+        "--resource-server",
+        action="store_true",
+        help="an API that introspects tokens (RFC 7662), not a PC client; always confidential",
+    )
     create_client.set_defaults(func=cmd_clients_create)
+
+    admins = commands.add_parser("admins").add_subparsers(dest="admins", required=True)
+    create_admin = admins.add_parser("create", help="create an admin (API and console)")
+    create_admin.add_argument("username")
+    create_admin.add_argument("--password-stdin", action="store_true", required=True)
+    create_admin.set_defaults(func=cmd_admins_create)
+
+    keys = commands.add_parser("keys").add_subparsers(dest="keys", required=True)
+    keys.add_parser("rotate", help="add a new signing key (RFC 7517 JWKS)").set_defaults(
+        func=cmd_keys_rotate
+    )
 
     users = commands.add_parser("users").add_subparsers(dest="users", required=True)
     create_user = users.add_parser("create", help="create a mobile app user")

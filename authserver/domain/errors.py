@@ -88,3 +88,30 @@ class RateLimited(DomainError):
 
 class Conflict(DomainError):
     description = "The resource already exists."
+
+
+# --- Resource servers (RFC 6750 §3.1) and introspection callers ----------------------------
+class MissingBearerToken(DomainError):
+    # RFC 6750 §3.1: a request with no credentials gets a bare challenge and no error code.
+    description = "This resource needs 'Authorization: Bearer <access_token>'."
+
+
+class InvalidAccessToken(DomainError):
+    description = "The access token is invalid, expired or revoked."
+
+
+class InsufficientScope(DomainError):
+    description = "The access token does not grant the scope this resource needs."
+
+
+class UnauthorizedClient(DomainError):
+    description = "This client is not allowed to use this endpoint or grant."
+
+
+# --- Admins ---------------------------------------------------------------------------------
+class AdminAuthenticationFailed(DomainError):
+    description = "Admin credentials are missing, invalid or expired."
+
+
+class NotFound(DomainError):
+    description = "No such resource."

@@ -6,7 +6,14 @@ from typing import Protocol
 
 from authserver.domain.flow import Flow, PollResult
 from authserver.domain.models import (
+    AccessTokenRecord,
+    Admin,
+    AdminSession,
+    AuditEvent,
+    AuditFilter,
     Client,
+    DeniedToken,
+    FamilyFilter,
     MobileDevice,
     RefreshToken,
     SigningKey,
@@ -76,6 +83,9 @@ class ClientRepository(Protocol):
     def add(self, client: Client, now: float) -> None: ...
     def get(self, client_id: str) -> Client | None: ...
     def by_name(self, name: str) -> Client | None: ...
+    def all(self) -> list[Client]: ...
+    def set_disabled(self, client_id: str, disabled_at: float | None) -> bool:
+        """Disable (a time) or re-enable (None) a client; False if there is no such client."""
 
 
 class UserRepository(Protocol):
@@ -84,14 +94,20 @@ class UserRepository(Protocol):
 
     def get(self, user_id: str) -> User | None: ...
     def by_username(self, username: str) -> User | None: ...
+    def search(self, text: str, limit: int) -> list[User]:
+        """Users whose username or display name contains `text` (case-insensitive)."""
 
 
 class MobileDeviceRepository(Protocol):
     def add(self, device: MobileDevice, now: float) -> None: ...
+    def get(self, mobile_device_id: str) -> MobileDevice | None: ...
     def by_token_hash(self, token_hash: str) -> MobileDevice | None: ...
+    def of_user(self, user_id: str) -> list[MobileDevice]:
+        """Every sign-in of this user's phones, newest first."""
+
     def revoke(self, mobile_device_id: str, now: float) -> None: ...
-    def revoke_device(self, user_id: str, device_id: str, now: float) -> None:
-        """Sign out every live session of this user on this device id."""
+    def revoke_device(self, user_id: str, device_id: str, now: float) -> list[str]:
+        """Sign out every live session of this user on this device id; the ids signed out."""
 
 
 class TokenRepository(Protocol):
@@ -125,8 +141,64 @@ class TokenRepository(Protocol):
     def revoke_family(self, family_id: str, now: float, reason: str) -> bool:
         """Revoke a family; True if this call revoked it."""
 
+    def families(self, where: FamilyFilter, limit: int, offset: int) -> list[TokenFamily]:
+        """Families matching `where`, newest first."""
+
+    def revoke_families(self, where: FamilyFilter, now: float, reason: str) -> list[TokenFamily]:
+        """Revoke every live family matching `where`; the families this call revoked."""
+
+    def access_token(self, jti: str) -> AccessTokenRecord | None: ...
+
+    def revoke_access_token(self, jti: str, now: float) -> bool:
+        """Revoke one access token; True if this call revoked it."""
+
+    def live_access_tokens(self, family_ids: list[str], now: float) -> list[DeniedToken]:
+        """The unexpired access tokens of these families."""
+
+    def denied_access_tokens(self, now: float) -> list[DeniedToken]:
+        """Every unexpired access token that must be refused: revoked itself, by its family,
+        or through its disabled client. What the deny-list is rebuilt from."""
+
+
+class RevocationList(Protocol):
+    """The jti deny-list: revoked access tokens, each kept until it expires.
+
+    SQL stays the record; this list is how a self-contained JWT is refused within seconds
+    without a SQL query per request. A list that was lost (a Redis restart) says so, and is
+    rebuilt from SQL before it answers again.
+    """
+
+    def add(self, tokens: list[DeniedToken], now: float) -> None: ...
+
+    def is_denied(self, jti: str, now: float) -> bool | None:
+        """True if denied, False if not, None if the list is incomplete and must be rebuilt."""
+
+    def rebuild(self, tokens: list[DeniedToken], now: float) -> None:
+        """Add `tokens` (everything SQL says is denied) and mark the list complete, atomically."""
+
 
 class KeyRepository(Protocol):
     def all(self) -> list[SigningKey]: ...
+    def remove(self, kid: str) -> None: ...
     def add(self, key: SigningKey) -> bool:
         """Store a key; False if a key with its kid is already stored."""
+
+
+class AdminRepository(Protocol):
+    def add(self, admin: Admin, now: float) -> None:
+        """Store a new admin; raises errors.Conflict if the username is taken."""
+
+    def get(self, admin_id: str) -> Admin | None: ...
+    def by_username(self, username: str) -> Admin | None: ...
+    def add_session(self, session: AdminSession) -> None: ...
+    def session(self, token_hash: str) -> AdminSession | None: ...
+    def revoke_session(self, token_hash: str, now: float) -> None: ...
+
+
+class AuditLog(Protocol):
+    """The audit trail in SQL; append-only."""
+
+    def record(self, event: AuditEvent, once_key: str | None = None) -> bool:
+        """Append `event`; with `once_key`, only if no event with that key was recorded."""
+
+    def query(self, where: AuditFilter) -> list[AuditEvent]: ...

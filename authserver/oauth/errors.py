@@ -46,6 +46,23 @@ ERROR_TABLE: dict[type[errors.DomainError], WireError] = {
     errors.InvalidConfirmToken: WireError("invalid_confirm_token", 400),
     errors.RateLimited: WireError("rate_limited", 429),
     errors.Conflict: WireError("conflict", 409),
+    errors.MissingBearerToken: WireError("missing_token", 401),
+    errors.InvalidAccessToken: WireError("invalid_token", 401),  # RFC 6750 §3.1
+    errors.InsufficientScope: WireError("insufficient_scope", 403),  # RFC 6750 §3.1
+    errors.UnauthorizedClient: WireError(
+        "unauthorized_client", 400, rfc6749.UnauthorizedClientError
+    ),
+    errors.AdminAuthenticationFailed: WireError("invalid_admin_credentials", 401),
+    errors.NotFound: WireError("not_found", 404),
+}
+
+# The protection space each bearer token belongs to (RFC 6750 §3): a phone's device token,
+# an access token at the sample resource server.
+_REALMS: dict[type[errors.DomainError], str] = {
+    errors.InvalidDeviceToken: "mobile",
+    errors.MissingBearerToken: "api",
+    errors.InvalidAccessToken: "api",
+    errors.InsufficientScope: "api",
 }
 
 # HTTP-level failures (routing, methods, sizes) in the same JSON shape.
@@ -72,10 +89,18 @@ def to_wire(error: errors.DomainError) -> Wire:
     # RFC 9110 §11.6.1: every 401 carries a challenge; the mobile API's is Bearer (RFC 6750).
     if wire.code == "invalid_credentials":
         headers.append(("WWW-Authenticate", 'Bearer realm="mobile"'))
-    if wire.code == "invalid_token":
+    realm = _REALMS.get(type(error))
+    if isinstance(error, errors.MissingBearerToken):
+        headers.append(("WWW-Authenticate", f'Bearer realm="{realm}"'))
+    elif wire.code in ("invalid_token", "insufficient_scope"):
         headers.append(
-            ("WWW-Authenticate", f'Bearer error="invalid_token", error_description="{description}"')
+            (
+                "WWW-Authenticate",
+                f'Bearer realm="{realm}", error="{wire.code}", error_description="{description}"',
+            )
         )
+    if isinstance(error, errors.AdminAuthenticationFailed):
+        headers.append(("WWW-Authenticate", 'Bearer realm="admin"'))
     if isinstance(error, errors.RateLimited):
         headers.append(("Retry-After", str(error.retry_after)))
     return status, body, headers

@@ -28,6 +28,18 @@ def server_metadata(config: Config) -> dict[str, Any]:
             "client_secret_basic",
             "client_secret_post",
         ],
+        "revocation_endpoint": f"{issuer}/oauth/revoke",  # RFC 7009
+        "revocation_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "introspection_endpoint": f"{issuer}/oauth/introspect",  # RFC 7662
+        # Introspection needs a secret: public clients cannot authenticate (RFC 7662 §2.1).
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
         # Non-standard: the QR login status channel (long-poll), see README.
         "device_status_endpoint": f"{issuer}/oauth/device_status",
     }

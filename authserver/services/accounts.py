@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
-from authserver.domain.models import MobileDevice, User
+from authserver.domain.models import Actor, MobileDevice, User
 from authserver.domain.ports import MobileDeviceRepository, RateLimiter, UserRepository
+from authserver.services.audit import Auditor
 from authserver.services.limits import AttemptGuard
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
 
@@ -32,12 +33,14 @@ class AccountService:
         users: UserRepository,
         devices: MobileDeviceRepository,
         limiter: RateLimiter,
+        auditor: Auditor,
         clock: Callable[[], float],
     ) -> None:
         self._config = config
         self._users = users
         self._devices = devices
         self._limiter = limiter
+        self._audit = auditor
         self._clock = clock
 
     def create_user(self, username: str, password: str, display_name: str | None) -> User:
@@ -101,6 +104,15 @@ class AccountService:
         # One live session per phone: signing in again from the same device id ends the old one.
         self._devices.revoke_device(user.user_id, device_id, now)
         self._devices.add(device, now)
+        self._audit.record(
+            "device.signed_in",
+            Actor("user", user.user_id),
+            ip=ip,
+            user_id=user.user_id,
+            mobile_device_id=device.id,
+            device_name=device_name,
+            platform=platform,
+        )
         return token, device
 
     def authenticate(self, token: str, device_id: str) -> SignedInDevice:
@@ -118,5 +130,28 @@ class AccountService:
             raise errors.InvalidDeviceToken()
         return SignedInDevice(device, user)
 
-    def sign_out(self, device: MobileDevice) -> None:
+    def sign_out(self, device: MobileDevice, ip: str) -> None:
         self._devices.revoke(device.id, self._clock())
+        self._audit.record(
+            "device.signed_out",
+            Actor("user", device.user_id),
+            ip=ip,
+            user_id=device.user_id,
+            mobile_device_id=device.id,
+        )
+
+    def search_users(self, text: str, limit: int) -> list[User]:
+        return self._users.search(text, limit)
+
+    def user(self, user_id: str) -> User | None:
+        return self._users.get(user_id)
+
+    def devices_of(self, user_id: str) -> list[MobileDevice]:
+        return self._devices.of_user(user_id)
+
+    def device(self, mobile_device_id: str) -> MobileDevice | None:
+        return self._devices.get(mobile_device_id)
+
+    def sign_out_everywhere(self, user_id: str, device_id: str) -> list[str]:
+        """End every live session of this user's phone with this device id (an admin unbinds it)."""
+        return self._devices.revoke_device(user_id, device_id, self._clock())

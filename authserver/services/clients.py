@@ -8,7 +8,7 @@ from collections.abc import Callable
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
-from authserver.domain.models import Client
+from authserver.domain.models import Client, ClientKind
 from authserver.domain.ports import ClientRepository
 
 
@@ -22,8 +22,19 @@ class ClientService:
         self._clients = clients
         self._clock = clock
 
-    def create(self, name: str, *, confidential: bool, scope: str | None) -> tuple[Client, str]:
-        """A new client and its secret ("" for public clients, the RFC 8628 §5.6 default)."""
+    def create(
+        self,
+        name: str,
+        *,
+        confidential: bool,
+        scope: str | None,
+        kind: ClientKind = ClientKind.DEVICE,
+    ) -> tuple[Client, str]:
+        """A new client and its secret ("" for public clients, the RFC 8628 §5.6 default).
+
+        A resource server is always confidential: it authenticates to introspect (RFC 7662 §2.1).
+        """
+        confidential = confidential or kind is ClientKind.RESOURCE_SERVER
         if not name.strip():
             raise errors.MalformedRequest("A client needs a name.")
         granted = scope.split() if scope else list(self._config.scope_list)
@@ -36,6 +47,7 @@ class ClientService:
             name=name.strip(),
             scope=" ".join(granted),
             secret_hash=hash_secret(secret) if confidential else None,
+            kind=kind,
         )
         self._clients.add(client, self._clock())
         return client, secret
@@ -47,11 +59,36 @@ class ClientService:
         """A client by its display name (the demo set-up is idempotent through it)."""
         return self._clients.by_name(name)
 
-    def authenticate(self, client_id: str, client_secret: str | None) -> Client:
-        """The client, if its credentials hold; public clients present no secret."""
+    def all(self) -> list[Client]:
+        return self._clients.all()
+
+    def set_disabled(self, client_id: str, disabled: bool) -> Client:
+        """Disable or re-enable a client; the caller revokes what it holds."""
+        if not self._clients.set_disabled(client_id, self._clock() if disabled else None):
+            raise errors.NotFound("No such client.")
+        client = self._clients.get(client_id)
+        assert client is not None
+        return client
+
+    def authenticate(
+        self, client_id: str, client_secret: str | None, kind: ClientKind | None = ClientKind.DEVICE
+    ) -> Client:
+        """The client, if its credentials hold and it is enabled; public clients present no secret.
+
+        `kind` is what the endpoint serves (None: any kind); another kind is unauthorized_client.
+        """
         client = self._clients.get(client_id)
         if client is None:
             raise errors.ClientAuthenticationFailed("Unknown client.")
+        checked = self._check_secret(client, client_secret)
+        if checked.disabled_at is not None:
+            raise errors.ClientAuthenticationFailed("This client is disabled.")
+        if kind is not None and checked.kind is not kind:
+            raise errors.UnauthorizedClient(f"A {checked.kind.value} client cannot use this.")
+        return checked
+
+    @staticmethod
+    def _check_secret(client: Client, client_secret: str | None) -> Client:
         if client.secret_hash is None:
             if client_secret:
                 raise errors.ClientAuthenticationFailed(

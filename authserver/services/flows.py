@@ -24,11 +24,13 @@ from authserver.domain.codes import (
     secrets_equal,
 )
 from authserver.domain.flow import Flow, FlowStatus, PollOutcome
-from authserver.domain.models import Client, TokenFamily
+from authserver.domain.models import Actor, Client, TokenFamily
 from authserver.domain.ports import FlowStore, RateLimiter, TokenRepository
 from authserver.services.accounts import SignedInDevice
+from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
 from authserver.services.limits import AttemptGuard
+from authserver.services.revocation import Revocations
 from authserver.services.tokens import IssuedTokens, TokenMinter
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,9 @@ class FlowService:
         clients: ClientService,
         tokens: TokenRepository,
         minter: TokenMinter,
+        revocations: Revocations,
         limiter: RateLimiter,
+        auditor: Auditor,
         clock: Callable[[], float],
     ) -> None:
         self._config = config
@@ -104,7 +108,9 @@ class FlowService:
         self._clients = clients
         self._tokens = tokens
         self._minter = minter
+        self._revocations = revocations
         self._limiter = limiter
+        self._audit = auditor
         self._clock = clock
         # Long-polls hold a server thread each: cap them per process, one per device code, so
         # no caller can tie up every thread (then the status is simply answered at once).
@@ -145,6 +151,15 @@ class FlowService:
                 interval=self._config.poll_interval,
             )
             if self._store.create(flow):
+                self._audit.record(
+                    "flow.created",
+                    Actor("client", client.client_id),
+                    ip=ip,
+                    client_id=client.client_id,
+                    flow_ref=flow_ref(flow.device_code_hash),
+                    scope=granted,
+                    user_agent=flow.requester_user_agent,
+                )
                 return DeviceAuthorization(
                     device_code=device_code,
                     user_code=user_code,
@@ -161,7 +176,9 @@ class FlowService:
         """RFC 8628 §3.3.1: the URI with the user code, which the QR code encodes."""
         return f"{self._config.verification_uri}?user_code={quote(user_code)}"
 
-    def exchange(self, device_code: str, client_id: str, client_secret: str | None) -> IssuedTokens:
+    def exchange(
+        self, device_code: str, client_id: str, client_secret: str | None, ip: str
+    ) -> IssuedTokens:
         """RFC 8628 §3.4-3.5: one poll of the token endpoint.
 
         A pending poll is decided by one atomic store call and touches no SQL: the flow carries
@@ -182,30 +199,59 @@ class FlowService:
         if outcome is PollOutcome.SLOW_DOWN:
             raise errors.SlowDown()
         if outcome is PollOutcome.REDEEM and flow is not None:
-            return self._issue(flow, family_id)
+            return self._issue(flow, family_id, client_secret, ip)
         # Every other answer is an error; authenticate the client first, so a caller with bad
         # credentials learns invalid_client and nothing about the code (RFC 6749 §5.2).
         client = self._clients.authenticate(client_id, client_secret)
+        caller = Actor("client", client.client_id)
         if outcome is PollOutcome.DENIED:
             raise errors.AccessDenied()
-        if outcome is PollOutcome.EXPIRED:
+        if outcome is PollOutcome.EXPIRED and flow is not None:
+            self._record_expiry(flow, caller, ip)
             raise errors.FlowExpired()
         if outcome is PollOutcome.REPLAY and flow is not None and flow.family_id:
-            self._revoke_replayed(flow.family_id)
+            family = self._tokens.family(flow.family_id)
+            if family is not None:
+                self._revoke_replayed(family, caller, ip)
         if outcome is PollOutcome.UNKNOWN:
             # The flow may have left the store; a family still remembers its device code.
             family = self._tokens.family_by_device_code(device_code_hash)
             if family is not None and family.client_id == client.client_id:
-                self._revoke_replayed(family.id)
+                self._revoke_replayed(family, caller, ip)
         raise errors.InvalidGrant(
             "The device code is invalid, was already used, or belongs to another client."
         )
 
-    def _revoke_replayed(self, family_id: str) -> None:
-        if self._minter.revoke_family(family_id, "device_code_replay"):
-            log.warning("device code replayed: token family %s revoked", family_id)
+    def _record_expiry(self, flow: Flow, actor: Actor, ip: str) -> None:
+        """Audit a flow's expiry once, the first time anyone sees it expired."""
+        ref = flow_ref(flow.device_code_hash)
+        self._audit.record(
+            "flow.expired",
+            actor,
+            ip=ip,
+            once_key=f"flow.expired:{ref}",
+            client_id=flow.client_id,
+            user_id=flow.user_id,
+            flow_ref=ref,
+            state=flow.state.value,
+        )
 
-    def _issue(self, flow: Flow, family_id: str) -> IssuedTokens:
+    def _revoke_replayed(self, family: TokenFamily, actor: Actor, ip: str) -> None:
+        self._audit.record(
+            "flow.replay_detected",
+            actor,
+            ip=ip,
+            user_id=family.user_id,
+            client_id=family.client_id,
+            family_id=family.id,
+            flow_ref=flow_ref(family.device_code_hash or ""),
+        )
+        if self._revocations.revoke_family(family, "device_code_replay", actor, ip):
+            log.warning("device code replayed: token family %s revoked", family.id)
+
+    def _issue(
+        self, flow: Flow, family_id: str, client_secret: str | None, ip: str
+    ) -> IssuedTokens:
         """Commit the tokens of a flow this poll has claimed; give the flow back on failure."""
         assert flow.user_id is not None
         family = TokenFamily(
@@ -216,8 +262,12 @@ class FlowService:
             scope=flow.scope,
             device_code_hash=flow.device_code_hash,
             created_at=self._clock(),
+            requester_ip=flow.requester_ip,
+            requester_user_agent=flow.requester_user_agent,
         )
         try:
+            # The flow vouched for the credentials; SQL says whether the client is still enabled.
+            self._clients.authenticate(flow.client_id, client_secret)
             issued = self._minter.issue(family)
         except BaseException:
             # Nothing approved is lost: the flow is APPROVED again and the next poll retries.
@@ -229,6 +279,16 @@ class FlowService:
             # The tokens are committed and must reach the client; only replay detection for
             # this code falls back to the SQL lookup once the flow leaves the store.
             log.exception("could not mark flow redeemed after issuing family %s", family_id)
+        refs = {
+            "user_id": family.user_id,
+            "client_id": family.client_id,
+            "mobile_device_id": family.mobile_device_id,
+            "family_id": family.id,
+        }
+        caller = Actor("client", family.client_id)
+        ref = flow_ref(flow.device_code_hash)
+        self._audit.record("flow.redeemed", caller, ip=ip, flow_ref=ref, **refs)
+        self._audit.record("token.issued", caller, ip=ip, flow_ref=ref, scope=family.scope, **refs)
         return issued
 
     def status(
@@ -342,9 +402,18 @@ class FlowService:
         else:
             raise errors.FlowNotActionable("The login request changed meanwhile; scan again.")
         client = self._clients.get(flow.client_id)
-        if client is None:
-            raise errors.FlowNotActionable("The client of this login request no longer exists.")
+        if client is None or client.disabled_at is not None:
+            raise errors.FlowNotActionable("The client of this login request is disabled.")
         assert scanned.confirm_expires_at is not None
+        self._audit.record(
+            "flow.scanned",
+            Actor("user", phone.user.user_id),
+            ip=ip,
+            user_id=phone.user.user_id,
+            client_id=flow.client_id,
+            mobile_device_id=phone.device.id,
+            flow_ref=flow_ref(flow.device_code_hash),
+        )
         return ApprovalScreen(
             confirm_token=confirm_token,
             expires_in=int(scanned.confirm_expires_at - now),
@@ -356,7 +425,9 @@ class FlowService:
             user_code=format_user_code(normalized),
         )
 
-    def decide(self, phone: SignedInDevice, confirm_token: str, *, approve: bool) -> FlowStatus:
+    def decide(
+        self, phone: SignedInDevice, confirm_token: str, *, approve: bool, ip: str
+    ) -> FlowStatus:
         """SCANNED -> APPROVED or DENIED; the confirm token works once (compare-and-set)."""
         confirm_token_hash = hash_secret(confirm_token)
         flow = self._store.find_by_confirm_token(confirm_token_hash) if confirm_token else None
@@ -373,4 +444,35 @@ class FlowService:
         )
         if not self._store.replace(flow, decided):
             raise errors.InvalidConfirmToken()
+        self._audit.record(
+            "flow.approved" if approve else "flow.denied",
+            Actor("user", phone.user.user_id),
+            ip=ip,
+            user_id=phone.user.user_id,
+            client_id=flow.client_id,
+            mobile_device_id=phone.device.id,
+            flow_ref=flow_ref(flow.device_code_hash),
+        )
         return decided.status(now)
+
+    # --- Admin side ---------------------------------------------------------------------
+    def cancel(self, user_code: str, actor: Actor, ip: str) -> None:
+        """PENDING or SCANNED -> DENIED by an operator: the PC is told access_denied."""
+        normalized = normalize_user_code(user_code)
+        flow = self._store.find_by_user_code(hash_secret(normalized)) if normalized else None
+        for _ in range(3):  # compare-and-set, as in scan()
+            if flow is None:
+                raise errors.NotFound("No pending login request has this user code.")
+            if self._store.replace(flow, flows.cancel(flow, self._clock())):
+                break
+            flow = self._store.get(flow.device_code_hash)
+        else:
+            raise errors.FlowNotActionable("The login request changed meanwhile; try again.")
+        self._audit.record(
+            "flow.cancelled",
+            actor,
+            ip=ip,
+            user_id=flow.user_id,
+            client_id=flow.client_id,
+            flow_ref=flow_ref(flow.device_code_hash),
+        )

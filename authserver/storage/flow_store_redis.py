@@ -26,6 +26,7 @@ from authserver.domain.flow import (
     PollOutcome,
     PollResult,
 )
+from authserver.domain.models import DeniedToken
 
 _INT_FIELDS = {"interval", "version"}
 _FLOAT_FIELDS = {"created_at", "expires_at", "last_poll_at", "confirm_expires_at"}
@@ -291,3 +292,45 @@ class RedisRateLimiter:
     def release(self, key: str, window: int, now: float) -> None:
         redis_key, _ = self._key(key, window, now)
         self._release(keys=[redis_key])
+
+
+class RedisRevocationList:
+    """The jti deny-list in Redis: one key per revoked access token, shared by all processes.
+
+    Each key holds the token's expiry and lives a little longer (a TTL relative to the
+    injected clock, like the flows'). A marker key says the list is complete; Redis keeps
+    nothing on disk here, so after a restart the marker is gone and the list is rebuilt.
+    """
+
+    GRACE = 60  # seconds a key outlives its token, for clock skew between processes
+
+    def __init__(self, client: redis.Redis, prefix: str = "authserver:") -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._complete_key = f"{prefix}deny-complete"
+
+    def _key(self, jti: str) -> str:
+        return f"{self._prefix}deny:{jti}"
+
+    def _add(self, pipe: Any, tokens: list[DeniedToken], now: float) -> None:
+        for token in tokens:
+            if token.expires_at > now:
+                ttl = int(token.expires_at - now) + self.GRACE
+                pipe.set(self._key(token.jti), repr(token.expires_at), ex=ttl)
+
+    def add(self, tokens: list[DeniedToken], now: float) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        self._add(pipe, tokens, now)
+        pipe.execute()
+
+    def is_denied(self, jti: str, now: float) -> bool | None:
+        complete, expires_at = self._redis.mget([self._complete_key, self._key(jti)])
+        if complete is None:
+            return None
+        return expires_at is not None and float(expires_at) > now
+
+    def rebuild(self, tokens: list[DeniedToken], now: float) -> None:
+        pipe = self._redis.pipeline(transaction=True)  # the marker only lands with the entries
+        self._add(pipe, tokens, now)
+        pipe.set(self._complete_key, "1")
+        pipe.execute()

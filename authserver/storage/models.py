@@ -47,6 +47,8 @@ class ClientRow(Base):
     scope: Mapped[str] = mapped_column(sa.String(1000))
     secret_hash: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[float] = mapped_column(Timestamp())
+    kind: Mapped[str] = mapped_column(sa.String(20), server_default="device")
+    disabled_at: Mapped[float | None] = mapped_column(Timestamp())
 
 
 class UserRow(Base):
@@ -92,6 +94,8 @@ class TokenFamilyRow(Base):
     created_at: Mapped[float] = mapped_column(Timestamp())
     revoked_at: Mapped[float | None] = mapped_column(Timestamp())
     revoked_reason: Mapped[str | None] = mapped_column(sa.String(100))
+    requester_ip: Mapped[str] = mapped_column(sa.String(64), server_default="")
+    requester_user_agent: Mapped[str] = mapped_column(sa.String(200), server_default="")
 
 
 class RefreshTokenRow(Base):
@@ -112,7 +116,8 @@ class AccessTokenRow(Base):
     jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     family_id: Mapped[str] = mapped_column(sa.ForeignKey("token_families.id"), index=True)
     created_at: Mapped[float] = mapped_column(Timestamp())
-    expires_at: Mapped[float] = mapped_column(Timestamp())
+    expires_at: Mapped[float] = mapped_column(Timestamp(), index=True)
+    revoked_at: Mapped[float | None] = mapped_column(Timestamp())  # RFC 7009, this token alone
 
 
 class SigningKeyRow(Base):
@@ -122,3 +127,48 @@ class SigningKeyRow(Base):
     algorithm: Mapped[str] = mapped_column(sa.String(16))
     private_pem: Mapped[str] = mapped_column(sa.Text())
     created_at: Mapped[float] = mapped_column(Timestamp())
+
+
+class AdminRow(Base):
+    """An operator; separate from users and clients so no other credential can act as one."""
+
+    __tablename__ = "admins"
+
+    admin_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(150), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(300))
+    created_at: Mapped[float] = mapped_column(Timestamp())
+
+
+class AdminSessionRow(Base):
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(sa.ForeignKey("admins.admin_id"), index=True)
+    created_at: Mapped[float] = mapped_column(Timestamp())
+    expires_at: Mapped[float] = mapped_column(Timestamp())
+    revoked_at: Mapped[float | None] = mapped_column(Timestamp())
+
+
+class AuditEventRow(Base):
+    """The audit trail. No foreign keys: it outlives and describes the rows it names."""
+
+    __tablename__ = "audit_events"
+
+    # SQLite only auto-increments an INTEGER PRIMARY KEY.
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    occurred_at: Mapped[float] = mapped_column(Timestamp(), index=True)
+    event: Mapped[str] = mapped_column(sa.String(50), index=True)
+    actor_type: Mapped[str] = mapped_column(sa.String(20))
+    actor_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    ip: Mapped[str] = mapped_column(sa.String(64))
+    user_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    client_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    mobile_device_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    family_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    flow_ref: Mapped[str | None] = mapped_column(sa.String(16), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(sa.JSON())
+    # Set for events that happen once per subject (a flow's expiry), so repeats are dropped.
+    once_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)

@@ -52,7 +52,7 @@ def sign_in() -> Response:
 
 @bp.delete("/sessions")
 def sign_out() -> Response:
-    services().accounts.sign_out(_phone().device)
+    services().accounts.sign_out(_phone().device, client_ip())
     return Response(status=204)
 
 
@@ -89,7 +89,7 @@ def scan() -> Response:
 def _decide(approve: bool) -> Response:
     phone = _phone()
     confirm_token = string_field(json_body(), "confirm_token", max_len=200)
-    status = services().flows.decide(phone, confirm_token, approve=approve)
+    status = services().flows.decide(phone, confirm_token, approve=approve, ip=client_ip())
     return no_store({"status": status.value})
 
 

@@ -68,7 +68,10 @@ def token() -> Response:
     credentials = client_credentials(request.headers, params)
     if grant_type == DEVICE_CODE_GRANT:
         issued = services().flows.exchange(
-            required(params, "device_code"), credentials.client_id, credentials.client_secret
+            required(params, "device_code"),
+            credentials.client_id,
+            credentials.client_secret,
+            client_ip(),
         )
     else:
         issued = services().grants.refresh(
@@ -76,6 +79,7 @@ def token() -> Response:
             credentials.client_secret,
             required(params, "refresh_token"),
             params.get("scope"),
+            client_ip(),
         )
     # RFC 6749 §5.1
     return no_store(
@@ -87,6 +91,44 @@ def token() -> Response:
             "scope": issued.scope,
         }
     )
+
+
+@bp.post("/oauth/revoke")
+def revoke() -> Response:
+    """RFC 7009: a client revokes its own access or refresh token.
+
+    200 whatever the token was (§2.2: unknown, expired, already revoked, or another client's,
+    which is left untouched), so the answer says nothing about other clients' tokens.
+    """
+    params = _params()
+    credentials = client_credentials(request.headers, params)
+    caller = services().clients.authenticate(credentials.client_id, credentials.client_secret)
+    services().lifecycle.revoke(
+        caller, required(params, "token"), params.get("token_type_hint"), client_ip()
+    )
+    return no_store({})
+
+
+@bp.post("/oauth/introspect")
+def introspect() -> Response:
+    """RFC 7662: is this token active, and what does it carry?
+
+    §2.1 requires authorization: a confidential PC client (its own tokens only) or a resource
+    server (any token of this issuer). Public clients cannot authenticate, so they are refused.
+    """
+    params = _params()
+    credentials = client_credentials(request.headers, params)
+    if not credentials.client_secret:
+        raise errors.ClientAuthenticationFailed(
+            "Introspection needs client credentials (RFC 7662 §2.1)."
+        )
+    caller = services().clients.authenticate(
+        credentials.client_id, credentials.client_secret, kind=None
+    )
+    body = services().lifecycle.introspect(
+        caller, required(params, "token"), params.get("token_type_hint")
+    )
+    return no_store(body)
 
 
 @bp.post("/oauth/device_status")

@@ -14,10 +14,10 @@ def test_processes_that_raced_on_first_start_converge_on_the_oldest_key(
     database = Database(database_url)
     database.upgrade()
     with freeze_time("2026-01-01 12:00:00") as frozen:
-        first = KeyRing(SqlKeys(database), lambda: 2000.0)
+        first = KeyRing(SqlKeys(database), lambda: 2000.0, access_token_ttl=600)
         own = first.current  # this process found no key and stored its own
         # Meanwhile another process, which had also found the table empty, stored an older one.
-        other = KeyRing(SqlKeys(database), lambda: 1000.0)._new_key()
+        other = KeyRing(SqlKeys(database), lambda: 1000.0, access_token_ttl=600)._new_key()
         assert SqlKeys(database).add(other)
         assert first.current == own  # still its cached view...
         frozen.tick(KEY_RELOAD_SECONDS + 1)
@@ -29,7 +29,7 @@ def test_processes_that_raced_on_first_start_converge_on_the_oldest_key(
 def test_the_key_is_created_once_and_kept(database_url: str) -> None:
     database = Database(database_url)
     database.upgrade()
-    created = KeyRing(SqlKeys(database), lambda: 1.0).current
-    assert KeyRing(SqlKeys(database), lambda: 2.0).current == created  # a restart keeps it
+    created = KeyRing(SqlKeys(database), lambda: 1.0, access_token_ttl=600).current
+    assert KeyRing(SqlKeys(database), lambda: 2.0, access_token_ttl=600).current == created  # a restart keeps it
     assert len(SqlKeys(database).all()) == 1
     database.dispose()

@@ -1,0 +1,279 @@
+"""Admins: their own accounts and sessions, and what they may do to what was issued."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from authserver.config import Config
+from authserver.domain import errors
+from authserver.domain.codes import hash_secret, new_token
+from authserver.domain.models import (
+    Actor,
+    Admin,
+    AdminSession,
+    AuditEvent,
+    AuditFilter,
+    Client,
+    FamilyFilter,
+    MobileDevice,
+    TokenFamily,
+    User,
+)
+from authserver.domain.ports import AdminRepository, RateLimiter, TokenRepository
+from authserver.services.accounts import AccountService
+from authserver.services.audit import Auditor
+from authserver.services.clients import ClientService
+from authserver.services.flows import FlowService
+from authserver.services.limits import AttemptGuard
+from authserver.services.passwords import dummy_hash, hash_password, verify_password
+from authserver.services.revocation import Revocations
+
+# Admin session tokens carry this prefix so a leaked one is recognisable in logs and scanners.
+ADMIN_TOKEN_PREFIX = "adm_"
+
+
+class AdminAuth:
+    """Admin accounts and sessions: separate from users and clients, so no other credential
+    (a client secret, a device token, an access or refresh token) can act as an admin."""
+
+    def __init__(
+        self,
+        config: Config,
+        admins: AdminRepository,
+        limiter: RateLimiter,
+        auditor: Auditor,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._admins = admins
+        self._limiter = limiter
+        self._audit = auditor
+        self._clock = clock
+
+    def create(self, username: str, password: str) -> Admin:
+        username = username.strip()
+        if not username or len(username) > 150:
+            raise errors.MalformedRequest("An admin username is 1 to 150 characters.")
+        if len(password) < 12:
+            raise errors.MalformedRequest("An admin password has at least 12 characters.")
+        admin = Admin(str(uuid.uuid4()), username, hash_password(password, self._config.scrypt_p))
+        self._admins.add(admin, self._clock())
+        self._audit.record("admin.created", Actor("system"), admin=admin.admin_id)
+        return admin
+
+    def sign_in(self, username: str, password: str, ip: str) -> tuple[str, Admin]:
+        """Check the password; a new session token (shown once, stored as its SHA-256)."""
+        now = self._clock()
+        name = username.lower()
+        limit = self._config.login_attempts
+        limits = ((f"admin:user-ip:{name}:{ip}", limit), (f"admin:ip:{ip}", limit * 3))
+        with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
+            admin = self._admins.by_username(username)
+            ok = verify_password(
+                password, admin.password_hash if admin else dummy_hash(self._config.scrypt_p)
+            )
+            if admin is None or not ok:
+                self._audit.record("admin.sign_in_failed", Actor("admin"), ip=ip, username=name)
+                raise errors.AdminAuthenticationFailed("Unknown admin or wrong password.")
+            guard.succeeded()
+        token = ADMIN_TOKEN_PREFIX + new_token()
+        self._admins.add_session(
+            AdminSession(
+                hash_secret(token), admin.admin_id, now, now + self._config.admin_session_ttl
+            )
+        )
+        self._audit.record("admin.signed_in", Actor("admin", admin.admin_id), ip=ip)
+        return token, admin
+
+    def authenticate(self, token: str) -> Admin:
+        """The admin of a live session token; anything else is AdminAuthenticationFailed."""
+        if not token.startswith(ADMIN_TOKEN_PREFIX):
+            raise errors.AdminAuthenticationFailed()
+        session = self._admins.session(hash_secret(token))
+        if session is None or session.revoked_at is not None:
+            raise errors.AdminAuthenticationFailed()
+        if self._clock() >= session.expires_at:
+            raise errors.AdminAuthenticationFailed("The admin session has expired.")
+        admin = self._admins.get(session.admin_id)
+        if admin is None:
+            raise errors.AdminAuthenticationFailed()
+        return admin
+
+    def sign_out(self, token: str, admin: Admin, ip: str) -> None:
+        self._admins.revoke_session(hash_secret(token), self._clock())
+        self._audit.record("admin.signed_out", Actor("admin", admin.admin_id), ip=ip)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A token family as an admin sees it: who, which client, which phone, from where, when."""
+
+    family: TokenFamily
+    user: User | None
+    client: Client | None
+    device: MobileDevice | None
+
+
+class Administration:
+    """What an admin does: find users and sessions, revoke, disable clients, cancel flows.
+
+    Every action is audited with the admin as actor; each one revokes through Revocations, so
+    refresh tokens fail at once and access JWTs are denied within seconds.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenRepository,
+        clients: ClientService,
+        accounts: AccountService,
+        flows: FlowService,
+        revocations: Revocations,
+        auditor: Auditor,
+    ) -> None:
+        self._tokens = tokens
+        self._clients = clients
+        self._accounts = accounts
+        self._flows = flows
+        self._revocations = revocations
+        self._audit = auditor
+
+    # --- Looking -----------------------------------------------------------------------
+    def find_users(self, text: str, limit: int = 50) -> list[User]:
+        return self._accounts.search_users(text.strip(), limit) if text.strip() else []
+
+    def user(self, user_id: str) -> User:
+        user = self._accounts.user(user_id)
+        if user is None:
+            raise errors.NotFound("No such user.")
+        return user
+
+    def clients(self) -> list[Client]:
+        return self._clients.all()
+
+    def devices(self, user_id: str) -> list[MobileDevice]:
+        return self._accounts.devices_of(self.user(user_id).user_id)
+
+    def sessions(self, where: FamilyFilter, limit: int = 100, offset: int = 0) -> list[SessionView]:
+        families = self._tokens.families(where, limit, offset)
+        users: dict[str, User | None] = {}
+        clients: dict[str, Client | None] = {}
+        devices: dict[str, MobileDevice | None] = {}
+        views = []
+        for f in families:
+            if f.user_id not in users:
+                users[f.user_id] = self._accounts.user(f.user_id)
+            if f.client_id not in clients:
+                clients[f.client_id] = self._clients.get(f.client_id)
+            device_id = f.mobile_device_id
+            if device_id and device_id not in devices:
+                devices[device_id] = self._accounts.device(device_id)
+            views.append(
+                SessionView(f, users[f.user_id], clients[f.client_id], devices.get(device_id or ""))
+            )
+        return views
+
+    def session(self, family_id: str) -> SessionView:
+        family = self._tokens.family(family_id)
+        if family is None:
+            raise errors.NotFound("No such session.")
+        return SessionView(
+            family,
+            self._accounts.user(family.user_id),
+            self._clients.get(family.client_id),
+            self._accounts.device(family.mobile_device_id) if family.mobile_device_id else None,
+        )
+
+    def audit(self, where: AuditFilter) -> list[AuditEvent]:
+        return self._audit.query(where)
+
+    # --- Acting ------------------------------------------------------------------------
+    def revoke_session(self, family_id: str, admin: Admin, ip: str) -> bool:
+        family = self.session(family_id).family
+        return self._revocations.revoke_family(family, "admin", _actor(admin), ip)
+
+    def revoke_user_sessions(self, user_id: str, admin: Admin, ip: str) -> list[TokenFamily]:
+        self.user(user_id)
+        return self._revocations.revoke_families(
+            FamilyFilter(user_id=user_id), "admin", _actor(admin), ip
+        )
+
+    def revoke_client_sessions(self, client_id: str, admin: Admin, ip: str) -> list[TokenFamily]:
+        self._client(client_id)
+        return self._revocations.revoke_families(
+            FamilyFilter(client_id=client_id), "admin", _actor(admin), ip
+        )
+
+    def revoke_device_sessions(
+        self, mobile_device_id: str, admin: Admin, ip: str
+    ) -> list[TokenFamily]:
+        """Revoke everything approved from this phone, and sign the phone out.
+
+        "This phone" is its device id: every sign-in of the same user on it counts.
+        """
+        device = self._device(mobile_device_id)
+        signed_in = [
+            d.id
+            for d in self._accounts.devices_of(device.user_id)
+            if d.device_id == device.device_id
+        ]
+        self._sign_out(device, admin, ip)
+        return self._revocations.revoke_families(
+            FamilyFilter(mobile_device_ids=tuple(signed_in)), "admin", _actor(admin), ip
+        )
+
+    def unbind_device(
+        self, user_id: str, mobile_device_id: str, admin: Admin, ip: str
+    ) -> MobileDevice:
+        """Sign a user's phone out (its device token stops working); its PC sessions are kept."""
+        device = self._device(mobile_device_id)
+        if device.user_id != user_id:
+            raise errors.NotFound("This user has no such mobile device.")
+        self._sign_out(device, admin, ip)
+        return device
+
+    def set_client_enabled(self, client_id: str, enabled: bool, admin: Admin, ip: str) -> Client:
+        """Disable (no new device codes, every token it holds revoked) or re-enable a client."""
+        self._client(client_id)
+        client = self._clients.set_disabled(client_id, not enabled)
+        self._audit.record(
+            "client.enabled" if enabled else "client.disabled",
+            _actor(admin),
+            ip=ip,
+            client_id=client_id,
+        )
+        if not enabled:
+            self._revocations.revoke_families(
+                FamilyFilter(client_id=client_id), "client_disabled", _actor(admin), ip
+            )
+        return client
+
+    def cancel_flow(self, user_code: str, admin: Admin, ip: str) -> None:
+        self._flows.cancel(user_code, _actor(admin), ip)
+
+    def _client(self, client_id: str) -> Client:
+        client = self._clients.get(client_id)
+        if client is None:
+            raise errors.NotFound("No such client.")
+        return client
+
+    def _device(self, mobile_device_id: str) -> MobileDevice:
+        device = self._accounts.device(mobile_device_id)
+        if device is None:
+            raise errors.NotFound("No such mobile device.")
+        return device
+
+    def _sign_out(self, device: MobileDevice, admin: Admin, ip: str) -> None:
+        for signed_out in self._accounts.sign_out_everywhere(device.user_id, device.device_id):
+            self._audit.record(
+                "device.unbound",
+                _actor(admin),
+                ip=ip,
+                user_id=device.user_id,
+                mobile_device_id=signed_out,
+            )
+
+
+def _actor(admin: Admin) -> Actor:
+    return Actor("admin", admin.admin_id)
