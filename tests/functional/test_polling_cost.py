@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from authserver import create_app
+from authserver.domain.models import Actor, FamilyFilter
 from tests.functional.harness import Harness, make_services
 
 
@@ -83,3 +84,28 @@ def test_embedded_store_pending_poll_runs_no_sql(sqlite_url: str) -> None:
         assert harness.poll(code).get_json()["error"] == "authorization_pending"
     assert counts["sql"] == 0
     services.close()
+
+
+def test_checking_an_access_token_costs_one_redis_round_trip_and_no_sql(
+    redis_harness: Harness,
+) -> None:
+    """What a resource server pays per request: a local signature check and one deny-list read."""
+    harness = redis_harness
+    with freeze_time("2026-01-01 12:00:00"):
+        harness.username = harness.create_user()
+        started = harness.authorize(scope="email")  # no profile: /me then reads no user row
+        harness.approve(started)
+        access = harness.poll(started["device_code"]).get_json()["access_token"]
+        bearer = {"Authorization": f"Bearer {access}"}
+        assert harness.http.get("/api/v1/me", headers=bearer).status_code == 200  # warm up
+        with counting(harness.services) as counts:
+            assert harness.http.get("/api/v1/me", headers=bearer).status_code == 200
+        assert counts == {"redis": 1, "sql": 0}
+        # Revoked: refused, and still without SQL.
+        family = harness.services.administration.sessions(
+            FamilyFilter(client_id=harness.client_id), 1
+        )[0].family
+        harness.services.revocations.revoke_family(family, "test", Actor("system"), "")
+        with counting(harness.services) as counts:
+            assert harness.http.get("/api/v1/me", headers=bearer).status_code == 401
+        assert counts == {"redis": 1, "sql": 0}
