@@ -104,7 +104,7 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         config, SqlUsers(database), SqlMobileDevices(database), limiter, auditor, clock
     )
     flows = FlowService(
-        config, store, clients, token_repo, minter, revocations, limiter, auditor, clock
+        config, store, clients, token_repo, accounts, minter, revocations, limiter, auditor, clock
     )
     grants = GrantService(clients, minter, auditor)
     lifecycle = TokenLifecycle(config, token_repo, clients, accounts, verifier, revocations, clock)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -21,6 +22,7 @@ from authserver.services.tokens import KEY_ACTIVATION_DELAY
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"  # printed by `authserver demo`; for trying it locally only
 DEMO_CLIENT_NAME = "Demo PC client"
+DEMO_ADMIN = "admin"
 
 
 def _print(payload: dict[str, Any]) -> None:
@@ -127,6 +129,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if svc.accounts.find_user(DEMO_USERNAME) is None:
         svc.accounts.create_user(DEMO_USERNAME, DEMO_PASSWORD, "Demo User")
+    # The console's admin gets a fresh random password on every start, printed below: an
+    # admin password that is published in a README would outlive the demo.
+    admin_password = secrets.token_urlsafe(12)
+    if svc.admin_auth.exists(DEMO_ADMIN):
+        svc.admin_auth.reset_password(DEMO_ADMIN, admin_password)
+    else:
+        svc.admin_auth.create(DEMO_ADMIN, admin_password)
     base = f"http://{args.host}:{args.port}"
     _print(
         {
@@ -134,6 +143,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "issuer": config.issuer,
             "demo_client_id": client.client_id,
             "demo_user": {"username": DEMO_USERNAME, "password": DEMO_PASSWORD},
+            "admin_console": {
+                "url": f"{base}/admin/",
+                "username": DEMO_ADMIN,
+                "password": admin_password,
+            },
             "try_it": [
                 f"curl -s -d client_id={client.client_id} {base}/oauth/device_authorization",
                 f"curl -s -H 'Content-Type: application/json' -d "

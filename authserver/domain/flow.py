@@ -2,9 +2,9 @@
 
             scan (phone)          confirm (phone)         token exchange (PC)
  PENDING ───────────────▶ SCANNED ───────────────▶ APPROVED ──────────────────▶ REDEEMED
-    │                        │ deny / cancel (phone)
-    │ deny                   ▼
-    └──────────────────▶ DENIED
+    │                        │ deny (phone)              │ cancel (operator, or the
+    │ deny / cancel          ▼                           │ approving phone revoked)
+    └──────────────────▶ DENIED ◀────────────────────────┘
  EXPIRED = now >= expires_at in any state before REDEEMED (computed, never a stored transition)
 
 Every function here is pure: it takes the flow and `now` (Unix seconds) and returns a new flow
@@ -183,10 +183,14 @@ def deny(
 
 
 def cancel(flow: Flow, now: float) -> Flow:
-    """PENDING or SCANNED -> DENIED without a phone (an operator cancels the request)."""
+    """PENDING, SCANNED or APPROVED -> DENIED without the phone's confirm token.
+
+    An operator cancels the request, or the approval is withdrawn because the phone that gave
+    it was signed out or its user's sessions were revoked before the PC redeemed it.
+    """
     if flow.is_expired(now):
         raise errors.FlowExpired()
-    if flow.state not in (FlowState.PENDING, FlowState.SCANNED):
+    if flow.state not in (FlowState.PENDING, FlowState.SCANNED, FlowState.APPROVED):
         raise errors.FlowNotActionable()
     return flow._next(state=FlowState.DENIED, confirm_token_hash=None, confirm_expires_at=None)
 

@@ -38,6 +38,8 @@ class User:
     username: str
     display_name: str
     password_hash: str
+    # An admin revoked all of this user's sessions then: approvals of older flows are void too.
+    sessions_revoked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,21 @@ class AccountService:
             mobile_device_id=device.id,
         )
 
+    def mark_sessions_revoked(self, user_id: str) -> None:
+        """From now on, approvals this user gave earlier no longer turn into sessions."""
+        self._users.mark_sessions_revoked(user_id, self._clock())
+
+    def approval_stands(self, user_id: str, mobile_device_id: str | None, since: float) -> bool:
+        """Whether an approval this user gave from this phone, for a flow started at `since`,
+        may still be redeemed: the phone is still signed in and no revoke-all came after."""
+        user = self._users.get(user_id)
+        device = self._devices.get(mobile_device_id) if mobile_device_id else None
+        if user is None or device is None or device.user_id != user_id:
+            return False
+        if device.revoked_at is not None or self._clock() >= device.expires_at:
+            return False
+        return user.sessions_revoked_at is None or since > user.sessions_revoked_at
+
     def search_users(self, text: str, limit: int) -> list[User]:
         return self._users.search(text, limit)
 

@@ -63,19 +63,40 @@ class AdminAuth:
         self._audit.record("admin.created", Actor("system"), admin=admin.admin_id)
         return admin
 
+    def exists(self, username: str) -> bool:
+        return self._admins.by_username(username) is not None
+
+    def reset_password(self, username: str, password: str) -> Admin:
+        """Give an existing admin a new password (signed-in sessions stay until they expire)."""
+        admin = self._admins.by_username(username)
+        if admin is None:
+            raise errors.NotFound("No such admin.")
+        self._admins.set_password(admin.admin_id, hash_password(password, self._config.scrypt_p))
+        self._audit.record("admin.password_reset", Actor("system"), admin=admin.admin_id)
+        return admin
+
     def sign_in(self, username: str, password: str, ip: str) -> tuple[str, Admin]:
         """Check the password; a new session token (shown once, stored as its SHA-256)."""
         now = self._clock()
         name = username.lower()
         limit = self._config.login_attempts
-        limits = ((f"admin:user-ip:{name}:{ip}", limit), (f"admin:ip:{ip}", limit * 3))
+        # As for phones: per (username, IP) is the tight limit; the per-username and per-IP
+        # ceilings stop guessing from many addresses and spraying many usernames.
+        limits = (
+            (f"admin:user-ip:{name}:{ip}", limit),
+            (f"admin:user:{name}", limit * 3),
+            (f"admin:ip:{ip}", limit * 3),
+        )
         with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
             admin = self._admins.by_username(username)
             ok = verify_password(
                 password, admin.password_hash if admin else dummy_hash(self._config.scrypt_p)
             )
             if admin is None or not ok:
-                self._audit.record("admin.sign_in_failed", Actor("admin"), ip=ip, username=name)
+                # Only a known admin's id: what was typed may be a password pasted by mistake.
+                self._audit.record(
+                    "admin.sign_in_failed", Actor("admin", admin.admin_id if admin else ""), ip=ip
+                )
                 raise errors.AdminAuthenticationFailed("Unknown admin or wrong password.")
             guard.succeeded()
         token = ADMIN_TOKEN_PREFIX + new_token()
@@ -194,7 +215,9 @@ class Administration:
         return self._revocations.revoke_family(family, "admin", _actor(admin), ip)
 
     def revoke_user_sessions(self, user_id: str, admin: Admin, ip: str) -> list[TokenFamily]:
+        """Revoke every session of the user, and void approvals not yet redeemed."""
         self.user(user_id)
+        self._accounts.mark_sessions_revoked(user_id)
         return self._revocations.revoke_families(
             FamilyFilter(user_id=user_id), "admin", _actor(admin), ip
         )

@@ -23,10 +23,10 @@ from authserver.domain.codes import (
     normalize_user_code,
     secrets_equal,
 )
-from authserver.domain.flow import Flow, FlowStatus, PollOutcome
+from authserver.domain.flow import Flow, FlowState, FlowStatus, PollOutcome
 from authserver.domain.models import Actor, Client, TokenFamily
 from authserver.domain.ports import FlowStore, RateLimiter, TokenRepository
-from authserver.services.accounts import SignedInDevice
+from authserver.services.accounts import AccountService, SignedInDevice
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
 from authserver.services.limits import AttemptGuard
@@ -97,6 +97,7 @@ class FlowService:
         store: FlowStore,
         clients: ClientService,
         tokens: TokenRepository,
+        accounts: AccountService,
         minter: TokenMinter,
         revocations: Revocations,
         limiter: RateLimiter,
@@ -107,6 +108,7 @@ class FlowService:
         self._store = store
         self._clients = clients
         self._tokens = tokens
+        self._accounts = accounts
         self._minter = minter
         self._revocations = revocations
         self._limiter = limiter
@@ -252,7 +254,13 @@ class FlowService:
     def _issue(
         self, flow: Flow, family_id: str, client_secret: str | None, ip: str
     ) -> IssuedTokens:
-        """Commit the tokens of a flow this poll has claimed; give the flow back on failure."""
+        """Commit the tokens of a flow this poll has claimed; give the flow back on failure.
+
+        The approval must still stand when the PC redeems it: its client enabled, the approving
+        phone still signed in, no revoke-all of the user since the flow started. It is checked
+        before the tokens are committed, and again after, because a revocation that ran in
+        between could not see them.
+        """
         assert flow.user_id is not None
         family = TokenFamily(
             id=family_id,
@@ -265,10 +273,14 @@ class FlowService:
             requester_ip=flow.requester_ip,
             requester_user_agent=flow.requester_user_agent,
         )
+        caller = Actor("client", family.client_id)
         try:
-            # The flow vouched for the credentials; SQL says whether the client is still enabled.
-            self._clients.authenticate(flow.client_id, client_secret)
+            self._check_approval(flow, client_secret)
             issued = self._minter.issue(family)
+        except errors.AccessDenied:
+            self._store.undo_redemption(flow.device_code_hash, family_id)
+            self._withdraw(flow.device_code_hash, caller, ip)
+            raise
         except BaseException:
             # Nothing approved is lost: the flow is APPROVED again and the next poll retries.
             self._store.undo_redemption(flow.device_code_hash, family_id)
@@ -285,11 +297,44 @@ class FlowService:
             "mobile_device_id": family.mobile_device_id,
             "family_id": family.id,
         }
-        caller = Actor("client", family.client_id)
         ref = flow_ref(flow.device_code_hash)
         self._audit.record("flow.redeemed", caller, ip=ip, flow_ref=ref, **refs)
         self._audit.record("token.issued", caller, ip=ip, flow_ref=ref, scope=family.scope, **refs)
+        try:
+            self._check_approval(flow, client_secret)
+        except errors.DomainError:
+            self._revocations.revoke_family(family, "approval_withdrawn", caller, ip)
+            raise
+        except Exception:
+            # The check passed before issuing; an outage now must not lose what was issued.
+            log.exception("could not re-check the approval of family %s", family_id)
         return issued
+
+    def _check_approval(self, flow: Flow, client_secret: str | None) -> None:
+        """Raise unless the approval of this claimed flow still stands (see _issue)."""
+        assert flow.user_id is not None
+        # The flow vouched for the credentials; SQL says whether the client is still enabled.
+        self._clients.authenticate(flow.client_id, client_secret)
+        if not self._accounts.approval_stands(flow.user_id, flow.mobile_device_id, flow.created_at):
+            raise errors.AccessDenied(
+                "The approval was withdrawn: the approving phone was signed out or revoked."
+            )
+
+    def _withdraw(self, device_code_hash: str, actor: Actor, ip: str) -> None:
+        """APPROVED -> DENIED: later polls read access_denied instead of retrying the claim."""
+        flow = self._store.get(device_code_hash)
+        if flow is None or flow.state is not FlowState.APPROVED:
+            return
+        if self._store.replace(flow, flows.cancel(flow, self._clock())):
+            self._audit.record(
+                "flow.withdrawn",
+                actor,
+                ip=ip,
+                user_id=flow.user_id,
+                client_id=flow.client_id,
+                mobile_device_id=flow.mobile_device_id,
+                flow_ref=flow_ref(device_code_hash),
+            )
 
     def status(
         self,
@@ -382,6 +427,9 @@ class FlowService:
             if flow is None or normalized is None:
                 raise errors.FlowNotFound()
             guard.succeeded()
+        client = self._clients.get(flow.client_id)
+        if client is None or client.disabled_at is not None:
+            raise errors.FlowNotActionable("The client of this login request is disabled.")
         for _ in range(3):  # compare-and-set: re-read and retry if another step got in first
             confirm_token = new_token()
             scanned = flows.scan(
@@ -401,9 +449,6 @@ class FlowService:
                 raise errors.FlowNotFound()
         else:
             raise errors.FlowNotActionable("The login request changed meanwhile; scan again.")
-        client = self._clients.get(flow.client_id)
-        if client is None or client.disabled_at is not None:
-            raise errors.FlowNotActionable("The client of this login request is disabled.")
         assert scanned.confirm_expires_at is not None
         self._audit.record(
             "flow.scanned",

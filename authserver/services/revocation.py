@@ -42,14 +42,30 @@ class Revocations:
             denied = self._deny_list.is_denied(jti, now)
         return bool(denied)
 
+    def _deny(self, tokens: list[DeniedToken], now: float) -> None:
+        """Add to the deny-list; if that fails, make the list rebuild itself from SQL."""
+        try:
+            self._deny_list.add(tokens, now)
+        except Exception:
+            log.exception("jti deny-list write failed; marking it incomplete")
+            try:
+                self._deny_list.mark_incomplete()
+            except Exception:
+                # Redis is unreachable: checks fail closed until it is back, and the marker's
+                # TTL makes the list rebuild itself then (RedisRevocationList.COMPLETE_TTL).
+                log.exception("could not mark the jti deny-list incomplete")
+            raise
+
     def revoke_family(self, family: TokenFamily, reason: str, actor: Actor, ip: str) -> bool:
         """Revoke one grant: its refresh token and every access token it produced."""
         now = self._clock()
         revoked = self._tokens.revoke_family(family.id, now, reason)
-        # Deny even if someone else revoked it first: their deny-list write may have failed.
-        self._deny_list.add(self._tokens.live_access_tokens([family.id], now), now)
-        if revoked:
-            self._audit_family(family, reason, actor, ip)
+        try:
+            # Deny even if someone else revoked it first: their deny-list write may have failed.
+            self._deny(self._tokens.live_access_tokens([family.id], now), now)
+        finally:
+            if revoked:  # committed in SQL: audit it whatever happened to the deny-list
+                self._audit_family(family, reason, actor, ip)
         return revoked
 
     def revoke_families(
@@ -58,9 +74,11 @@ class Revocations:
         """Revoke every live grant matching `where`; the ones this call revoked."""
         now = self._clock()
         families = self._tokens.revoke_families(where, now, reason)
-        self._deny_list.add(self._tokens.live_access_tokens([f.id for f in families], now), now)
-        for family in families:
-            self._audit_family(family, reason, actor, ip)
+        try:
+            self._deny(self._tokens.live_access_tokens([f.id for f in families], now), now)
+        finally:
+            for family in families:
+                self._audit_family(family, reason, actor, ip)
         return families
 
     def revoke_access_token(
@@ -69,17 +87,19 @@ class Revocations:
         """Revoke one access token (RFC 7009 §2.1 with token_type_hint=access_token)."""
         now = self._clock()
         revoked = self._tokens.revoke_access_token(jti, now)
-        self._deny_list.add([DeniedToken(jti, expires_at)], now)
-        if revoked:
-            self._auditor.record(
-                "token.access_revoked",
-                actor,
-                ip=ip,
-                user_id=family.user_id,
-                client_id=family.client_id,
-                family_id=family.id,
-                jti=jti,
-            )
+        try:
+            self._deny([DeniedToken(jti, expires_at)], now)
+        finally:
+            if revoked:
+                self._auditor.record(
+                    "token.access_revoked",
+                    actor,
+                    ip=ip,
+                    user_id=family.user_id,
+                    client_id=family.client_id,
+                    family_id=family.id,
+                    jti=jti,
+                )
         return revoked
 
     def _audit_family(self, family: TokenFamily, reason: str, actor: Actor, ip: str) -> None:

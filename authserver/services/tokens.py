@@ -302,7 +302,8 @@ class AccessTokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
             # RFC 9068 §4: the typ must be at+jwt, so no other JWT passes as an access token.
-            if header.get("typ") != "at+jwt" or header.get("alg") != ALGORITHM:
+            typ = str(header.get("typ", "")).lower()
+            if typ not in ("at+jwt", "application/at+jwt") or header.get("alg") != ALGORITHM:
                 return None
             key = self._keys.verification_key(str(header.get("kid", "")))
             if key is None:

@@ -178,6 +178,10 @@ class EmbeddedRevocationList:
                 return None
             return self._denied.get(jti, 0.0) > now
 
+    def mark_incomplete(self) -> None:
+        with self._lock:
+            self._complete = False
+
     def rebuild(self, tokens: list[DeniedToken], now: float) -> None:
         self.add(tokens, now)
         with self._lock:

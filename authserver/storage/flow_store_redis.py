@@ -298,11 +298,14 @@ class RedisRevocationList:
     """The jti deny-list in Redis: one key per revoked access token, shared by all processes.
 
     Each key holds the token's expiry and lives a little longer (a TTL relative to the
-    injected clock, like the flows'). A marker key says the list is complete; Redis keeps
-    nothing on disk here, so after a restart the marker is gone and the list is rebuilt.
+    injected clock, like the flows'). A marker key says the list is complete. The marker
+    expires too, so the list is rebuilt from SQL at least that often: whatever Redis lost
+    (a restart that restored an older snapshot, an evicted key, a failed write) is back within
+    COMPLETE_TTL seconds, and at once when the marker itself was lost.
     """
 
     GRACE = 60  # seconds a key outlives its token, for clock skew between processes
+    COMPLETE_TTL = 60
 
     def __init__(self, client: redis.Redis, prefix: str = "authserver:") -> None:
         self._redis = client
@@ -332,5 +335,8 @@ class RedisRevocationList:
     def rebuild(self, tokens: list[DeniedToken], now: float) -> None:
         pipe = self._redis.pipeline(transaction=True)  # the marker only lands with the entries
         self._add(pipe, tokens, now)
-        pipe.set(self._complete_key, "1")
+        pipe.set(self._complete_key, "1", ex=self.COMPLETE_TTL)
         pipe.execute()
+
+    def mark_incomplete(self) -> None:
+        self._redis.delete(self._complete_key)

@@ -59,6 +59,7 @@ class UserRow(Base):
     display_name: Mapped[str] = mapped_column(sa.String(200))
     password_hash: Mapped[str] = mapped_column(sa.String(300))
     created_at: Mapped[float] = mapped_column(Timestamp())
+    sessions_revoked_at: Mapped[float | None] = mapped_column(Timestamp())
 
 
 class MobileDeviceRow(Base):

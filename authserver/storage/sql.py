@@ -71,7 +71,8 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        # hide_parameters: a logged SQL error never carries the values it was called with.
+        self.engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -181,7 +182,9 @@ class SqlUsers:
     def _to_user(row: UserRow | None) -> User | None:
         if row is None:
             return None
-        return User(row.user_id, row.username, row.display_name, row.password_hash)
+        return User(
+            row.user_id, row.username, row.display_name, row.password_hash, row.sessions_revoked_at
+        )
 
     def get(self, user_id: str) -> User | None:
         with self._db.session() as s:
@@ -190,6 +193,12 @@ class SqlUsers:
     def by_username(self, username: str) -> User | None:
         with self._db.session() as s:
             return self._to_user(s.scalar(sa.select(UserRow).filter_by(username=username)))
+
+    def mark_sessions_revoked(self, user_id: str, now: float) -> None:
+        with self._db.session() as s:
+            s.execute(
+                sa.update(UserRow).where(UserRow.user_id == user_id).values(sessions_revoked_at=now)
+            )
 
     def search(self, text: str, limit: int) -> list[User]:
         pattern = "%" + _escape_like(text.lower()) + "%"
@@ -545,6 +554,14 @@ class SqlAdmins:
     def by_username(self, username: str) -> Admin | None:
         with self._db.session() as s:
             return self._to_admin(s.scalar(sa.select(AdminRow).filter_by(username=username)))
+
+    def set_password(self, admin_id: str, password_hash: str) -> None:
+        with self._db.session() as s:
+            s.execute(
+                sa.update(AdminRow)
+                .where(AdminRow.admin_id == admin_id)
+                .values(password_hash=password_hash)
+            )
 
     def add_session(self, session: AdminSession) -> None:
         with self._db.session() as s:

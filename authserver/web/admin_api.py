@@ -22,7 +22,16 @@ from authserver.domain.models import (
     User,
 )
 from authserver.services.admin import SessionView
-from authserver.web.common import client_ip, json_body, no_store, services, string_field
+from authserver.web.common import (
+    client_ip,
+    int_arg,
+    json_body,
+    no_store,
+    path_ids_are_plain,
+    services,
+    string_field,
+    text_arg,
+)
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/v1")
 
@@ -104,6 +113,8 @@ def _bearer() -> str:
 
 @bp.before_request
 def _require_admin() -> None:
+    if not path_ids_are_plain():
+        raise errors.NotFound()
     if request.endpoint == "admin_api.sign_in":
         return
     g.admin = services().admin_auth.authenticate(_bearer())
@@ -112,22 +123,6 @@ def _require_admin() -> None:
 def _admin() -> Admin:
     admin: Admin = g.admin
     return admin
-
-
-def _int_arg(name: str, default: int, maximum: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise errors.MalformedRequest(f"{name!r} must be a non-negative integer.")
-    return min(int(raw), maximum)
-
-
-def _str_arg(name: str) -> str | None:
-    value = request.args.get(name)
-    if value is not None and (len(value) > 200 or not value.isprintable()):
-        raise errors.MalformedRequest(f"{name!r} is invalid.")
-    return value or None
 
 
 # --- Admin sessions ------------------------------------------------------------------------
@@ -161,15 +156,15 @@ def sign_out() -> Response:
 @bp.get("/sessions")
 def list_sessions() -> Response:
     """Sessions by user, client or mobile device; ?active=true for live ones only."""
-    device = _str_arg("mobile_device_id")
+    device = text_arg("mobile_device_id")
     where = FamilyFilter(
-        user_id=_str_arg("user_id"),
-        client_id=_str_arg("client_id"),
+        user_id=text_arg("user_id"),
+        client_id=text_arg("client_id"),
         mobile_device_ids=(device,) if device else None,
         active_only=request.args.get("active") == "true",
     )
-    limit = _int_arg("limit", 50, MAX_PAGE)
-    offset = _int_arg("offset", 0, 10**9)
+    limit = int_arg("limit", 50, MAX_PAGE)
+    offset = int_arg("offset", 0, 10**9)
     views = services().administration.sessions(where, limit, offset)
     return no_store({"sessions": [session_json(v) for v in views], "offset": offset})
 
@@ -211,7 +206,7 @@ def revoke_device_sessions(mobile_device_id: str) -> Response:
 @bp.get("/users")
 def find_users() -> Response:
     """Users whose username or name contains ?q=."""
-    users = services().administration.find_users(_str_arg("q") or "", _int_arg("limit", 50, 200))
+    users = services().administration.find_users(text_arg("q") or "", int_arg("limit", 50, 200))
     return no_store({"users": [user_json(u) for u in users]})
 
 
@@ -267,17 +262,15 @@ def cancel_flow() -> Response:
 def audit() -> Response:
     """Audit events, newest first; filter by user_id, client_id, session_id, mobile_device_id,
     event, actor_id; page with ?before=<id>."""
-    before = request.args.get("before")
-    if before is not None and not before.isdigit():
-        raise errors.MalformedRequest("'before' must be an event id.")
+    before = int_arg("before", 0, 2**62)
     where = AuditFilter(
-        user_id=_str_arg("user_id"),
-        client_id=_str_arg("client_id"),
-        family_id=_str_arg("session_id"),
-        mobile_device_id=_str_arg("mobile_device_id"),
-        event=_str_arg("event"),
-        actor_id=_str_arg("actor_id"),
-        before_id=int(before) if before else None,
-        limit=_int_arg("limit", 100, MAX_PAGE),
+        user_id=text_arg("user_id"),
+        client_id=text_arg("client_id"),
+        family_id=text_arg("session_id"),
+        mobile_device_id=text_arg("mobile_device_id"),
+        event=text_arg("event"),
+        actor_id=text_arg("actor_id"),
+        before_id=before or None,
+        limit=int_arg("limit", 100, MAX_PAGE),
     )
     return no_store({"events": [event_json(e) for e in services().administration.audit(where)]})

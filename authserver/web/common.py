@@ -71,7 +71,41 @@ def string_field(
         raise errors.MalformedRequest(f"{name!r} is too long.")
     if not controls and has_control_characters(value):
         raise errors.MalformedRequest(f"{name!r} has control characters.")
+    if not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise errors.MalformedRequest(f"{name!r} is not valid Unicode.")  # a lone surrogate
     return value
+
+
+def plain_text(value: str, max_len: int = 200) -> bool:
+    """True for a value fit to be an id or search text: bounded, printable, valid Unicode."""
+    return (
+        len(value) <= max_len
+        and value.isprintable()
+        and not any("\ud800" <= ch <= "\udfff" for ch in value)
+    )
+
+
+def text_arg(name: str) -> str | None:
+    """A query-string value checked by plain_text, or None when absent or empty."""
+    value = request.args.get(name)
+    if value is not None and not plain_text(value):
+        raise errors.MalformedRequest(f"{name!r} is invalid.")
+    return value or None
+
+
+def int_arg(name: str, default: int, maximum: int) -> int:
+    """A non-negative integer query value (ASCII digits only), capped at `maximum`."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise errors.MalformedRequest(f"{name!r} must be a non-negative integer.")
+    return min(int(raw), maximum)
+
+
+def path_ids_are_plain() -> bool:
+    """Whether every URL path parameter of this request passes plain_text (else: a 404)."""
+    return all(plain_text(str(v)) for v in (request.view_args or {}).values())
 
 
 def client_ip() -> str:

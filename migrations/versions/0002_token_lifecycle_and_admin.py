@@ -91,6 +91,11 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
 
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("sessions_revoked_at", sa.DateTime(timezone=True), nullable=True)
+        )
+
     with op.batch_alter_table("token_families", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("requester_ip", sa.String(length=64), server_default="", nullable=False)
@@ -103,6 +108,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("sessions_revoked_at")
+
 
     with op.batch_alter_table("token_families", schema=None) as batch_op:
         batch_op.drop_column("requester_user_agent")

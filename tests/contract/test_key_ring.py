@@ -30,6 +30,7 @@ def test_the_key_is_created_once_and_kept(database_url: str) -> None:
     database = Database(database_url)
     database.upgrade()
     created = KeyRing(SqlKeys(database), lambda: 1.0, access_token_ttl=600).current
-    assert KeyRing(SqlKeys(database), lambda: 2.0, access_token_ttl=600).current == created  # a restart keeps it
+    restarted = KeyRing(SqlKeys(database), lambda: 2.0, access_token_ttl=600)
+    assert restarted.current == created  # a restart keeps it
     assert len(SqlKeys(database).all()) == 1
     database.dispose()

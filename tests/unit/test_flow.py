@@ -336,8 +336,10 @@ def test_rescan_gives_a_fresh_confirm_window(transition: Any, target: FlowState)
 
 
 # --- cancel ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [make_flow, scanned])
-def test_cancel_pending_or_scanned_denies(make: Any) -> None:
+@pytest.mark.parametrize(
+    "make", [make_flow, scanned, lambda: make_flow(state=FlowState.APPROVED, version=3)]
+)
+def test_cancel_pending_scanned_or_approved_denies(make: Any) -> None:
     flow = make()
     out = cancel(flow, T0 + 3)
     assert out.state is FlowState.DENIED
@@ -352,7 +354,7 @@ def test_cancel_kills_the_confirm_token() -> None:
         confirm(out, T0 + 4, user_id=USER, mobile_device_id=PHONE, confirm_token_hash=CONFIRM_HASH)
 
 
-@pytest.mark.parametrize("state", [FlowState.APPROVED, FlowState.DENIED, FlowState.REDEEMED])
+@pytest.mark.parametrize("state", [FlowState.DENIED, FlowState.REDEEMED])
 def test_cancel_in_a_final_state_is_not_actionable(state: FlowState) -> None:
     with pytest.raises(errors.FlowNotActionable):
         cancel(make_flow(state=state), T0 + 3)

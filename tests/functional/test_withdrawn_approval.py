@@ -1,0 +1,105 @@
+"""An approval that was revoked before the PC redeemed it never becomes a session."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from authserver.domain.models import Admin, AuditFilter, FamilyFilter
+from tests.functional.harness import Harness, Phone
+
+
+def make_admin(harness: Harness) -> Admin:
+    return harness.services.admin_auth.create(f"ops-{uuid.uuid4().hex[:6]}", "admin password 123")
+
+
+def phone_row_id(harness: Harness) -> str:
+    user = harness.services.accounts.find_user(harness.username)
+    assert user is not None
+    return harness.services.accounts.devices_of(user.user_id)[0].id
+
+
+def assert_denied(response: Any) -> None:
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "access_denied"
+
+
+def families(harness: Harness) -> list[Any]:
+    return harness.services.administration.sessions(FamilyFilter(client_id=harness.client_id))
+
+
+def test_revoking_the_approving_phone_withdraws_an_unredeemed_approval(harness: Harness) -> None:
+    started = harness.authorize()
+    harness.approve(started)  # approved, but the PC has not polled yet
+    harness.services.administration.revoke_device_sessions(
+        phone_row_id(harness), make_admin(harness), "198.51.100.1"
+    )
+    assert_denied(harness.poll(started["device_code"]))
+    assert_denied(harness.poll(started["device_code"]))  # withdrawn for good, not retried
+    assert families(harness) == []
+    events = harness.services.auditor.query(AuditFilter(client_id=harness.client_id))
+    assert "flow.withdrawn" in [e.event for e in events]
+
+
+def test_a_user_wide_revocation_voids_approvals_not_yet_redeemed(harness: Harness) -> None:
+    started = harness.authorize()
+    harness.approve(started)
+    user = harness.services.accounts.find_user(harness.username)
+    assert user is not None
+    harness.services.administration.revoke_user_sessions(
+        user.user_id, make_admin(harness), "198.51.100.1"
+    )
+    assert_denied(harness.poll(started["device_code"]))
+    # A login started after the revocation works as usual.
+    later = harness.authorize()
+    harness.approve(later, Phone(*harness_phone(harness)))
+    assert harness.poll(later["device_code"]).status_code == 200
+
+
+def harness_phone(harness: Harness) -> tuple[str, str]:
+    phone = harness.sign_in(device_id=f"phone-{uuid.uuid4().hex[:6]}")
+    return phone.token, phone.device_id
+
+
+def test_a_revocation_that_lands_while_tokens_are_committed_still_wins(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The phone is revoked after the first check, before the commit: the revocation could not
+    see the new grant, so the check after the commit revokes it."""
+    started = harness.authorize()
+    harness.approve(started)
+    admin = make_admin(harness)
+    device_row = phone_row_id(harness)
+    minter = harness.services.minter
+    issue = minter.issue
+
+    def revoke_then_issue(family: Any) -> Any:
+        harness.services.administration.revoke_device_sessions(device_row, admin, "198.51.100.1")
+        return issue(family)
+
+    monkeypatch.setattr(minter, "issue", revoke_then_issue)
+    assert_denied(harness.poll(started["device_code"]))
+    (session,) = families(harness)
+    assert session.family.revoked_at is not None
+    assert session.family.revoked_reason == "approval_withdrawn"
+    # Whatever was committed is dead: its refresh token and its access token's jti.
+    query = sa.text("SELECT jti FROM access_tokens WHERE family_id = :f")
+    with harness.services.database.engine.connect() as conn:
+        jtis = list(conn.execute(query, {"f": session.family.id}).scalars())
+    assert jtis and all(harness.services.revocations.is_denied(j) for j in jtis)
+    # Later polls are replays of a redeemed code: invalid_grant, never tokens.
+    assert harness.poll(started["device_code"]).get_json()["error"] == "invalid_grant"
+
+
+def test_disabling_the_client_before_redemption_refuses_the_tokens(harness: Harness) -> None:
+    started = harness.authorize()
+    harness.approve(started)
+    harness.services.administration.set_client_enabled(
+        harness.client_id, False, make_admin(harness), "198.51.100.1"
+    )
+    response = harness.poll(started["device_code"])
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+    assert families(harness) == []
