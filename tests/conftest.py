@@ -18,6 +18,8 @@ POSTGRES_URL = os.environ.get(
     "AUTHSERVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The system Chromium that Playwright drives (Debian package `chromium`); never downloaded.
+CHROMIUM = os.environ.get("AUTHSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 def _unavailable(what: str, why: Exception) -> None:
@@ -104,6 +106,23 @@ def module_postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """Like postgres_url, shared by one module (e.g. by a server process it starts once)."""
     with fresh_postgres_schema(postgres_admin_url) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of the system Chromium for Playwright, or skip (fail under CI) naming what's missing."""
+    missing = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        missing = f"Playwright is not installed ({exc}); pip install -e '.[dev]'"
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium; AUTHSERVER_TEST_CHROMIUM)"
+    if missing:
+        if IN_CI:
+            pytest.fail(f"{missing}; CI must run the browser tests", pytrace=False)
+        pytest.skip(missing)
+    return CHROMIUM
 
 
 @pytest.fixture

@@ -111,7 +111,6 @@ def downgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("sessions_revoked_at")
 
-
     with op.batch_alter_table("token_families", schema=None) as batch_op:
         batch_op.drop_column("requester_user_agent")
         batch_op.drop_column("requester_ip")

@@ -19,7 +19,7 @@ def test_a_failed_deny_list_write_makes_the_list_rebuild_from_sql(
     bearer = {"Authorization": f"Bearer {access}"}
     assert harness.http.get("/api/v1/me", headers=bearer).status_code == 200
 
-    deny_list: Any = harness.services.revocations._deny_list  # noqa: SLF001
+    deny_list: Any = harness.services.revocations._deny_list
     add = deny_list.add
 
     def lost_write(*_: Any) -> None:
