@@ -24,6 +24,8 @@ class Client:
     secret_hash: str | None = None
     kind: ClientKind = ClientKind.DEVICE
     disabled_at: float | None = None  # disabled: no new device codes, its tokens stop working
+    # All its sessions were revoked (or it was disabled) then: older approvals are void too.
+    sessions_revoked_at: float | None = None
 
     @property
     def is_confidential(self) -> bool:

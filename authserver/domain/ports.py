@@ -85,7 +85,10 @@ class ClientRepository(Protocol):
     def by_name(self, name: str) -> Client | None: ...
     def all(self) -> list[Client]: ...
     def set_disabled(self, client_id: str, disabled_at: float | None) -> bool:
-        """Disable (a time) or re-enable (None) a client; False if there is no such client."""
+        """Disable (a time, also its sessions_revoked_at) or re-enable (None) a client;
+        False if there is no such client."""
+
+    def mark_sessions_revoked(self, client_id: str, now: float) -> None: ...
 
 
 class UserRepository(Protocol):

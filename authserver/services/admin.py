@@ -224,6 +224,7 @@ class Administration:
 
     def revoke_client_sessions(self, client_id: str, admin: Admin, ip: str) -> list[TokenFamily]:
         self._client(client_id)
+        self._clients.mark_sessions_revoked(client_id)
         return self._revocations.revoke_families(
             FamilyFilter(client_id=client_id), "admin", _actor(admin), ip
         )

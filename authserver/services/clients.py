@@ -70,6 +70,10 @@ class ClientService:
         assert client is not None
         return client
 
+    def mark_sessions_revoked(self, client_id: str) -> None:
+        """From now on, approvals of this client's earlier flows no longer become sessions."""
+        self._clients.mark_sessions_revoked(client_id, self._clock())
+
     def authenticate(
         self, client_id: str, client_secret: str | None, kind: ClientKind | None = ClientKind.DEVICE
     ) -> Client:

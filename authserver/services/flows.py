@@ -314,7 +314,12 @@ class FlowService:
         """Raise unless the approval of this claimed flow still stands (see _issue)."""
         assert flow.user_id is not None
         # The flow vouched for the credentials; SQL says whether the client is still enabled.
-        self._clients.authenticate(flow.client_id, client_secret)
+        client = self._clients.authenticate(flow.client_id, client_secret)
+        revoked_at = client.sessions_revoked_at
+        if revoked_at is not None and flow.created_at <= revoked_at:
+            raise errors.AccessDenied(
+                "The approval was withdrawn: the client's sessions were revoked."
+            )
         if not self._accounts.approval_stands(flow.user_id, flow.mobile_device_id, flow.created_at):
             raise errors.AccessDenied(
                 "The approval was withdrawn: the approving phone was signed out or revoked."

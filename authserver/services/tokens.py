@@ -31,7 +31,9 @@ KEY_RELOAD_SECONDS = 60.0
 # How long the JWKS may be cached (its Cache-Control max-age). A new key is published this long
 # before it signs anything, so a resource server's cached JWKS already holds it.
 JWKS_MAX_AGE = 300
-KEY_ACTIVATION_DELAY = JWKS_MAX_AGE
+# A process may publish a new key up to KEY_RELOAD_SECONDS after it was stored; a cache that
+# fetched the JWKS just before that keeps the old set for JWKS_MAX_AGE more.
+KEY_ACTIVATION_DELAY = JWKS_MAX_AGE + int(KEY_RELOAD_SECONDS)
 # Leeway for clocks between this server and resource servers when retiring an old key.
 CLOCK_LEEWAY = 60
 

@@ -49,6 +49,7 @@ class ClientRow(Base):
     created_at: Mapped[float] = mapped_column(Timestamp())
     kind: Mapped[str] = mapped_column(sa.String(20), server_default="device")
     disabled_at: Mapped[float | None] = mapped_column(Timestamp())
+    sessions_revoked_at: Mapped[float | None] = mapped_column(Timestamp())
 
 
 class UserRow(Base):

@@ -132,6 +132,7 @@ class SqlClients:
             row.secret_hash,
             ClientKind(row.kind),
             row.disabled_at,
+            row.sessions_revoked_at,
         )
 
     def all(self) -> list[Client]:
@@ -140,13 +141,22 @@ class SqlClients:
             return [c for c in map(self._to_client, rows) if c is not None]
 
     def set_disabled(self, client_id: str, disabled_at: float | None) -> bool:
+        values: dict[str, float | None] = {"disabled_at": disabled_at}
+        if disabled_at is not None:
+            values["sessions_revoked_at"] = disabled_at
         with self._db.session() as s:
             result = s.execute(
-                sa.update(ClientRow)
-                .where(ClientRow.client_id == client_id)
-                .values(disabled_at=disabled_at)
+                sa.update(ClientRow).where(ClientRow.client_id == client_id).values(**values)
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def mark_sessions_revoked(self, client_id: str, now: float) -> None:
+        with self._db.session() as s:
+            s.execute(
+                sa.update(ClientRow)
+                .where(ClientRow.client_id == client_id)
+                .values(sessions_revoked_at=now)
+            )
 
     def get(self, client_id: str) -> Client | None:
         with self._db.session() as s:

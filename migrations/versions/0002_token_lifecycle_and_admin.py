@@ -90,6 +90,9 @@ def upgrade() -> None:
             sa.Column("kind", sa.String(length=20), server_default="device", nullable=False)
         )
         batch_op.add_column(sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("sessions_revoked_at", sa.DateTime(timezone=True), nullable=True)
+        )
 
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(
@@ -116,6 +119,7 @@ def downgrade() -> None:
         batch_op.drop_column("requester_ip")
 
     with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.drop_column("sessions_revoked_at")
         batch_op.drop_column("disabled_at")
         batch_op.drop_column("kind")
 

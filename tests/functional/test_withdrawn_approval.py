@@ -103,3 +103,30 @@ def test_disabling_the_client_before_redemption_refuses_the_tokens(harness: Harn
     response = harness.poll(started["device_code"])
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
     assert families(harness) == []
+
+
+def test_an_approval_does_not_outlive_a_client_disable(harness: Harness) -> None:
+    """Disabled, then re-enabled: a flow approved before the disable stays refused."""
+    started = harness.authorize()
+    harness.approve(started)
+    admin = make_admin(harness)
+    administration = harness.services.administration
+    administration.set_client_enabled(harness.client_id, False, admin, "198.51.100.1")
+    administration.set_client_enabled(harness.client_id, True, admin, "198.51.100.1")
+    assert_denied(harness.poll(started["device_code"]))
+    assert families(harness) == []
+    # A login started after the re-enable works.
+    later = harness.authorize()
+    harness.approve(later, Phone(*harness_phone(harness)))
+    assert harness.poll(later["device_code"]).status_code == 200
+
+
+def test_revoking_all_of_a_clients_sessions_voids_its_unredeemed_approvals(
+    harness: Harness,
+) -> None:
+    started = harness.authorize()
+    harness.approve(started)
+    harness.services.administration.revoke_client_sessions(
+        harness.client_id, make_admin(harness), "198.51.100.1"
+    )
+    assert_denied(harness.poll(started["device_code"]))

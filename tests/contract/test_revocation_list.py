@@ -1,0 +1,178 @@
+"""The jti deny-list contract (Redis and embedded), and its rebuild from SQL after a loss."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from authserver import create_app
+from authserver.domain.models import DeniedToken
+from authserver.domain.ports import RevocationList
+from authserver.storage.flow_store_memory import EmbeddedRevocationList
+from authserver.storage.flow_store_redis import RedisRevocationList
+from tests.functional.harness import PASSWORD, Harness, make_services
+from tests.functional.lifecycle import login, me, revoke, revoked_ok
+
+NOW = 1_900_000_000.0
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def deny_list(request: pytest.FixtureRequest) -> RevocationList:
+    if request.param == "embedded":
+        return EmbeddedRevocationList()
+    client = request.getfixturevalue("redis_client")
+    return RedisRevocationList(client, request.getfixturevalue("redis_prefix"))
+
+
+def test_a_new_list_is_incomplete_until_rebuilt(deny_list: RevocationList) -> None:
+    assert deny_list.is_denied("a", NOW) is None
+    deny_list.add([DeniedToken("a", NOW + 100)], NOW)  # entries alone do not make it complete
+    assert deny_list.is_denied("a", NOW) is None
+    assert deny_list.is_denied("b", NOW) is None
+
+    deny_list.rebuild([DeniedToken("b", NOW + 100), DeniedToken("gone", NOW - 1)], NOW)
+    assert deny_list.is_denied("a", NOW) is True  # added before the rebuild: kept
+    assert deny_list.is_denied("b", NOW) is True
+    assert deny_list.is_denied("gone", NOW) is False  # already expired: never listed
+    assert deny_list.is_denied("never", NOW) is False
+
+
+def test_an_entry_lasts_until_its_token_expires(deny_list: RevocationList) -> None:
+    deny_list.rebuild([], NOW)
+    assert deny_list.is_denied("x", NOW) is False
+    deny_list.add([DeniedToken("x", NOW + 600), DeniedToken("y", NOW + 10)], NOW)
+    deny_list.add([DeniedToken("expired", NOW)], NOW)  # exp == now: already expired
+    assert deny_list.is_denied("x", NOW) is True
+    assert deny_list.is_denied("y", NOW + 9.5) is True
+    assert deny_list.is_denied("y", NOW + 10) is False  # decided by `now`, not a wall clock
+    assert deny_list.is_denied("x", NOW + 599) is True
+    assert deny_list.is_denied("x", NOW + 600) is False
+    assert deny_list.is_denied("expired", NOW) is False
+    deny_list.add([], NOW)  # nothing to add is fine
+    # Adding the same jti twice is harmless.
+    deny_list.add([DeniedToken("x", NOW + 600)], NOW + 1)
+    assert deny_list.is_denied("x", NOW + 1) is True
+
+
+def test_a_list_marked_incomplete_is_rebuilt(deny_list: RevocationList) -> None:
+    deny_list.rebuild([DeniedToken("a", NOW + 100)], NOW)
+    deny_list.mark_incomplete()  # after a failed write: the next check rebuilds from SQL
+    assert deny_list.is_denied("a", NOW) is None
+    deny_list.rebuild([DeniedToken("b", NOW + 100)], NOW)
+    assert deny_list.is_denied("b", NOW) is True
+
+
+def test_redis_entries_expire_in_redis_and_the_marker_is_the_completeness(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    deny_list = RedisRevocationList(redis_client, redis_prefix)
+    deny_list.rebuild([DeniedToken("x", NOW + 600)], NOW)
+    ttl = redis_client.ttl(f"{redis_prefix}deny:x")
+    assert 600 < ttl <= 600 + RedisRevocationList.GRACE  # outlives the token by the grace
+    # The marker expires, so the list is rebuilt from SQL at least that often.
+    assert 0 < redis_client.ttl(f"{redis_prefix}deny-complete") <= RedisRevocationList.COMPLETE_TTL
+    # Another process sharing the prefix sees the same list.
+    assert RedisRevocationList(redis_client, redis_prefix).is_denied("x", NOW) is True
+    assert RedisRevocationList(redis_client, "other:" + redis_prefix).is_denied("x", NOW) is None
+
+    redis_client.delete(f"{redis_prefix}deny-complete")  # as a Redis restart would lose it
+    assert deny_list.is_denied("x", NOW) is None
+
+
+# --- Rebuilt from SQL through the real services ------------------------------------------
+@pytest.fixture(params=["embedded+sqlite", "redis+postgres"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str | None, str]:
+    if request.param == "embedded+sqlite":
+        return request.getfixturevalue("sqlite_url"), None, "x:"
+    return (
+        request.getfixturevalue("postgres_url"),
+        request.getfixturevalue("redis_url"),
+        request.getfixturevalue("redis_prefix"),
+    )
+
+
+def harness_on(backend: tuple[str, str | None, str]) -> Harness:
+    services = make_services(*backend)
+    app = create_app(services=services)
+    client, _ = services.clients.create("Test PC app", confidential=False, scope="profile email")
+    username = f"alice-{uuid.uuid4().hex[:6]}"
+    services.accounts.create_user(username, PASSWORD, "Alice Liddell")
+    return Harness(app.test_client(), services, client.client_id, username)
+
+
+@pytest.fixture
+def two_processes(backend: tuple[str, str | None, str]) -> Iterator[tuple[Harness, Harness]]:
+    """Two servers on the same database (and Redis), as two processes or a restart."""
+    first = harness_on(backend)
+    second_services = make_services(*backend)
+    second = Harness(
+        create_app(services=second_services).test_client(),
+        second_services,
+        first.client_id,
+        first.username,
+    )
+    yield first, second
+    first.services.close()
+    second.services.close()
+
+
+def forget_deny_list(h: Harness) -> None:
+    """Lose the deny-list as a Redis restart (or a process restart, embedded) does."""
+    r = h.services.redis
+    if r is not None:
+        prefix = h.services.config.redis_prefix
+        keys = list(r.scan_iter(match=f"{prefix}deny*"))
+        assert f"{prefix}deny-complete".encode() in keys
+        r.delete(*keys)
+        assert not list(r.scan_iter(match=f"{prefix}deny*"))
+    else:
+        # A process restart: the in-memory list is gone, and the new one starts incomplete.
+        h.services.revocations._deny_list = EmbeddedRevocationList()
+
+
+def test_a_lost_deny_list_is_rebuilt_from_sql(
+    two_processes: tuple[Harness, Harness],
+) -> None:
+    h, other_process = two_processes
+    by_family = login(h)
+    by_access = login(h, phone=by_family.phone)
+    client_id, secret = h.create_client(confidential=True)
+    by_client = login(h, client_id=client_id, secret=secret, phone=by_family.phone)
+    alive = login(h, phone=by_family.phone)
+    for session in (by_family, by_access, by_client, alive):
+        assert me(h, session.access_token).status_code == 200
+
+    revoked_ok(revoke(h, by_family.refresh_token))  # the whole family
+    revoked_ok(revoke(h, by_access.access_token))  # one access token
+    # A disabled client's tokens, however it came to be disabled.
+    h.services.clients.set_disabled(client_id, True)
+    forget_deny_list(h)
+
+    for server in (h, other_process):
+        for session in (by_family, by_access, by_client):
+            refused = me(server, session.access_token)
+            assert refused.status_code == 401, refused.get_json()
+            assert refused.get_json()["error"] == "invalid_token"
+        assert me(server, alive.access_token).status_code == 200
+    if h.services.redis is not None:
+        prefix = h.services.config.redis_prefix
+        assert h.services.redis.get(f"{prefix}deny-complete") is not None
+        assert h.services.redis.exists(f"{prefix}deny:{by_access.jti}")
+
+
+def test_the_embedded_list_of_a_new_process_starts_from_sql(sqlite_url: str) -> None:
+    h = harness_on((sqlite_url, None, "x:"))
+    session = login(h)
+    revoked_ok(revoke(h, session.refresh_token))
+    h.services.close()
+    restarted = make_services(sqlite_url, None, "x:")  # a restart: nothing in memory
+    try:
+        again = Harness(
+            create_app(services=restarted).test_client(), restarted, h.client_id, h.username
+        )
+        assert me(again, session.access_token).status_code == 401
+    finally:
+        restarted.close()
