@@ -1,12 +1,14 @@
-"""Benchmark the polling path: pending token polls against a real `authserver serve`.
+"""Benchmark the hot paths against a real `authserver serve`: token polls, or resource checks.
 
 Usage (from the repository root, after `pip install -e .`):
     python bench/polling.py                      # embedded store + SQLite, 1 worker
     python bench/polling.py --redis --workers 2  # Redis + PostgreSQL, 2 workers
+    python bench/polling.py --resource [--redis --workers 2]  # GET /api/v1/me instead
 
-Starts the server in a temporary directory, creates flows, then polls the token endpoint with
-keep-alive connections from several threads for a fixed time and prints JSON: requests per
-second, latency percentiles, and (with --redis) Redis commands per poll seen by the server.
+Starts the server in a temporary directory, creates flows, then polls the token endpoint (or,
+with --resource, checks approved access tokens at GET /api/v1/me, as a resource server's
+requests would) with keep-alive connections from several threads for a fixed time and prints
+JSON: requests per second, latency percentiles, and (with --redis) Redis commands per request.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ _INSIDE_SCRIPT = {
     "info",
 }
 BIN = Path(sys.executable).parent
+BENCH_PASSWORD = "bench password 1"
 
 
 def free_port() -> int:
@@ -55,6 +58,46 @@ def post(conn: http.client.HTTPConnection, path: str, params: dict[str, str]) ->
     return response.status, response.read()
 
 
+def post_json(
+    conn: http.client.HTTPConnection, path: str, body: dict[str, object], headers: dict[str, str]
+) -> dict[str, object]:
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json", **headers})
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    assert response.status in (200, 201), answer
+    return dict(answer)
+
+
+def approved_access_tokens(
+    conn: http.client.HTTPConnection, client_id: str, codes: list[dict[str, str]], count: int
+) -> list[str]:
+    """Approve `count` flows as the bench user's phone and redeem them: access tokens."""
+    device = {"Authorization": "", "X-Device-Id": "bench-phone"}
+    signed_in = post_json(
+        conn,
+        "/mobile/v1/sessions",
+        {
+            "username": "bench",
+            "password": BENCH_PASSWORD,
+            "device": {"id": "bench-phone", "name": "Bench", "platform": "ios"},
+        },
+        {},
+    )
+    device["Authorization"] = f"Bearer {signed_in['device_token']}"
+    tokens = []
+    for started in codes[:count]:
+        screen = post_json(conn, "/mobile/v1/scan", {"user_code": started["user_code"]}, device)
+        post_json(conn, "/mobile/v1/confirm", {"confirm_token": screen["confirm_token"]}, device)
+        status, body = post(
+            conn,
+            "/oauth/token",
+            {"grant_type": GRANT, "device_code": started["device_code"], "client_id": client_id},
+        )
+        assert status == 200, body
+        tokens.append(json.loads(body)["access_token"])
+    return tokens
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
@@ -64,6 +107,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="client threads")
     parser.add_argument("--flows", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--resource", action="store_true", help="GET /api/v1/me with access tokens instead"
+    )
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="authserver-bench-")
@@ -97,6 +143,15 @@ def main() -> None:
         text=True,
     )
     client_id = json.loads(created.stdout)["client_id"]
+    if args.resource:
+        subprocess.run(
+            [BIN / "authserver", "users", "create", "bench", "--password-stdin"],
+            env={**env, "AUTHSERVER_SCRYPT_P": "1"},
+            input=BENCH_PASSWORD + "\n",
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     server = subprocess.Popen(
         [BIN / "authserver", "serve", "--port", str(port), "--workers", str(args.workers)],
         env=env,
@@ -114,11 +169,19 @@ def main() -> None:
                     raise SystemExit("server did not start") from None
                 time.sleep(0.1)
         setup = http.client.HTTPConnection("127.0.0.1", port)
-        codes = []
+        started_flows = []
         for _ in range(args.flows):
-            status, body = post(setup, "/oauth/device_authorization", {"client_id": client_id})
+            # The "email" scope only: /api/v1/me then reads no user row, so what is measured
+            # is the token check itself (signature, claims, deny-list).
+            status, body = post(
+                setup, "/oauth/device_authorization", {"client_id": client_id, "scope": "email"}
+            )
             assert status == 200, body
-            codes.append(json.loads(body)["device_code"])
+            started_flows.append(json.loads(body))
+        codes = [started["device_code"] for started in started_flows]
+        access_tokens = (
+            approved_access_tokens(setup, client_id, started_flows, 20) if args.resource else []
+        )
 
         latencies: list[float] = []
         answers: dict[str, int] = {}
@@ -134,13 +197,18 @@ def main() -> None:
                 code = codes[i % len(codes)]
                 i += args.threads
                 started = time.perf_counter()
-                _, body = post(
-                    conn,
-                    "/oauth/token",
-                    {"grant_type": GRANT, "device_code": code, "client_id": client_id},
-                )
+                if args.resource:
+                    token = access_tokens[i % len(access_tokens)]
+                    conn.request("GET", "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+                    body = conn.getresponse().read()
+                else:
+                    _, body = post(
+                        conn,
+                        "/oauth/token",
+                        {"grant_type": GRANT, "device_code": code, "client_id": client_id},
+                    )
                 mine.append(time.perf_counter() - started)
-                error = json.loads(body).get("error", "tokens")
+                error = json.loads(body).get("error", "ok")
                 seen[error] = seen.get(error, 0) + 1
             with lock:
                 latencies.extend(mine)
@@ -160,6 +228,7 @@ def main() -> None:
             t.join()
         elapsed = time.monotonic() - begin
         result: dict[str, object] = {
+            "endpoint": "GET /api/v1/me" if args.resource else "POST /oauth/token (pending)",
             "backend": "redis+postgres" if args.redis else "embedded+sqlite",
             "workers": args.workers,
             "client_threads": args.threads,

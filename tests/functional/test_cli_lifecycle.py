@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,18 +14,7 @@ from authserver.config import Config
 from authserver.domain.codes import hash_secret
 from authserver.domain.models import ClientKind
 from tests.functional.harness import ISSUER, basic
-
-
-def run(
-    argv: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    stdin: str = "",
-) -> tuple[int, Any, str]:
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else None), err
+from tests.functional.test_cli import run
 
 
 @pytest.fixture
