@@ -161,6 +161,7 @@ class FlowService:
                     flow_ref=flow_ref(flow.device_code_hash),
                     scope=granted,
                     user_agent=flow.requester_user_agent,
+                    expires_in=self._config.device_code_ttl,
                 )
                 return DeviceAuthorization(
                     device_code=device_code,
@@ -225,7 +226,11 @@ class FlowService:
         )
 
     def _record_expiry(self, flow: Flow, actor: Actor, ip: str) -> None:
-        """Audit a flow's expiry once, the first time anyone sees it expired."""
+        """Audit a flow's expiry once, the first time anyone sees it expired.
+
+        Seen by a token poll, the status channel or a scan. A flow nobody asks about after it
+        expires leaves its flow.created event (with expires_in) and nothing more.
+        """
         ref = flow_ref(flow.device_code_hash)
         self._audit.record(
             "flow.expired",
@@ -348,6 +353,7 @@ class FlowService:
         client_secret: str | None,
         known: str | None,
         wait: float,
+        ip: str,
     ) -> StatusView:
         """The status channel: the flow's state, optionally waiting for it to change.
 
@@ -373,7 +379,10 @@ class FlowService:
             finally:
                 self._release_waiter(device_code_hash)
             now = self._clock()
-        return self._view(flow, now)
+        view = self._view(flow, now)
+        if view.status is FlowStatus.EXPIRED:
+            self._record_expiry(flow, Actor("client", client_id), ip)
+        return view
 
     def _claim_waiter(self, device_code_hash: str) -> bool:
         with self._waiting_lock:
@@ -435,6 +444,9 @@ class FlowService:
         client = self._clients.get(flow.client_id)
         if client is None or client.disabled_at is not None:
             raise errors.FlowNotActionable("The client of this login request is disabled.")
+        if flow.is_expired(now):
+            self._record_expiry(flow, Actor("user", phone.user.user_id), ip)
+            raise errors.FlowExpired()
         for _ in range(3):  # compare-and-set: re-read and retry if another step got in first
             confirm_token = new_token()
             scanned = flows.scan(

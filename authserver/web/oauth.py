@@ -150,6 +150,7 @@ def device_status() -> Response:
         credentials.client_secret,
         params.get("status"),
         wait,
+        client_ip(),
     )
     body: dict[str, Any] = {"status": view.status.value, "expires_in": view.expires_in}
     if view.scanner:

@@ -137,7 +137,11 @@ def test_a_full_flow_is_recorded_in_order_with_actors_ips_and_ids(harness: Harne
             event.family_id,
             event.flow_ref,
         ] == ids, event
-    assert by_name["flow.created"].detail == {"scope": "profile email", "user_agent": "TestPC/1.0"}
+    assert by_name["flow.created"].detail == {
+        "scope": "profile email",
+        "user_agent": "TestPC/1.0",
+        "expires_in": harness.services.config.device_code_ttl,
+    }
     assert by_name["token.issued"].detail == {"scope": "profile email"}
     assert by_name["token.revoked"].detail == {"reason": "revoked_by_client"}
     assert by_name["device.signed_in"].detail == {"device_name": "Test phone", "platform": "ios"}
@@ -487,3 +491,22 @@ def test_the_audit_trail_never_holds_a_secret(harness: Harness) -> None:
                 if secret in text or hash_secret(secret) in text:
                     leaks.append((row["event"], column, kind))
     assert leaks == []
+
+
+def test_expiry_seen_on_the_status_channel_or_by_a_phone_is_audited_once(
+    harness: Harness,
+) -> None:
+    with freeze_time("2026-03-01 12:00:00") as frozen:
+        watched, scanned = harness.authorize(), harness.authorize()
+        phone = harness.sign_in()
+        frozen.tick(harness.services.config.device_code_ttl + 1)
+        for _ in range(2):
+            assert harness.status(watched["device_code"]).get_json()["status"] == "expired"
+            assert harness.scan(phone, user_code=scanned["user_code"]).status_code == 400
+    events = harness.services.auditor.query(AuditFilter(client_id=harness.client_id))
+    expired = [e for e in events if e.event == "flow.expired"]
+    assert len(expired) == 2  # one per flow, however often it was seen expired
+    assert {e.actor.kind for e in expired} == {"client", "user"}
+    assert {e.flow_ref for e in expired} == {
+        e.flow_ref for e in events if e.event == "flow.created"
+    }
