@@ -13,7 +13,7 @@ from authserver.config import Config
 from authserver.domain.errors import DomainError
 from authserver.oauth.errors import http_to_wire, server_error, to_wire
 from authserver.oauth.metadata import server_metadata
-from authserver.web import admin_api, admin_console, api, mobile, oauth, pages
+from authserver.web import admin_api, admin_console, api, mobile, oauth, pages, verification
 from authserver.web.common import json_response
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,16 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=config.trusted_proxies, x_proto=config.trusted_proxies
         )
-    for blueprint in (oauth.bp, mobile.bp, api.bp, admin_api.bp, admin_console.bp, pages.bp):
+    blueprints = (
+        oauth.bp,
+        mobile.bp,
+        api.bp,
+        admin_api.bp,
+        admin_console.bp,
+        pages.bp,
+        verification.bp,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
     @app.errorhandler(DomainError)

@@ -27,6 +27,7 @@ class Config:
     refresh_token_ttl: int = 30 * 24 * 3600
     mobile_token_ttl: int = 90 * 24 * 3600
     admin_session_ttl: int = 8 * 3600  # admin API token and console cookie
+    web_session_ttl: int = 3600  # a browser signed in on the verification page (/device)
     access_token_audience: str = ""  # empty: the issuer
     scopes: str = "profile email"
     status_max_wait: int = 25  # longest long-poll of the status channel, seconds

@@ -70,8 +70,12 @@ class AccountService:
         device_name: str,
         platform: str,
         ip: str,
+        ttl: int | None = None,
     ) -> tuple[str, MobileDevice]:
-        """Check the password and bind a new device token to `device_id`."""
+        """Check the password and bind a new device token to `device_id`.
+
+        The token lives `ttl` seconds (default: AUTHSERVER_MOBILE_TOKEN_TTL, a phone's).
+        """
         now = self._clock()
         limit = self._config.login_attempts
         name = username.lower()
@@ -99,7 +103,7 @@ class AccountService:
             name=device_name,
             platform=platform,
             token_hash=hash_secret(token),
-            expires_at=now + self._config.mobile_token_ttl,
+            expires_at=now + (ttl or self._config.mobile_token_ttl),
         )
         # One live session per phone: signing in again from the same device id ends the old one.
         self._devices.revoke_device(user.user_id, device_id, now)

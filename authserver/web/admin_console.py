@@ -12,19 +12,17 @@ Request forgery: every POST carries a hidden csrf_token. Signed in, it is an HMA
 fixed label keyed with the session token, so it needs no server state and dies with the session;
 the login form uses a double-submit cookie instead. A POST whose Origin (or Sec-Fetch-Site)
 says it came from another site is refused whatever its token. A refused POST changes nothing.
+These rules, the cookies' attributes and the security headers live in web/browser.py, shared
+with the pages for people (/login, /device).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -32,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 from authserver.domain import errors
 from authserver.domain.models import Admin, AuditFilter, FamilyFilter
 from authserver.oauth.errors import to_wire
+from authserver.web import browser
 from authserver.web.admin_api import iso
 from authserver.web.common import client_ip, int_arg, path_ids_are_plain, plain_text, services
 
@@ -41,8 +40,6 @@ bp = Blueprint("admin_console", __name__, url_prefix="/admin", template_folder="
 
 SESSION_COOKIE = "authserver_admin"
 LOGIN_CSRF_COOKIE = "authserver_admin_login"
-LOGIN_CSRF_MAX_AGE = 3600
-CSRF_FIELD = "csrf_token"
 _CSRF_LABEL = b"authserver admin console csrf v1"
 
 CONTENT_SECURITY_POLICY = (
@@ -79,36 +76,12 @@ AUDIT_PAGE = 100
 # --- Helpers -------------------------------------------------------------------------------
 def csrf_token_for(session_token: str) -> str:
     """The CSRF token of a console session: HMAC-SHA256(key=session token, fixed label)."""
-    return hmac.new(session_token.encode(), _CSRF_LABEL, hashlib.sha256).hexdigest()
-
-
-def _equal(sent: str, expected: str) -> bool:
-    """Constant-time comparison; bytes, since compare_digest refuses non-ASCII str."""
-    return hmac.compare_digest(sent.encode(), expected.encode())
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _same_origin() -> bool:
-    """False when the browser says this request came from another site."""
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        allowed = {_origin(services().config.issuer), f"{request.scheme}://{request.host}".lower()}
-        if origin.lower() not in allowed:
-            return False
-    return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
+    return browser.csrf_token_for(session_token, _CSRF_LABEL)
 
 
 def _cookie_path() -> str:
     """/admin (under the app's mount point, if any): the cookie goes nowhere else."""
     return f"{request.script_root}{bp.url_prefix}"
-
-
-def _secure_cookies() -> bool:
-    return urlsplit(services().config.issuer).scheme == "https"
 
 
 def _admin() -> Admin:
@@ -145,13 +118,7 @@ def _to(endpoint: str, notice: str | None = None, n: int | None = None, **values
 
 
 def _clear_session_cookie(response: Response) -> Response:
-    response.delete_cookie(
-        SESSION_COOKIE,
-        path=_cookie_path(),
-        secure=_secure_cookies(),
-        httponly=True,
-        samesite="Strict",
-    )
+    browser.clear_cookie(response, SESSION_COOKIE, path=_cookie_path())
     return response
 
 
@@ -203,28 +170,17 @@ def _require_admin() -> Response | None:
     except errors.AdminAuthenticationFailed:
         return _to_login("expired")
     g.console_admin, g.console_token = admin, token
-    if request.method == "POST":
-        sent = request.form.get(CSRF_FIELD, "")
-        if not _same_origin() or not _equal(sent, csrf_token_for(token)):
-            return _csrf_refused()
+    if request.method == "POST" and not browser.session_form_ok(token, _CSRF_LABEL):
+        return _csrf_refused()
     return None
 
 
 @bp.after_request
 def _security_headers(response: Response) -> Response:
+    browser.page_headers(response, CONTENT_SECURITY_POLICY)
     if request.endpoint == "admin_console.stylesheet" and response.status_code == 200:
         response.headers["Cache-Control"] = "max-age=3600"
-    else:
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Pragma"] = "no-cache"
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    # Not no-referrer: under it browsers send `Origin: null` with every form POST, even to
-    # this origin, and the Origin check could no longer tell our forms from another site's.
-    # same-origin sends nothing to any other site, and the true Origin to this one.
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        del response.headers["Pragma"]
     return response
 
 
@@ -279,18 +235,14 @@ def stylesheet() -> Response:
 # --- Signing in and out --------------------------------------------------------------------
 def _login_page(status: int = 200, error: str | None = None, username: str = "") -> Response:
     """The login form with a double-submit token: the same random value in a cookie."""
-    value = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if len(value) != 43 or not value.replace("-", "").replace("_", "").isalnum():
-        value = secrets.token_urlsafe(32)
+    value = browser.double_submit_value(LOGIN_CSRF_COOKIE)
     response = _page("admin/login.html", status, login_csrf=value, error=error, username=username)
-    response.set_cookie(
+    browser.set_cookie(
+        response,
         LOGIN_CSRF_COOKIE,
         value,
-        max_age=LOGIN_CSRF_MAX_AGE,
         path=url_for(".login"),
-        secure=_secure_cookies(),
-        httponly=True,
-        samesite="Strict",
+        max_age=browser.DOUBLE_SUBMIT_MAX_AGE,
     )
     return response
 
@@ -307,9 +259,7 @@ def login() -> Response:
                 return _clear_session_cookie(_login_page())
         return _login_page()
 
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    sent = request.form.get(CSRF_FIELD, "")
-    if not _same_origin() or not cookie or not _equal(sent, cookie):
+    if not browser.double_submit_ok(LOGIN_CSRF_COOKIE):
         return _csrf_refused()
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
@@ -324,22 +274,14 @@ def login() -> Response:
         response.headers["Retry-After"] = str(limited.retry_after)
         return response
     response = _to(".home")
-    response.set_cookie(
+    browser.set_cookie(
+        response,
         SESSION_COOKIE,
         token,
-        max_age=services().config.admin_session_ttl,
         path=_cookie_path(),
-        secure=_secure_cookies(),
-        httponly=True,
-        samesite="Strict",
+        max_age=services().config.admin_session_ttl,
     )
-    response.delete_cookie(
-        LOGIN_CSRF_COOKIE,
-        path=url_for(".login"),
-        secure=_secure_cookies(),
-        httponly=True,
-        samesite="Strict",
-    )
+    browser.clear_cookie(response, LOGIN_CSRF_COOKIE, path=url_for(".login"))
     return response
 
 

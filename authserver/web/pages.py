@@ -1,29 +1,166 @@
-"""Pages for people: the verification URI of RFC 8628 §3.3."""
+"""Pages for people: the PC login page, and what every people's page shares.
+
+`GET /login?client_id=<public client>[&scope=...]` is the web client of the QR login: a plain
+HTML page and one small script (static/login.js, no build step) that asks for a device code,
+shows its QR code and user code, follows the status channel (long-poll), redeems the approval
+at the token endpoint as RFC 8628 §3.4-3.5 demands and shows who signed in. Tokens stay in the
+page's memory. A tab that is hidden (Page Visibility API) stops long-polling and never starts a
+new flow, so forgotten tabs do not pile up device codes.
+
+A browser cannot keep a secret, so only public clients (RFC 8628 §5.6) get a login page.
+
+The verification pages (/device) are in web/verification.py; both use the templates under
+templates/pages/, the assets below and the HTML error pages of install_html_errors.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request
+import hashlib
+import logging
+from functools import cache
+from importlib import resources
+from typing import Any
 
-from authserver.domain.codes import format_user_code, normalize_user_code
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from authserver.domain import errors
+from authserver.domain.models import ClientKind
+from authserver.oauth.errors import to_wire
+from authserver.web import browser
+from authserver.web.common import plain_text, services
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__, template_folder="templates")
+
+# The login page runs its own script and fetches from this origin only; nothing may frame it.
+LOGIN_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    "require-trusted-types-for 'script'"
+)
+# Pages without a script (errors; the verification pages use their own, equally strict one).
+PLAIN_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+# The static files of the people's pages: name -> media type.
+ASSETS = {"login.js": "text/javascript", "pages.css": "text/css", "icon.svg": "image/svg+xml"}
+ASSET_MAX_AGE = 365 * 24 * 3600  # a versioned URL (?v=<hash of the content>) never changes
+
+
+@cache
+def _asset(name: str) -> tuple[bytes, str]:
+    """(content, version) of a static file; the version is a prefix of its SHA-256."""
+    body = resources.files("authserver.web").joinpath(f"static/{name}").read_bytes()
+    return body, hashlib.sha256(body).hexdigest()[:16]
+
+
+@bp.app_template_global()
+def asset_url(name: str) -> str:
+    """The versioned URL of a static file, cacheable for a year."""
+    return url_for("pages.asset", name=name, v=_asset(name)[1])
+
+
+def render_page(template: str, status: int = 200, **context: Any) -> Response:
+    return Response(render_template(template, **context), status, mimetype="text/html")
+
+
+def error_page(
+    status: int, title: str, message: str, back: tuple[str, str] | None = None
+) -> Response:
+    """An HTML error page; `back` is an optional (URL, label) link."""
+    return render_page("pages/error.html", status, title=title, message=message, back=back)
+
+
+def install_html_errors(blueprint: Blueprint) -> None:
+    """Every error of `blueprint` becomes an HTML page (never JSON, never a bare 500)."""
+
+    @blueprint.errorhandler(errors.DomainError)
+    def _domain_error(error: errors.DomainError) -> Response:
+        status, _, _ = to_wire(error)
+        response = error_page(status, "That did not work", error.description)
+        if isinstance(error, errors.RateLimited):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
+
+    @blueprint.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        response = error_page(status, error.name, error.description or "")
+        if status == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @blueprint.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_page(
+            500, "Server error", "The server hit an unexpected condition. Try again later."
+        )
+
+
+install_html_errors(bp)
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    if request.endpoint == "pages.asset" and response.status_code == 200:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+    return browser.page_headers(
+        response, LOGIN_CSP if request.endpoint == "pages.login" else PLAIN_CSP
+    )
+
+
+@bp.get("/assets/<name>")
+def asset(name: str) -> Response:
+    """A static file of the people's pages (the CSP allows scripts and styles from here only)."""
+    if name not in ASSETS:
+        abort(404)
+    body, version = _asset(name)
+    response = Response(body, mimetype=ASSETS[name])
+    if request.args.get("v") == version:
+        response.headers["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE}, immutable"
+    else:
+        response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 @bp.get("/")
 def home() -> Response:
-    return redirect("/device")  # type: ignore[return-value]
+    return redirect(url_for("verification.device"))  # type: ignore[return-value]
 
 
-@bp.get("/device")
-def device() -> Response:
-    """Where verification_uri points: tells the user how to approve with the mobile app."""
-    normalized = normalize_user_code(request.args.get("user_code", ""))
-    html = render_template(
-        "device.html", user_code=format_user_code(normalized) if normalized else None
+@bp.get("/login")
+def login() -> Response:
+    """The PC login page of a public client: QR code, user code, live status, then signed in."""
+    client_id = request.args.get("client_id", "")
+    scope = request.args.get("scope")
+    if not client_id:
+        return error_page(
+            400, "No application given", "This page needs a client_id: /login?client_id=..."
+        )
+    client = services().clients.get(client_id) if plain_text(client_id) else None
+    if client is None:
+        return error_page(404, "Unknown application", "No application has this client_id.")
+    if client.secret_hash is not None or client.kind is not ClientKind.DEVICE:
+        return error_page(
+            400,
+            "This application cannot sign in here",
+            "It is a confidential client: it has a secret, and a web page cannot keep one. "
+            "Sign in from the application itself, or use a public client (RFC 8628 §5.6).",
+        )
+    if client.disabled_at is not None:
+        return error_page(403, "Application disabled", "This application is disabled.")
+    if scope is not None and not plain_text(scope, 500):
+        raise errors.InvalidScope()
+    granted = services().clients.resolve_scope(client, scope)
+    return render_page(
+        "pages/login.html",
+        client=client,
+        scope=granted if scope else "",
+        verification_uri=services().config.verification_uri,
     )
-    response = Response(html, mimetype="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response

@@ -18,8 +18,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -141,13 +143,13 @@ def _demo_output(workdir: Path) -> dict:
     return dict(payload)
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """`authserver demo` in a fresh directory: SQLite file, embedded flow store."""
-    workdir = tmp_path_factory.mktemp("demo")
+@contextmanager
+def demo_server(workdir: Path, **settings: str) -> Iterator[LiveServer]:
+    """`authserver demo` in `workdir` (SQLite file, embedded flow store), with AUTHSERVER_*
+    `settings` on top of the test defaults; stopped when the block ends."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    process = _spawn(["demo", "--port", str(port)], _server_env(workdir), workdir)
+    process = _spawn(["demo", "--port", str(port)], _server_env(workdir, **settings), workdir)
     try:
         _wait_ready(process, base_url, workdir)
         demo = _demo_output(workdir)
@@ -158,6 +160,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     finally:
         _stop(process)
     assert process.returncode in (0, -signal.SIGKILL), process.returncode
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`authserver demo` in a fresh directory: SQLite file, embedded flow store."""
+    with demo_server(tmp_path_factory.mktemp("demo")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +221,20 @@ def any_live_server(request: pytest.FixtureRequest) -> LiveServer:
     """The same test on `authserver demo` and on two workers sharing Redis and PostgreSQL."""
     name = "live_server" if request.param == "embedded+sqlite" else "live_server_redis"
     return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def browser(chromium: str) -> Iterator[Any]:
+    """A headless system Chromium driven by Playwright's sync API."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()

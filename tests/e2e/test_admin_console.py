@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -116,23 +115,6 @@ def admin(live_server: LiveServer) -> str:
     )
     assert created["username"] == name
     return name
-
-
-@pytest.fixture
-def browser(chromium: str) -> Iterator[Any]:
-    """A headless system Chromium driven by Playwright's sync API."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def test_admin_revokes_a_session_in_the_browser(

@@ -631,7 +631,7 @@ def test_unknown_paths_wrong_methods_and_big_bodies_get_json_errors(harness: Har
         ("GET", "/mobile/v1/confirm", {"POST"}),
         ("DELETE", "/mobile/v1/deny", {"POST"}),
         ("POST", "/qr/BCDF-GHJK.png", {"GET"}),
-        ("POST", "/device", {"GET"}),
+        ("PUT", "/device", {"GET", "POST"}),
     ):
         response = harness.http.open(path, method=method)
         assert_error(response, 405, "method_not_allowed", no_store=False)

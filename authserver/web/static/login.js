@@ -1,0 +1,317 @@
+// The PC login page (/login): a public OAuth client of this server, in the browser.
+//
+// One device authorization (RFC 8628 §3.1) at a time: its QR code and user code are shown, the
+// status channel (POST /oauth/device_status, long-poll) says when the phone scanned and
+// decided, and an approval is redeemed at the token endpoint as §3.4-3.5 demand (interval,
+// slow_down adds 5 s). Tokens live in this script's memory only, never in storage.
+// A hidden tab (Page Visibility API) stops long-polling and starts no new flow; when it is
+// shown again it checks the flow, and replaces it if it expired meanwhile.
+"use strict";
+
+(() => {
+  const root = document.getElementById("login");
+  if (!root) return;
+  const cfg = root.dataset;
+  const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
+  const LONG_POLL_SECONDS = 25; // the server caps it (AUTHSERVER_STATUS_MAX_WAIT)
+  const MAX_AUTO_REFRESHES = 10; // new codes in a row with nobody looking; then a button
+
+  const byId = (id) => document.getElementById(id);
+  const qrFrame = byId("qr-frame");
+  const qr = byId("qr");
+  const title = byId("status-title");
+  const detail = byId("status-detail");
+  const codeBox = byId("code-box");
+  const userCode = byId("user-code");
+  const retry = byId("retry");
+  const signOut = byId("sign-out");
+
+  // phase: "need-flow" (make one when visible), "starting", "waiting" (status channel),
+  // "redeeming" (token endpoint), "signed-in", "denied", "stopped" (a button restarts).
+  let phase = "need-flow";
+  let flow = null; // {deviceCode, userCode, interval, expiresAt, status}
+  let watching = false; // a status loop runs for `flow`
+  let controller = null; // aborts that loop's long-poll
+  let autoRefreshes = 0;
+  let tokens = null;
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  function post(url, params, signal) {
+    return fetch(url, {
+      method: "POST",
+      body: new URLSearchParams(params),
+      credentials: "omit", // the OAuth endpoints take no cookies
+      cache: "no-store",
+      signal,
+    });
+  }
+
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function say(text, more) {
+    title.textContent = text;
+    detail.textContent = more || "";
+  }
+
+  function button(label) {
+    retry.textContent = label;
+    retry.hidden = false;
+  }
+
+  function clientParams(extra) {
+    return Object.assign({ client_id: cfg.clientId }, extra);
+  }
+
+  // --- A new device authorization ------------------------------------------------------------
+  async function start() {
+    phase = "need-flow";
+    flow = null;
+    stopWatching();
+    if (document.hidden) return; // made when the tab is shown (see visibilitychange)
+    phase = "starting";
+    retry.hidden = true;
+    signOut.hidden = true;
+    qrFrame.classList.remove("stale");
+    say("Getting a sign-in code…");
+    const params = clientParams(cfg.scope ? { scope: cfg.scope } : {});
+    let response;
+    let body;
+    try {
+      response = await post(cfg.deviceAuthorizationUrl, params);
+      body = await readJson(response);
+    } catch (e) {
+      return fail("The server cannot be reached. Check your connection.");
+    }
+    if (!response.ok) return fail(body.error_description || "The server refused to give a code.");
+    flow = {
+      deviceCode: body.device_code,
+      userCode: body.user_code,
+      interval: Math.max(Number(body.interval) || 5, 1),
+      expiresAt: Date.now() + Number(body.expires_in) * 1000,
+      status: "pending",
+    };
+    qr.src = cfg.qrUrl.replace("USERCODE", encodeURIComponent(flow.userCode));
+    qr.alt = "QR code of the sign-in code " + flow.userCode;
+    userCode.textContent = flow.userCode;
+    qrFrame.hidden = false;
+    codeBox.hidden = false;
+    phase = "waiting";
+    show(flow, { status: "pending" });
+    resume();
+  }
+
+  function expired() {
+    flow = null;
+    stopWatching();
+    if (autoRefreshes >= MAX_AUTO_REFRESHES) {
+      phase = "stopped";
+      qrFrame.classList.add("stale");
+      say("This code has expired.", "Get a new one to sign in.");
+      button("Show a new code");
+      return;
+    }
+    autoRefreshes += 1;
+    start();
+  }
+
+  // --- The status channel --------------------------------------------------------------------
+  function show(mine, body) {
+    mine.status = body.status;
+    if (body.status === "pending") {
+      say("Scan the QR code with the app", "Open the app on your phone and scan this code.");
+    } else if (body.status === "scanned") {
+      const scanner = body.scanner || {};
+      const who = scanner.name ? " by " + scanner.name : "";
+      if (scanner.platform === "web") {
+        say("Confirm in your browser", "The code was entered" + who + ". Approve it there.");
+      } else {
+        say("Confirm on your phone", "Scanned" + who + ". Approve the sign-in in the app.");
+      }
+    } else if (body.status === "approved") {
+      phase = "redeeming";
+      stopWatching();
+      say("Approved", "Signing you in…");
+      redeem(mine);
+    } else if (body.status === "denied") {
+      denied("The sign-in was declined.");
+    } else if (body.status === "expired") {
+      expired();
+    }
+  }
+
+  function stopWatching() {
+    if (controller) controller.abort();
+  }
+
+  // Long-polls while the tab is visible and the flow waits; a hidden tab ends the loop.
+  async function watch(mine) {
+    watching = true;
+    try {
+      while (flow === mine && phase === "waiting" && !document.hidden) {
+        controller = new AbortController();
+        const began = Date.now();
+        let body;
+        try {
+          const response = await post(
+            cfg.statusUrl,
+            clientParams({
+              device_code: mine.deviceCode,
+              status: mine.status,
+              wait: String(LONG_POLL_SECONDS),
+            }),
+            controller.signal,
+          );
+          body = await readJson(response);
+          if (!response.ok) {
+            if (body.error === "invalid_grant") {
+              body = { status: "expired" }; // the flow is gone from the server
+            } else if (response.status >= 500 || response.status === 429) {
+              throw new Error("try again later");
+            } else {
+              return fail(body.error_description || "The server refused the request.");
+            }
+          }
+        } catch (e) {
+          if (e.name === "AbortError") continue; // hidden, or the flow changed: re-check
+          await sleep(mine.interval * 1000); // the network or the server hiccupped
+          continue;
+        }
+        if (flow !== mine || phase !== "waiting") return;
+        // Answered at once without news (the server holds few long-polls): do not spin.
+        if (body.status === mine.status && Date.now() - began < 1000) {
+          await sleep(mine.interval * 1000);
+          if (flow !== mine || phase !== "waiting") return;
+        }
+        show(mine, body);
+      }
+    } finally {
+      watching = false;
+      controller = null;
+    }
+  }
+
+  // Whatever the visible page should be doing now and is not.
+  function resume() {
+    if (document.hidden) return;
+    if (phase === "need-flow") {
+      start();
+    } else if (phase === "waiting" && flow && !watching) {
+      if (Date.now() >= flow.expiresAt) expired();
+      else watch(flow);
+    }
+  }
+
+  // --- The token endpoint (RFC 8628 §3.4-3.5) ------------------------------------------------
+  async function redeem(mine) {
+    let interval = mine.interval;
+    for (;;) {
+      let response;
+      let body;
+      try {
+        response = await post(
+          cfg.tokenUrl,
+          clientParams({ grant_type: DEVICE_CODE_GRANT, device_code: mine.deviceCode }),
+        );
+        body = await readJson(response);
+      } catch (e) {
+        response = null;
+      }
+      if (flow !== mine) return;
+      if (response && response.ok) return signedIn(body);
+      const error = response ? body.error : "network";
+      if (error === "access_denied") return denied(body.error_description);
+      if (error === "expired_token") return expired();
+      if (error === "slow_down") interval += 5;
+      else if (error !== "authorization_pending" && error !== "network") {
+        return fail((body && body.error_description) || "The sign-in failed.");
+      }
+      if (Date.now() >= mine.expiresAt) return expired();
+      await sleep(interval * 1000);
+      if (flow !== mine) return;
+    }
+  }
+
+  async function signedIn(issued) {
+    tokens = issued;
+    flow = null;
+    phase = "signed-in";
+    qrFrame.hidden = true;
+    codeBox.hidden = true;
+    let name = "";
+    try {
+      const response = await fetch(cfg.meUrl, {
+        headers: { Authorization: "Bearer " + tokens.access_token },
+        credentials: "omit",
+        cache: "no-store",
+      });
+      const me = await readJson(response);
+      if (response.ok) name = me.name || me.username || "";
+    } catch (e) {
+      name = "";
+    }
+    if (phase !== "signed-in") return;
+    say(name ? "Signed in as " + name : "Signed in", "You are signed in on this computer.");
+    signOut.hidden = false;
+  }
+
+  function denied(why) {
+    flow = null;
+    stopWatching();
+    phase = "denied";
+    qrFrame.hidden = true;
+    codeBox.hidden = true;
+    say("Sign-in denied", why || "The sign-in was declined.");
+    button("Try again");
+  }
+
+  function fail(why) {
+    flow = null;
+    stopWatching();
+    phase = "stopped";
+    qrFrame.classList.add("stale");
+    say("Something went wrong", why);
+    button("Try again");
+  }
+
+  // --- Buttons and visibility ----------------------------------------------------------------
+  retry.addEventListener("click", () => {
+    autoRefreshes = 0;
+    start();
+  });
+
+  signOut.addEventListener("click", async () => {
+    const refreshToken = tokens && tokens.refresh_token;
+    tokens = null; // forgotten whatever the server answers
+    signOut.hidden = true;
+    if (refreshToken) {
+      try {
+        // RFC 7009: the refresh token takes its access tokens with it.
+        const params = { token: refreshToken, token_type_hint: "refresh_token" };
+        await post(cfg.revokeUrl, clientParams(params));
+      } catch (e) {
+        // Forgotten here; it expires on its own.
+      }
+    }
+    phase = "stopped";
+    say("Signed out", "");
+    button("Sign in again");
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      stopWatching(); // no long-poll held for a tab nobody looks at
+    } else {
+      autoRefreshes = 0;
+      resume();
+    }
+  });
+
+  resume();
+})();

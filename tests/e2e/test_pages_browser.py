@@ -1,0 +1,364 @@
+"""The people's pages in a real headless Chromium against a real `authserver demo` process.
+
+- The PC login page shows a QR code; the test reads the image off the page, decodes it with
+  zxing-cpp, approves as the phone over the mobile API, and sees the page turn signed in.
+- The typed-code path: a second browser types the code the login page shows into the
+  verification page, signs in, sees the approval facts and approves.
+- A phone's browser opens the QR link (375 px wide), signs in and denies; the login page says
+  so and "Try again" brings a new code.
+- Expiry, on a server whose codes live a few seconds: the QR code changes by itself, but a
+  hidden tab neither long-polls nor makes a new device authorization until it is shown again.
+
+Playwright drives the system Chromium (/usr/bin/chromium); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.conftest import LiveServer, demo_server
+
+TIMEOUT = 10  # seconds, for every single HTTP request
+BROWSER_TIMEOUT_MS = 10_000
+SHORT_TTL = 4  # seconds a device code lives on the expiry test's server
+USER_CODE = re.compile(r"^[B-Z]{4}-[B-Z]{4}$")
+
+# Flip the Page Visibility API as a browser does when its tab goes to the background
+# (headless Chromium keeps every page visible, whatever is in front or minimized).
+SET_VISIBILITY = """(hidden) => {
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+    Object.defineProperty(document, "visibilityState", {
+        configurable: true, get: () => (hidden ? "hidden" : "visible"),
+    });
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+class Phone:
+    """The mobile app, over plain HTTP: signed in to the demo user with its own device id."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+        self.device_id = f"phone-{uuid.uuid4().hex[:8]}"
+        signed_in = requests.post(
+            f"{server.base_url}/mobile/v1/sessions",
+            json={
+                "username": server.username,
+                "password": server.password,
+                "device": {"id": self.device_id, "name": "Pages E2E phone", "platform": "ios"},
+            },
+            timeout=TIMEOUT,
+        )
+        assert signed_in.status_code == 201, signed_in.text
+        self.headers = {
+            "Authorization": f"Bearer {signed_in.json()['device_token']}",
+            "X-Device-Id": self.device_id,
+        }
+
+    def call(self, path: str, body: dict[str, str]) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.server.base_url}/mobile/v1/{path}",
+            json=body,
+            headers=self.headers,
+            timeout=TIMEOUT,
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+@pytest.fixture(scope="module")
+def short_lived_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`authserver demo` whose device codes (and confirm tokens) live SHORT_TTL seconds."""
+    ttl = str(SHORT_TTL)
+    with demo_server(
+        tmp_path_factory.mktemp("short"),
+        AUTHSERVER_DEVICE_CODE_TTL=ttl,
+        AUTHSERVER_CONFIRM_TOKEN_TTL=ttl,
+    ) as server:
+        yield server
+
+
+class Pages:
+    """Opens pages, each in a browser context of its own; any console or page error fails the
+    test, but for the HTTP statuses a test says it expects (a page answering 401)."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.contexts: list[Any] = []
+        self.problems: list[str] = []
+        self.expected_statuses: set[int] = set()
+
+    def __call__(self, **options: Any) -> Any:
+        context = self.browser.new_context(**options)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(BROWSER_TIMEOUT_MS)
+        page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.problems.append(str(e)))
+        return page
+
+    def unexpected(self) -> list[str]:
+        expected = [f"status of {status} " for status in self.expected_statuses]
+        return [p for p in self.problems if not any(e in p for e in expected)]
+
+
+@pytest.fixture
+def watched(browser: Any) -> Iterator[Pages]:
+    pages = Pages(browser)
+    yield pages
+    for context in pages.contexts:
+        context.close()
+    assert not pages.unexpected(), pages.problems
+
+
+def open_login_page(new_page: Pages, server: LiveServer) -> Any:
+    from playwright.sync_api import expect
+
+    page = new_page(viewport={"width": 900, "height": 700})
+    page.goto(f"{server.base_url}/login?client_id={server.client_id}")
+    expect(page.get_by_role("heading", name="Sign in to Demo PC client")).to_be_visible()
+    expect(page.locator("#status-title")).to_have_text("Scan the QR code with the app")
+    return page
+
+
+def shown_code(page: Any) -> str:
+    code = str(page.locator("#user-code").text_content())
+    assert USER_CODE.match(code), code
+    return code
+
+
+def decode_qr(page: Any) -> str:
+    """Read the QR image off the page as a camera would: pixels in, text out."""
+    import zxingcpp
+    from PIL import Image
+
+    image = page.get_by_role("img", name=re.compile("^QR code of the sign-in code"))
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(image.screenshot())))
+    assert len(found) == 1, found
+    assert found[0].format == zxingcpp.BarcodeFormat.QRCode
+    return str(found[0].text)
+
+
+def end_flow(server: LiveServer, page: Any) -> None:
+    """Deny the code the page shows, from a phone: the page stops long-polling, so the server
+    holds no request open for it and stops at once when the module ends."""
+    from playwright.sync_api import expect
+
+    phone = Phone(server)
+    screen = phone.call("scan", {"user_code": shown_code(page)})
+    phone.call("deny", {"confirm_token": screen["confirm_token"]})
+    expect(page.get_by_role("status")).to_contain_text("Sign-in denied")
+
+
+def assert_no_tokens_stored(page: Any) -> None:
+    """Tokens live in the script's memory only: no web storage, no cookies."""
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+    assert page.context.cookies() == []
+
+
+# --- (a) QR code, decoded, approved by the phone -------------------------------------------
+def test_login_page_qr_is_approved_by_the_phone(watched: Pages, live_server: LiveServer) -> None:
+    from playwright.sync_api import expect
+
+    page = open_login_page(watched, live_server)
+    code = shown_code(page)
+    expect(page.get_by_role("img")).to_have_attribute("alt", f"QR code of the sign-in code {code}")
+    # The QR code holds verification_uri_complete: the user code the page shows, and nothing else.
+    qr_text = decode_qr(page)
+    assert qr_text == f"{live_server.base_url}/device?user_code={code}"
+    expect(page.get_by_role("link", name=f"{live_server.base_url}/device")).to_be_visible()
+
+    phone = Phone(live_server)
+    screen = phone.call("scan", {"qr": qr_text})
+    assert screen["user_code"] == code
+    assert screen["client"]["name"] == "Demo PC client"
+    # The browser is the requesting device the phone is shown.
+    assert "Chrome" in screen["requesting_device"]["user_agent"]
+    status = page.get_by_role("status")
+    expect(status).to_contain_text("Confirm on your phone")
+    expect(status).to_contain_text("Scanned by D*** U***")  # masked: never the full name
+    expect(status).not_to_contain_text("Demo User")
+
+    assert phone.call("confirm", {"confirm_token": screen["confirm_token"]}) == {
+        "status": "approved"
+    }
+    expect(status).to_contain_text("Signed in as Demo User")
+    expect(page.locator("#qr-frame")).to_be_hidden()
+    assert_no_tokens_stored(page)
+
+    # Signing out revokes the session (RFC 7009) and offers a new sign-in.
+    page.get_by_role("button", name="Sign out").click()
+    expect(status).to_contain_text("Signed out")
+    page.get_by_role("button", name="Sign in again").click()
+    expect(page.locator("#status-title")).to_have_text("Scan the QR code with the app")
+    assert shown_code(page) != code
+    end_flow(live_server, page)
+
+
+# --- (b) The typed code on the verification page -------------------------------------------
+def test_typed_code_on_the_verification_page(watched: Pages, live_server: LiveServer) -> None:
+    from playwright.sync_api import expect
+
+    pc = open_login_page(watched, live_server)
+    code = shown_code(pc)
+    pc_user_agent = pc.evaluate("navigator.userAgent")
+
+    other = watched(viewport={"width": 1000, "height": 800})  # another browser, no session
+    other.goto(f"{live_server.base_url}/device")
+    expect(other.get_by_role("heading", name="Sign in on another device")).to_be_visible()
+    # RFC 8628 §6.1: any case, with spaces instead of the dash.
+    other.get_by_label("Code shown on your device").fill(code.lower().replace("-", " "))
+    other.get_by_label("Username").fill(live_server.username)
+    other.get_by_label("Password").fill("not the password")
+    watched.expected_statuses.add(401)  # the page that says so is a 401
+    other.get_by_role("button", name="Sign in and continue").click()
+    expect(other.get_by_role("alert")).to_have_text("Unknown username or wrong password.")
+    other.get_by_label("Password").fill(live_server.password)
+    other.get_by_role("button", name="Sign in and continue").click()
+
+    # The same facts the phone sees.
+    expect(other.get_by_role("heading", name="Sign in to Demo PC client?")).to_be_visible()
+    facts = other.locator("dl.facts")
+    expect(facts).to_contain_text("Demo PC client")
+    expect(facts).to_contain_text("Your name and username")
+    expect(facts).to_contain_text("127.0.0.1")
+    expect(facts).to_contain_text(pc_user_agent)
+    expect(other.locator(".match .user-code")).to_have_text(code)
+    expect(other.get_by_text("Deny unless you started this sign-in yourself")).to_be_visible()
+    deny = other.get_by_role("button", name="Deny")
+    approve = other.get_by_role("button", name="Approve")
+    assert deny.bounding_box()["height"] == approve.bounding_box()["height"]
+    assert deny.bounding_box()["width"] == approve.bounding_box()["width"]
+
+    expect(pc.get_by_role("status")).to_contain_text("Confirm in your browser")
+    approve.click()
+    expect(other.get_by_role("heading", name="Approved")).to_be_visible()
+    expect(pc.get_by_role("status")).to_contain_text("Signed in as Demo User")
+    assert_no_tokens_stored(pc)
+
+    # The browser stays signed in (strict, HttpOnly cookies on /device only).
+    cookies = {c["name"]: c for c in other.context.cookies()}
+    assert {"authserver_web", "authserver_web_device"} <= set(cookies)
+    for cookie in cookies.values():
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert cookie["path"] == "/device"
+    other.get_by_role("link", name="Enter another code").click()
+    expect(other.get_by_text("Signed in as Demo User (demo)")).to_be_visible()
+
+
+# --- A phone's browser opens the QR link, and denies ---------------------------------------
+def test_phone_browser_opens_the_qr_link_and_denies(
+    watched: Pages, live_server: LiveServer
+) -> None:
+    from playwright.sync_api import expect
+
+    pc = open_login_page(watched, live_server)
+    code = shown_code(pc)
+    link = decode_qr(pc)
+
+    phone = watched(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
+    phone.goto(link)
+    expect(phone.get_by_label("Code shown on your device")).to_have_value(code)
+    expect(phone.get_by_label("Username")).to_be_focused()  # straight to sign-in
+    phone.get_by_label("Username").fill(live_server.username)
+    phone.get_by_label("Password").fill(live_server.password)
+    phone.get_by_role("button", name="Sign in and continue").click()
+    expect(phone.get_by_role("heading", name="Sign in to Demo PC client?")).to_be_visible()
+    expect(phone.locator(".match .user-code")).to_have_text(code)
+    # Nothing sticks out sideways at 375 px.
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    deny = phone.get_by_role("button", name="Deny")
+    approve = phone.get_by_role("button", name="Approve")
+    assert deny.bounding_box()["height"] == approve.bounding_box()["height"]
+    deny.click()
+    expect(phone.get_by_role("heading", name="Denied")).to_be_visible()
+
+    expect(pc.get_by_role("status")).to_contain_text("Sign-in denied")
+    pc.get_by_role("button", name="Try again").click()
+    expect(pc.locator("#status-title")).to_have_text("Scan the QR code with the app")
+    assert shown_code(pc) != code
+    end_flow(live_server, pc)
+
+
+# --- (c) Expiry: the QR code refreshes, but never for a hidden tab -------------------------
+def test_expired_code_refreshes_itself_but_not_in_a_hidden_tab(
+    watched: Pages, short_lived_server: LiveServer
+) -> None:
+    from playwright.sync_api import expect
+
+    page = watched(viewport={"width": 900, "height": 700})
+    calls: list[tuple[float, str]] = []
+    aborted: list[str] = []
+
+    def seen(request: Any) -> None:
+        if request.url.endswith(("/oauth/device_authorization", "/oauth/device_status")):
+            calls.append((time.monotonic(), request.url.rsplit("/", 1)[1]))
+
+    page.on("request", seen)
+    page.on("requestfailed", lambda r: aborted.append(r.url.rsplit("/", 1)[1]))
+
+    def authorizations() -> int:
+        return sum(1 for _, name in calls if name == "device_authorization")
+
+    page.goto(f"{short_lived_server.base_url}/login?client_id={short_lived_server.client_id}")
+    expect(page.locator("#status-title")).to_have_text("Scan the QR code with the app")
+    first = shown_code(page)
+    assert authorizations() == 1
+
+    # Visible: once the code expires the page gets a new one by itself.
+    refresh_ms = (SHORT_TTL + 5) * 1000
+    expect(page.locator("#user-code")).not_to_have_text(first, timeout=refresh_ms)
+    second = shown_code(page)
+    assert authorizations() == 2
+    expect(page.get_by_role("img")).to_have_attribute("alt", re.compile(second))
+
+    # Hidden: the long-poll is dropped at once, and nothing new is asked for, even after the
+    # code expired.
+    page.evaluate(SET_VISIBILITY, True)
+    hidden_at = time.monotonic()
+    page.wait_for_timeout((SHORT_TTL + 1.5) * 1000)
+    assert authorizations() == 2
+    assert not [name for at, name in calls if at > hidden_at], calls
+    assert "device_status" in aborted
+    assert shown_code(page) == second
+
+    # Shown again: the expired code is replaced at once.
+    page.evaluate(SET_VISIBILITY, False)
+    expect(page.locator("#user-code")).not_to_have_text(second, timeout=5_000)
+    assert authorizations() == 3
+    expect(page.locator("#status-title")).to_have_text("Scan the QR code with the app")
+    end_flow(short_lived_server, page)
+
+
+def test_a_tab_opened_in_the_background_asks_for_no_code_until_shown(
+    watched: Pages, live_server: LiveServer
+) -> None:
+    from playwright.sync_api import expect
+
+    page = watched(viewport={"width": 900, "height": 700})
+    page.add_init_script(f"({SET_VISIBILITY})(true)")  # hidden before the page's script runs
+    authorizations: list[str] = []
+    page.on(
+        "request",
+        lambda r: authorizations.append(r.url) if "device_authorization" in r.url else None,
+    )
+    page.goto(f"{live_server.base_url}/login?client_id={live_server.client_id}")
+    page.wait_for_timeout(500)
+    assert authorizations == []
+    expect(page.locator("#qr-frame")).to_be_hidden()
+
+    page.evaluate(SET_VISIBILITY, False)
+    expect(page.locator("#status-title")).to_have_text("Scan the QR code with the app")
+    assert len(authorizations) == 1
+    end_flow(live_server, page)
