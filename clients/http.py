@@ -1,0 +1,117 @@
+"""The HTTP seam of the clients: a tiny transport protocol, requests behind it by default.
+
+Tests inject a fake `Transport`; nothing else in the clients touches the network.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+
+from clients import __version__
+
+DEFAULT_TIMEOUT = 10.0  # seconds, for every single request (long-polls add their wait)
+
+
+class ClientError(Exception):
+    """Base of every error the reference clients raise."""
+
+
+class TransportError(ClientError):
+    """The request got no HTTP answer: connection refused or reset, DNS, timeout, TLS."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What came back: the status, the JSON body (None if the body was not JSON), headers."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def json_object(self) -> dict[str, Any]:
+        """The body if it is a JSON object, else an empty dict."""
+        return dict(self.body) if isinstance(self.body, dict) else {}
+
+
+class Transport(Protocol):
+    """Send one request and return the answer; raise TransportError if there is none."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> HttpResponse: ...
+
+
+class RequestsTransport:
+    """The default transport: requests, one Session per thread (a Session is not thread-safe).
+
+    The PC client polls the token endpoint on one thread while it long-polls the status
+    channel on another, so each thread gets its own connection pool.
+    """
+
+    def __init__(self, user_agent: str | None = None) -> None:
+        self.user_agent = user_agent or f"qrlogin-clients/{__version__}"
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = self.user_agent
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> HttpResponse:
+        try:
+            response = self._session().request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                data=dict(form) if form is not None else None,
+                json=json_body,
+                timeout=timeout,
+                allow_redirects=False,  # a redirected POST would drop or leak its body
+            )
+        except requests.Timeout as exc:
+            raise TransportError(f"{method} {url}: timed out ({exc})", timeout=True) from exc
+        except requests.RequestException as exc:
+            raise TransportError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        try:
+            body: Any = response.json() if response.content else None
+        except ValueError:
+            body = None
+        return HttpResponse(response.status_code, body, dict(response.headers))
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()

@@ -1,0 +1,334 @@
+"""A mobile-app simulator: what the phone app does in the QR login, minus the camera.
+
+    state = PhoneStateStore(path).load_or_create()          # a persistent device id
+    app = MobileApp(server, state.device_id)
+    app.sign_in("alice", password, state.device_name, state.platform)
+    screen = app.scan(qr=decode_qr_image("qr.png"))         # or user_code="WDJB-MJHT"
+    print(screen.describe())
+    app.confirm(screen)                                      # or app.deny(screen)
+
+The QR code is decoded for real, by zxing-cpp (a port of ZXing, the decoder many Android apps
+use) from an image loaded with Pillow.
+"""
+
+from __future__ import annotations
+
+import platform
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import zxingcpp
+from PIL import Image, UnidentifiedImageError
+
+from clients.files import config_home, read_private_json, write_private_json
+from clients.http import DEFAULT_TIMEOUT, ClientError, HttpResponse, RequestsTransport, Transport
+
+__all__ = [
+    "ApprovalScreen",
+    "MobileApiError",
+    "MobileApp",
+    "PhoneError",
+    "PhoneState",
+    "PhoneStateStore",
+    "QRDecodeError",
+    "decode_qr_image",
+    "default_state_file",
+]
+
+SCOPE_MEANINGS = {
+    "profile": "your name and username",
+    "email": "your email address",
+}
+
+
+class PhoneError(ClientError):
+    """Base of the simulator's errors."""
+
+
+class QRDecodeError(PhoneError):
+    """The image could not be read, or holds no QR code."""
+
+
+class PhoneNotSignedIn(PhoneError):
+    """The phone has no device token: run `qrlogin-phone signin` first."""
+
+
+class MobileApiError(PhoneError):
+    """An error answer of the mobile API, e.g. `invalid_credentials` or `already_scanned`."""
+
+    def __init__(self, error: str, description: str | None, status: int) -> None:
+        self.error = error
+        self.description = description
+        self.status = status
+        super().__init__(f"{error}: {description}" if description else error)
+
+    @classmethod
+    def from_response(cls, response: HttpResponse) -> MobileApiError:
+        body = response.json_object()
+        error = body.get("error")
+        description = body.get("error_description")
+        return cls(
+            error if isinstance(error, str) and error else f"http_{response.status}",
+            description if isinstance(description, str) else None,
+            response.status,
+        )
+
+
+# --- the camera -----------------------------------------------------------------------------
+def decode_qr_image(path: str | Path) -> str:
+    """The text of the one QR code in the image file at `path` (PNG, JPEG, ...)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as opened:
+            image = _flatten(opened)
+    except FileNotFoundError:
+        raise QRDecodeError(f"No such image file: {path}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise QRDecodeError(f"{path} is not an image that can be read: {exc}") from exc
+    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats(zxingcpp.QRCode))
+    texts = sorted({barcode.text for barcode in found if barcode.valid and barcode.text})
+    if not texts:
+        raise QRDecodeError(f"No QR code found in {path}.")
+    if len(texts) > 1:
+        raise QRDecodeError(f"{path} holds {len(texts)} different QR codes; crop it to one.")
+    return texts[0]
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Grayscale, with any transparency laid on white (a transparent PNG is white on screen)."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("L")
+    return image.convert("L")
+
+
+# --- the phone's state ----------------------------------------------------------------------
+def default_state_file() -> Path:
+    return config_home() / "qrlogin-phone" / "state.json"
+
+
+@dataclass
+class PhoneState:
+    """What the app keeps between runs: its device id (generated once) and sign-in."""
+
+    device_id: str
+    device_name: str
+    platform: str
+    server: str | None = None
+    username: str | None = None
+    device_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def new(cls, device_name: str | None = None, device_platform: str = "android") -> PhoneState:
+        return cls(
+            device_id=f"qrlogin-phone-{secrets.token_hex(8)}",
+            device_name=device_name or f"qrlogin-phone on {platform.node() or 'this computer'}",
+            platform=device_platform,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "device_name": self.device_name,
+            "platform": self.platform,
+            "server": self.server,
+            "username": self.username,
+            "device_token": self.device_token,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PhoneState:
+        def optional(name: str) -> str | None:
+            value = data.get(name)
+            return value if isinstance(value, str) and value else None
+
+        return cls(
+            device_id=str(data["device_id"]),
+            device_name=str(data["device_name"]),
+            platform=str(data["platform"]),
+            server=optional("server"),
+            username=optional("username"),
+            device_token=optional("device_token"),
+        )
+
+
+class PhoneStateStore:
+    """The state file: JSON, mode 0600 (it holds the device token)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path).expanduser() if path else default_state_file()
+
+    def load(self) -> PhoneState | None:
+        try:
+            data = read_private_json(self.path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise PhoneError(f"Cannot read the state file {self.path}: {exc}") from exc
+        try:
+            return PhoneState.from_dict(data)
+        except (KeyError, TypeError) as exc:
+            raise PhoneError(f"The state file {self.path} is malformed: {exc}") from exc
+
+    def load_or_create(
+        self, device_name: str | None = None, device_platform: str = "android"
+    ) -> PhoneState:
+        """The saved state, or a new one with a fresh device id (saved at once)."""
+        state = self.load()
+        if state is None:
+            state = PhoneState.new(device_name, device_platform)
+            self.save(state)
+        return state
+
+    def save(self, state: PhoneState) -> None:
+        write_private_json(self.path, state.to_dict())
+
+
+# --- the approval screen ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApprovalScreen:
+    """What the phone shows before the user confirms: who asks, for what, from where."""
+
+    confirm_token: str = field(repr=False)
+    expires_in: int
+    client_id: str
+    client_name: str
+    scopes: tuple[str, ...]
+    requester_ip: str
+    requester_user_agent: str
+    requested_at: str
+    user_code: str
+
+    @classmethod
+    def from_response(cls, body: dict[str, Any]) -> ApprovalScreen:
+        try:
+            client = body["client"]
+            requester = body["requesting_device"]
+            return cls(
+                confirm_token=str(body["confirm_token"]),
+                expires_in=int(body.get("expires_in") or 0),
+                client_id=str(client["client_id"]),
+                client_name=str(client["name"]),
+                scopes=tuple(str(scope) for scope in body.get("scopes") or ()),
+                requester_ip=str(requester.get("ip") or "unknown"),
+                requester_user_agent=str(requester.get("user_agent") or "unknown"),
+                requested_at=str(requester.get("requested_at") or "unknown"),
+                user_code=str(body["user_code"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PhoneError(f"Unexpected answer to the scan: {exc}") from exc
+
+    def describe(self) -> str:
+        """The approval screen as text."""
+        wants = [
+            f"{scope} ({SCOPE_MEANINGS[scope]})" if scope in SCOPE_MEANINGS else scope
+            for scope in self.scopes
+        ] or ["(nothing beyond signing in)"]
+        rows = [
+            ("App", f"{self.client_name} (client {self.client_id})"),
+            ("Wants", wants[0]),
+            *(("", more) for more in wants[1:]),
+            ("From", self.requester_ip),
+            ("Using", self.requester_user_agent),
+            ("Requested", _local_time(self.requested_at)),
+            ("Code", f"{self.user_code}  <- the PC must show this same code"),
+        ]
+        table = "\n".join(
+            f"  {(label + ':') if label else '':<11} {value}" for label, value in rows
+        )
+        return (
+            "Sign in on another device?\n\n"
+            f"{table}\n\n"
+            "Only approve if you started this sign-in yourself, on a computer in front of you,\n"
+            "and it shows the same code. Otherwise decline: someone may be trying to get into\n"
+            f"your account. (This screen is valid for {self.expires_in} s.)\n"
+        )
+
+
+def _local_time(iso: str) -> str:
+    """An ISO 8601 time in this machine's zone, to the second, or as given if unreadable."""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    except ValueError:
+        return iso
+
+
+# --- the mobile API ---------------------------------------------------------------------------
+class MobileApp:
+    """The mobile API (`/mobile/v1`): the device token goes with the device id, always."""
+
+    def __init__(
+        self,
+        server: str,
+        device_id: str,
+        device_token: str | None = None,
+        *,
+        transport: Transport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.device_id = device_id
+        self.device_token = device_token
+        self._transport = transport or RequestsTransport("qrlogin-phone (mobile app simulator)")
+        self._timeout = timeout
+
+    def sign_in(self, username: str, password: str, device_name: str, device_platform: str) -> str:
+        """Sign this phone in; returns (and keeps) the device token."""
+        response = self._transport.request(
+            "POST",
+            f"{self.server}/mobile/v1/sessions",
+            json_body={
+                "username": username,
+                "password": password,
+                "device": {"id": self.device_id, "name": device_name, "platform": device_platform},
+            },
+            timeout=self._timeout,
+        )
+        if response.status not in (200, 201):
+            raise MobileApiError.from_response(response)
+        token = response.json_object().get("device_token")
+        if not isinstance(token, str) or not token:
+            raise PhoneError("The sign-in answer has no device_token.")
+        self.device_token = token
+        return token
+
+    def scan(self, *, qr: str | None = None, user_code: str | None = None) -> ApprovalScreen:
+        """Send what the camera read (`qr`) or what the user typed (`user_code`)."""
+        if (qr is None) == (user_code is None):
+            raise ValueError("Pass exactly one of qr and user_code.")
+        body = {"qr": qr} if qr is not None else {"user_code": user_code}
+        return ApprovalScreen.from_response(self._call("POST", "scan", body).json_object())
+
+    def confirm(self, screen: ApprovalScreen) -> str:
+        """Approve: the PC gets its tokens. Returns the flow's status ("approved")."""
+        return self._decide("confirm", screen)
+
+    def deny(self, screen: ApprovalScreen) -> str:
+        """Decline: the PC gets access_denied. Returns the flow's status ("denied")."""
+        return self._decide("deny", screen)
+
+    def sign_out(self) -> None:
+        self._call("DELETE", "sessions", None)
+        self.device_token = None
+
+    def _decide(self, action: str, screen: ApprovalScreen) -> str:
+        answer = self._call("POST", action, {"confirm_token": screen.confirm_token})
+        return str(answer.json_object().get("status", ""))
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> HttpResponse:
+        if not self.device_token:
+            raise PhoneNotSignedIn("This phone is not signed in: run `qrlogin-phone signin`.")
+        response = self._transport.request(
+            method,
+            f"{self.server}/mobile/v1/{path}",
+            headers={"Authorization": f"Bearer {self.device_token}", "X-Device-Id": self.device_id},
+            json_body=body,
+            timeout=self._timeout,
+        )
+        if not 200 <= response.status < 300:
+            raise MobileApiError.from_response(response)
+        return response

@@ -1,0 +1,211 @@
+"""qrlogin-phone: a mobile-app simulator for the QR login server.
+
+Sign the "phone" in once (a device id is generated on first use and kept in the state file),
+then scan a QR code image, its text, or a typed user code, read the approval screen, and
+approve or deny.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from clients import __version__
+from clients.http import ClientError
+from clients.phone import (
+    MobileApiError,
+    MobileApp,
+    PhoneError,
+    PhoneState,
+    PhoneStateStore,
+    decode_qr_image,
+    default_state_file,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+EPILOG = """\
+exit status: 0 done (for `scan`: the approval or the refusal was delivered), 1 failed (wrong
+password, unreadable image, code unknown or already used, server unreachable), 2 usage error,
+130 interrupted.
+
+The state file (mode 600) keeps the device id, generated once, and the device token.
+"""
+
+
+class UsageError(Exception):
+    """A command line that cannot work (exit status 2)."""
+
+
+def fail(message: str) -> int:
+    print(f"qrlogin-phone: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _signed_in(store: PhoneStateStore) -> tuple[PhoneState, MobileApp]:
+    state = store.load()
+    if state is None or not state.device_token or not state.server:
+        raise PhoneError(f"Not signed in (no device token in {store.path}): run signin first.")
+    return state, MobileApp(state.server, state.device_id, state.device_token)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin: standard input has no password line.")
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the password: use --password-stdin.")
+    return getpass.getpass("Password: ")
+
+
+def cmd_signin(args: argparse.Namespace) -> int:
+    store = PhoneStateStore(args.state)
+    password = _read_password(args.password_stdin)
+    state = store.load_or_create(args.device_name, args.platform or "android")
+    if args.device_name:
+        state.device_name = args.device_name
+    if args.platform:
+        state.platform = args.platform
+    app = MobileApp(args.server, state.device_id)
+    state.device_token = app.sign_in(args.username, password, state.device_name, state.platform)
+    state.server, state.username = app.server, args.username
+    store.save(state)
+    print(f"Signed in as {args.username} on {app.server}.")
+    print(f"This phone: {state.device_name} ({state.platform}), device id {state.device_id}.")
+    print(f"State saved to {store.path} (mode 600).")
+    return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    store = PhoneStateStore(args.state)
+    state, app = _signed_in(store)
+    if args.image is not None:
+        text = decode_qr_image(args.image)
+        print(f"QR code read from {args.image}: {text}")
+        screen = app.scan(qr=text)
+    elif args.text is not None:
+        screen = app.scan(qr=args.text)
+    else:
+        screen = app.scan(user_code=args.code)
+    print()
+    print(screen.describe())
+    if args.approve:
+        approve = True
+        print("Approve? [y/N] y (--approve)")
+    elif args.deny:
+        approve = False
+        print("Approve? [y/N] n (--deny)")
+    else:
+        try:
+            answer = input("Approve? [y/N] ")
+        except EOFError:
+            answer = ""
+        if not sys.stdin.isatty():
+            print(answer.strip())  # a terminal echoed the answer; a pipe does not
+        approve = answer.strip().lower() in ("y", "yes")
+    if approve:
+        status = app.confirm(screen)
+        print(f"Approved ({status}): the PC is signing in as {state.username}.")
+    else:
+        status = app.deny(screen)
+        print(f"Declined ({status}): the PC was told no.")
+    return EXIT_OK
+
+
+def cmd_signout(args: argparse.Namespace) -> int:
+    store = PhoneStateStore(args.state)
+    state, app = _signed_in(store)
+    try:
+        app.sign_out()
+    except MobileApiError as exc:
+        if exc.status != 401:  # 401: the server already forgot this token: signed out anyway
+            raise
+    state.device_token = None
+    store.save(state)  # the device id stays: it is this phone's for good
+    print(f"Signed out; the device id {state.device_id} is kept in {store.path}.")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = PhoneStateStore(args.state)
+    state = store.load()
+    if state is None:
+        print(f"No phone yet ({store.path} does not exist): run signin.")
+        return EXIT_FAILED
+    signed_in = f"signed in as {state.username} on {state.server}"
+    print(f"{state.device_name} ({state.platform}), device id {state.device_id}")
+    print(signed_in if state.device_token else "not signed in")
+    return EXIT_OK if state.device_token else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state",
+        type=Path,
+        default=default_state_file(),
+        help="the phone's state file (default: %(default)s)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="qrlogin-phone",
+        description="A mobile-app simulator: approve QR sign-ins from the terminal.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    signin = commands.add_parser("signin", parents=[common], help="sign this phone in")
+    signin.add_argument("--server", required=True, help="the server's URL")
+    signin.add_argument("--username", required=True)
+    signin.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input (else it is asked for)",
+    )
+    signin.add_argument("--device-name", help="this phone's name (default: from the host name)")
+    signin.add_argument("--platform", help="ios, android, ... (default: android)")
+    signin.set_defaults(func=cmd_signin)
+
+    scan = commands.add_parser(
+        "scan",
+        parents=[common],
+        help="scan a QR code (image or text) or type a user code, then approve or deny",
+    )
+    what = scan.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", type=Path, help="a picture of the QR code (PNG, JPEG, ...)")
+    what.add_argument("--text", help="the QR code's text (verification_uri_complete)")
+    what.add_argument("--code", help="the user code shown on the PC, e.g. WDJB-MJHT")
+    decision = scan.add_mutually_exclusive_group()
+    decision.add_argument("--approve", action="store_true", help="approve without asking")
+    decision.add_argument("--deny", action="store_true", help="decline without asking")
+    scan.set_defaults(func=cmd_scan)
+
+    signout = commands.add_parser("signout", parents=[common], help="sign this phone out")
+    signout.set_defaults(func=cmd_signout)
+
+    status = commands.add_parser("status", parents=[common], help="show the phone's state")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        parser.error(str(exc))  # exits with status 2
+    except KeyboardInterrupt:
+        print("\nCancelled.", file=sys.stderr)
+        return 130
+    except ClientError as exc:
+        return fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
