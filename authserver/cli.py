@@ -142,6 +142,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "server": base,
             "issuer": config.issuer,
             "demo_client_id": client.client_id,
+            # Open it on the PC, approve with the phone (or /device in another browser).
+            "pc_login_page": f"{base}/login?client_id={client.client_id}",
             "demo_user": {"username": DEMO_USERNAME, "password": DEMO_PASSWORD},
             "admin_console": {
                 "url": f"{base}/admin/",

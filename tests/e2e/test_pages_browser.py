@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import LiveServer, demo_server
+from tests.e2e.conftest import LiveServer, _demo_output, demo_server
 
 TIMEOUT = 10  # seconds, for every single HTTP request
 BROWSER_TIMEOUT_MS = 10_000
@@ -123,7 +123,8 @@ def open_login_page(new_page: Pages, server: LiveServer) -> Any:
     from playwright.sync_api import expect
 
     page = new_page(viewport={"width": 900, "height": 700})
-    page.goto(f"{server.base_url}/login?client_id={server.client_id}")
+    # The address `authserver demo` prints for people to open.
+    page.goto(_demo_output(server.workdir)["pc_login_page"])
     expect(page.get_by_role("heading", name="Sign in to Demo PC client")).to_be_visible()
     expect(page.locator("#status-title")).to_have_text("Scan the QR code with the app")
     return page
