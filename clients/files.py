@@ -25,8 +25,9 @@ def write_private_json(path: Path, payload: Any) -> None:
     """
     path = Path(path)
     directory = path.parent
-    if not directory.exists():
-        directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for level in reversed(missing):  # each level we create is the owner's alone, not just the last
+        level.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
     data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
     # mkstemp opens with O_RDWR|O_CREAT|O_EXCL and mode 0600.
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -46,7 +47,9 @@ def write_private_json(path: Path, payload: Any) -> None:
 def read_private_json(path: Path) -> Any:
     """The JSON in `path`; if group or others may access the file, it is chmod'ed to 0600."""
     path = Path(path)
-    with path.open("rb") as handle:
+    # O_NOFOLLOW: a symlink planted at `path` is refused, not followed (nor its target chmod'ed).
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as handle:
         mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
         if mode & 0o077:
             os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)

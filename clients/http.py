@@ -9,12 +9,30 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 
 from clients import __version__
 
 DEFAULT_TIMEOUT = 10.0  # seconds, for every single request (long-polls add their wait)
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def require_secure_url(url: str, what: str = "server") -> str:
+    """`url` if it is https, or http on this machine; else a ClientError.
+
+    Tokens, client secrets and passwords must not cross a network in clear text (RFC 6749 §1.6,
+    RFC 8414 §2); plain http is only for trying a server on localhost.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.netloc:
+        return url
+    if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return url
+    raise ClientError(f"The {what} URL must be https (http only for localhost): {url!r}")
 
 
 class ClientError(Exception):

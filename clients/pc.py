@@ -20,10 +20,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import enum
+import fcntl
+import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from clients.http import (
     RequestsTransport,
     Transport,
     TransportError,
+    require_secure_url,
 )
 
 __all__ = [
@@ -141,6 +144,11 @@ class ServerMetadata:
         def text(name: str, required: bool = True) -> str | None:
             value = document.get(name)
             if isinstance(value, str) and value:
+                if name.endswith("_endpoint"):
+                    try:  # credentials go to these: never in clear text across a network
+                        require_secure_url(value, name)
+                    except ClientError as exc:
+                        raise DiscoveryError(str(exc)) from None
                 return value
             if required:
                 raise DiscoveryError(f"The server's metadata has no {name!r}.")
@@ -172,6 +180,10 @@ def metadata_url(issuer: str) -> str:
     parts = urlsplit(issuer.rstrip("/"))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise DiscoveryError(f"Not an http(s) URL: {issuer!r}")
+    try:
+        require_secure_url(issuer, "issuer")
+    except ClientError as exc:
+        raise DiscoveryError(str(exc)) from None
     return f"{parts.scheme}://{parts.netloc}{METADATA_PATH}{parts.path}"
 
 
@@ -695,6 +707,37 @@ class TokenStore:
         except FileNotFoundError:
             return False
         return True
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on this token file (a sibling `.lock` file, mode 0600).
+
+        Refreshing rotates the refresh token, and the server treats a reused one as a replay
+        that revokes the whole sign-in (RFC 9700 §4.14.2): two commands refreshing at once
+        must take turns, the second one using what the first saved.
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def refreshed(self, login: DeviceLogin, *, force: bool = False) -> Tokens:
+        """The saved tokens, refreshed (and saved) if the access token expired or `force`.
+
+        Under the file lock, re-read first: another command may have refreshed meanwhile.
+        """
+        with self.locked():
+            saved = self.load()
+            expired = saved.tokens.is_expired(self._wall_clock())
+            if not force and (not expired or not saved.tokens.refresh_token):
+                return saved.tokens
+            tokens = login.refresh(saved.tokens)
+            self.save(tokens, issuer=saved.issuer, client_id=saved.client_id)
+            return tokens
 
     def access_token_expired(self, leeway: float = EXPIRY_LEEWAY) -> bool:
         """True if the saved access token has expired (or will within `leeway` seconds)."""

@@ -175,10 +175,8 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     store = TokenStore(args.token_file)
-    saved = store.load()
     with store.login(os.environ.get(SECRET_ENV) or None) as login:
-        tokens = login.refresh(saved.tokens)
-        store.save(tokens, issuer=saved.issuer, client_id=saved.client_id)
+        tokens = store.refreshed(login, force=True)
     print(f"Refreshed: the new access token {describe_expiry(tokens, tokens.obtained_at)}.")
     return EXIT_OK
 
@@ -186,11 +184,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_whoami(args: argparse.Namespace) -> int:
     store = TokenStore(args.token_file)
     saved = store.load()
-    tokens = saved.tokens
     with store.login(os.environ.get(SECRET_ENV) or None) as login:
-        if tokens.is_expired() and tokens.refresh_token:
-            tokens = login.refresh(tokens)  # rotates: save the new pair at once
-            store.save(tokens, issuer=saved.issuer, client_id=saved.client_id)
+        tokens = store.refreshed(login)  # only if expired; rotation is saved at once
         me = login.me(tokens)
     if args.json:
         print(json.dumps(me, indent=2, sort_keys=True))

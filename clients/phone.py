@@ -24,7 +24,14 @@ import zxingcpp
 from PIL import Image, UnidentifiedImageError
 
 from clients.files import config_home, read_private_json, write_private_json
-from clients.http import DEFAULT_TIMEOUT, ClientError, HttpResponse, RequestsTransport, Transport
+from clients.http import (
+    DEFAULT_TIMEOUT,
+    ClientError,
+    HttpResponse,
+    RequestsTransport,
+    Transport,
+    require_secure_url,
+)
 
 __all__ = [
     "ApprovalScreen",
@@ -270,7 +277,7 @@ class MobileApp:
         transport: Transport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.server = server.rstrip("/")
+        self.server = require_secure_url(server.rstrip("/"))
         self.device_id = device_id
         self.device_token = device_token
         self._transport = transport or RequestsTransport("qrlogin-phone (mobile app simulator)")

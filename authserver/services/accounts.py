@@ -11,6 +11,7 @@ from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
 from authserver.domain.models import Actor, MobileDevice, User
 from authserver.domain.ports import MobileDeviceRepository, RateLimiter, UserRepository
+from authserver.domain.text import printable
 from authserver.services.audit import Auditor
 from authserver.services.limits import AttemptGuard
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
@@ -100,8 +101,9 @@ class AccountService:
             id=str(uuid.uuid4()),
             user_id=user.user_id,
             device_id=device_id,
-            name=device_name,
-            platform=platform,
+            # The phone's own claims, shown to the PC (masked status) and to admins.
+            name=printable(device_name, 200),
+            platform=printable(platform, 50),
             token_hash=hash_secret(token),
             expires_at=now + (ttl or self._config.mobile_token_ttl),
         )
@@ -114,8 +116,8 @@ class AccountService:
             ip=ip,
             user_id=user.user_id,
             mobile_device_id=device.id,
-            device_name=device_name,
-            platform=platform,
+            device_name=device.name,
+            platform=device.platform,
         )
         return token, device
 

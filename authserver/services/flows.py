@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from authserver.domain.codes import (
 from authserver.domain.flow import Flow, FlowState, FlowStatus, PollOutcome
 from authserver.domain.models import Actor, Client, TokenFamily
 from authserver.domain.ports import FlowStore, RateLimiter, TokenRepository
+from authserver.domain.text import printable
 from authserver.services.accounts import AccountService, SignedInDevice
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
@@ -39,16 +39,6 @@ log = logging.getLogger(__name__)
 def presented_secret_hash(client_secret: str | None) -> str:
     """How a flow stores a client's secret: its SHA-256, or "" for a public client."""
     return hash_secret(client_secret) if client_secret else ""
-
-
-def printable(text: str, limit: int) -> str:
-    """`text` without control or format characters (bidi overrides), cut to `limit`.
-
-    The approval screen shows the PC's user agent; it is the PC's own claim and must not be
-    able to reorder or hide what the user reads.
-    """
-    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
-    return kept.strip()[:limit]
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,9 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
+from authserver.domain.text import printable
 from authserver.services.accounts import SignedInDevice
-from authserver.services.flows import ApprovalScreen, printable
+from authserver.services.flows import ApprovalScreen
 from authserver.web import browser
 from authserver.web.common import client_ip, plain_text, services
 from authserver.web.pages import PLAIN_CSP, error_page, install_html_errors, render_page
@@ -126,7 +127,8 @@ def _sign_in(username: str, password: str) -> None:
     )
     g.web = services().accounts.authenticate(token, device_id)
     g.web_token = token
-    g.cookie_changes += [(SESSION_COOKIE, token, ttl), (FORM_COOKIE, None, None)]
+    # A session cookie (no Max-Age): it dies with the browser; the server ends it after `ttl`.
+    g.cookie_changes += [(SESSION_COOKIE, token, None), (FORM_COOKIE, None, None)]
 
 
 # --- Pages ---------------------------------------------------------------------------------
@@ -321,6 +323,10 @@ def decide() -> Response:
     except errors.DomainError as error:
         status, message = _flow_error(error)
         return _entry_page(status, user_code=user_code, error=message)
+    # One sign-in, one decision: the browser forgets its token, so on a shared computer the
+    # next person cannot approve their own sign-in as this user. The server keeps the session
+    # until it expires, so an approval stands until the PC has redeemed it.
+    g.cookie_changes.append((SESSION_COOKIE, None, None))
     return render_page("pages/done.html", approved=approve, web=web)
 
 

@@ -361,3 +361,14 @@ def test_wait_reports_the_status_channel_from_a_background_thread(clock: FakeClo
         Status.APPROVED,
         Status.SIGNED_IN,
     ]
+
+
+def test_the_pc_client_refuses_an_issuer_in_clear_text_off_this_machine() -> None:
+    from clients.pc import DiscoveryError, metadata_url
+
+    with pytest.raises(DiscoveryError, match="https"):
+        metadata_url("http://login.example.com")
+    assert metadata_url("http://localhost:8000").startswith("http://localhost:8000/")
+    assert metadata_url("https://login.example.com/tenant") == (
+        "https://login.example.com/.well-known/oauth-authorization-server/tenant"
+    )

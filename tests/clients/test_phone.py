@@ -155,3 +155,14 @@ def test_mobile_api_errors_are_typed() -> None:
         app.scan(user_code="WDJB-MJHT")
     assert (refused.value.error, refused.value.status) == ("already_scanned", 409)
     assert server.sent[-1].json_body == {"user_code": "WDJB-MJHT"}
+
+
+@pytest.mark.parametrize("server", ["http://login.example.com", "ftp://127.0.0.1"])
+def test_the_phone_refuses_a_server_in_clear_text_off_this_machine(server: str) -> None:
+    from clients.http import ClientError
+    from clients.phone import MobileApp
+
+    with pytest.raises(ClientError, match="https"):
+        MobileApp(server, "device-1")
+    MobileApp("http://127.0.0.1:8000", "device-1")  # localhost is fine for trying it
+    MobileApp("https://login.example.com", "device-1")

@@ -132,3 +132,76 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 def test_secrets_stay_out_of_reprs() -> None:
     text = repr(tokens())
     assert "'at'" not in text and "'rt'" not in text
+
+
+def test_every_directory_level_it_creates_is_private(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        store = TokenStore(tmp_path / "a" / "b" / "tokens.json")
+        store.save(tokens(), issuer=ISSUER, client_id=CLIENT_ID)
+    finally:
+        os.umask(previous)
+    assert file_mode(tmp_path / "a") == 0o700
+    assert file_mode(tmp_path / "a" / "b") == 0o700
+
+
+def test_a_symlink_planted_at_the_token_path_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps({"issuer": ISSUER, "client_id": CLIENT_ID}))
+    target.chmod(0o644)
+    link = tmp_path / "tokens.json"
+    link.symlink_to(target)
+    with pytest.raises(DeviceLoginError):
+        TokenStore(link).load()
+    assert file_mode(target) == 0o644  # its target was not chmod'ed either
+
+
+class CountingLogin:
+    """Stands in for DeviceLogin.refresh: rotates, and counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def refresh(self, old: Tokens) -> Tokens:
+        self.calls += 1
+        return Tokens(f"at-{self.calls}", "Bearer", 600, f"rt-{self.calls}", "profile", 5000.0)
+
+
+def test_refreshes_take_turns_and_reuse_what_the_other_saved(tmp_path: Path) -> None:
+    """Two commands find the access token expired: one refreshes, the other uses its result.
+
+    Without the lock and the re-read, both would send the same refresh token, and the server
+    would revoke the sign-in as a replay.
+    """
+    import threading
+
+    path = tmp_path / "tokens.json"
+    TokenStore(path).save(tokens(obtained_at=0.0), issuer=ISSUER, client_id=CLIENT_ID)
+    login = CountingLogin()
+    results: list[Tokens] = []
+    barrier = threading.Barrier(4)
+
+    def whoami() -> None:
+        store = TokenStore(path, wall_clock=lambda: 5001.0)
+        barrier.wait()
+        results.append(store.refreshed(login))  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=whoami) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert login.calls == 1
+    assert {t.refresh_token for t in results} == {"rt-1"}
+    assert TokenStore(path).load().tokens.refresh_token == "rt-1"
+
+
+def test_a_forced_refresh_uses_the_newest_saved_token(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    TokenStore(path).save(tokens(obtained_at=5000.0), issuer=ISSUER, client_id=CLIENT_ID)
+    login = CountingLogin()
+    store = TokenStore(path, wall_clock=lambda: 5001.0)
+    assert store.refreshed(login).refresh_token == "rt"  # type: ignore[arg-type]  # still fresh
+    assert store.refreshed(login, force=True).refresh_token == "rt-1"  # type: ignore[arg-type]
+    assert store.refreshed(login, force=True).refresh_token == "rt-2"  # type: ignore[arg-type]
+    assert login.calls == 2

@@ -248,14 +248,16 @@ def test_typed_code_on_the_verification_page(watched: Pages, live_server: LiveSe
     expect(pc.get_by_role("status")).to_contain_text("Signed in as Demo User")
     assert_no_tokens_stored(pc)
 
-    # The browser stays signed in (strict, HttpOnly cookies on /device only).
+    # One sign-in, one decision: the browser forgot its sign-in (only its device id is left,
+    # a strict, HttpOnly cookie on /device), so the next code asks for the password again.
     cookies = {c["name"]: c for c in other.context.cookies()}
-    assert {"authserver_web", "authserver_web_device"} <= set(cookies)
+    assert set(cookies) == {"authserver_web_device"}
     for cookie in cookies.values():
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert cookie["path"] == "/device"
     other.get_by_role("link", name="Enter another code").click()
-    expect(other.get_by_text("Signed in as Demo User (demo)")).to_be_visible()
+    expect(other.get_by_label("Password")).to_be_visible()
+    expect(other.get_by_text("Signed in as Demo User (demo)")).to_have_count(0)
 
 
 # --- A phone's browser opens the QR link, and denies ---------------------------------------

@@ -331,7 +331,8 @@ def test_the_browser_session_is_a_signed_in_web_device(harness: Harness) -> None
         assert "HttpOnly" in attributes and "SameSite=Strict" in attributes, name
         assert "Path=/device" in attributes, name
         assert "Secure" not in attributes  # the test issuer is http://localhost
-    assert f"Max-Age={ttl}" in cookies[SESSION_COOKIE]
+    # A session cookie: gone when the browser closes; the server ends the session after ttl.
+    assert "Max-Age" not in cookies[SESSION_COOKIE] and "Expires" not in cookies[SESSION_COOKIE]
     assert cookies[FORM_COOKIE].startswith(f"{FORM_COOKIE}=;")  # used up
 
     [device] = devices_of(harness)
@@ -401,9 +402,29 @@ def test_approving_on_the_page_gives_the_pc_its_tokens(harness: Harness) -> None
         me = harness.http.get("/api/v1/me", headers={"Authorization": f"Bearer {access_token}"})
         assert me.get_json()["username"] == harness.username
 
-    # The confirm token worked once: sending the form again is a message, not a 500.
-    again = html_page(browser.decide(approval, "approve"), 409)
-    assert "already answered" in again
+    # The browser forgot its sign-in with the decision: sending the form again asks to sign in
+    # (a message, not a 500), and so does the next code typed on this (perhaps shared) browser.
+    assert browser.cookie("authserver_web") is None
+    again = html_page(browser.decide(approval, "approve"), 401)
+    assert "Sign in again" in again
+    assert 'name="password"' in html_page(browser.open(), 200)
+
+
+def test_the_next_person_on_a_shared_browser_cannot_approve_as_the_last_one(
+    harness: Harness,
+) -> None:
+    browser = Browser(harness)
+    first = harness.authorize()
+    html_page(browser.decide(browser.signed_in(first["user_code"]), "approve"), 200)
+    # Someone else at the same browser starts their own sign-in and types its code.
+    theirs = harness.authorize()
+    form = html_page(browser.open(), 200)
+    assert "Signed in as" not in form and 'name="password"' in form
+    typed = browser.http.post(
+        "/device", data={"csrf_token": field(CSRF_RE, form), "user_code": theirs["user_code"]}
+    )
+    assert typed.status_code in (400, 401)
+    assert flow_state(harness, theirs) == "pending"
 
 
 def test_denying_on_the_page_tells_the_pc_access_denied(harness: Harness) -> None:
@@ -414,9 +435,10 @@ def test_denying_on_the_page_tells_the_pc_access_denied(harness: Harness) -> Non
     denied = harness.poll(started["device_code"])
     assert denied.get_json()["error"] == "access_denied"
     assert flow_state(harness, started) == "denied"
-    # A denied code cannot be entered again.
+    # A denied code cannot be entered again (the browser signs in anew: a decision ends its
+    # sign-in).
     assert "can no longer be confirmed or denied" in html_page(
-        browser.enter(started["user_code"]), 409
+        browser.sign_in_and_enter(started["user_code"]), 409
     )
 
 

@@ -143,3 +143,10 @@ def test_mask_name_leaks_only_initials() -> None:
     masked = codes.mask_name("Alice Liddell")
     assert "lice" not in masked
     assert "iddell" not in masked
+
+
+def test_printable_drops_controls_and_bidi_overrides() -> None:
+    from authserver.domain.text import printable
+
+    assert printable("\u202eevil\u202c phone\x85\x07", 50) == "evil phone"
+    assert printable("  long name  ", 4) == "long"
