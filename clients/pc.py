@@ -242,6 +242,7 @@ class Status(enum.StrEnum):
     SIGNED_IN = "signed_in"  # the tokens arrived (reported by the client, never the server)
     DENIED = "denied"
     EXPIRED = "expired"
+    UNREACHABLE = "unreachable"  # the client cannot reach the server right now; it retries
 
 
 FINAL_STATUSES = frozenset({Status.SIGNED_IN, Status.DENIED, Status.EXPIRED})
@@ -272,6 +273,8 @@ class StatusUpdate:
             return "Approved on your phone, signing in..."
         if self.status is Status.SIGNED_IN:
             return "Signed in."
+        if self.status is Status.UNREACHABLE:
+            return "Cannot reach the server, retrying..."
         if self.status is Status.DENIED:
             return "Denied: the sign-in was declined."
         return "Expired: the code timed out before it was approved."
@@ -623,6 +626,10 @@ class StatusWatcher:
                 )
             except TransportError:
                 failures += 1
+                if failures == 1:
+                    # Say so, then report whatever the server says once it answers again.
+                    self._report(StatusUpdate(Status.UNREACHABLE))
+                    known = None
                 if self._pause(min(2.0**failures, 30.0)):
                     return
                 continue

@@ -6,9 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
 work=$(mktemp -d)
-port=8791
-display=:97
-cleanup() { kill "${server:-}" "${xvfb:-}" "${term:-}" 2>/dev/null || true; rm -rf "$work"; }
+port=$("$bin/python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+display=${DISPLAY_NUMBER:-:97}
+cleanup() {
+  kill "${server:-}" "${xvfb:-}" "${term:-}" 2>/dev/null || true
+  # `script` runs in a session of its own: end it and qrlogin-pc by what names our work dir.
+  pkill -f "$work" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 (cd "$work" && exec env AUTHSERVER_POLL_INTERVAL=1 "$OLDPWD/$bin/authserver" demo --port $port \

@@ -326,9 +326,29 @@ def test_status_watcher_backs_off_when_unreachable_and_stops_when_the_code_is_go
 
     updates, pauses, _ = run_watcher(server, clock)
 
-    assert [update.status for update in updates] == [Status.PENDING]
+    # The user is told once that the server cannot be reached (not a silent wait).
+    assert [update.status for update in updates] == [Status.PENDING, Status.UNREACHABLE]
+    assert updates[1].message == "Cannot reach the server, retrying..."
     assert pauses == [2.0, 4.0]
     assert len(server.requests_to(STATUS)) == 4
+
+
+def test_status_watcher_reports_the_status_again_once_the_server_is_back(
+    clock: FakeClock,
+) -> None:
+    server = FakeServer(clock, status_channel=True)
+    server.script(
+        STATUS, status("pending"), TransportError("down"), status("pending"), status("denied")
+    )
+
+    updates, _, _ = run_watcher(server, clock)
+
+    assert [update.status for update in updates] == [
+        Status.PENDING,
+        Status.UNREACHABLE,
+        Status.PENDING,
+        Status.DENIED,
+    ]
 
 
 def test_wait_reports_the_status_channel_from_a_background_thread(clock: FakeClock) -> None:
