@@ -71,18 +71,19 @@ def string_field(
         raise errors.MalformedRequest(f"{name!r} is too long.")
     if not controls and has_control_characters(value):
         raise errors.MalformedRequest(f"{name!r} has control characters.")
-    if not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value):
-        raise errors.MalformedRequest(f"{name!r} is not valid Unicode.")  # a lone surrogate
+    if has_lone_surrogate(value):
+        raise errors.MalformedRequest(f"{name!r} is not valid Unicode.")
     return value
 
 
 def plain_text(value: str, max_len: int = 200) -> bool:
     """True for a value fit to be an id or search text: bounded, printable, valid Unicode."""
-    return (
-        len(value) <= max_len
-        and value.isprintable()
-        and not any("\ud800" <= ch <= "\udfff" for ch in value)
-    )
+    return len(value) <= max_len and value.isprintable() and not has_lone_surrogate(value)
+
+
+def has_lone_surrogate(value: str) -> bool:
+    """True if `value` holds a lone surrogate (JSON can carry one; UTF-8 cannot encode it)."""
+    return not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
 def text_arg(name: str) -> str | None:
