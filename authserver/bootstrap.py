@@ -12,33 +12,31 @@ from authserver.config import Config
 from authserver.domain.ports import FlowStore, RateLimiter, RevocationList
 from authserver.services.accounts import AccountService
 from authserver.services.admin import AdminAuth, Administration
+from authserver.services.approvals import Approvals
 from authserver.services.audit import Auditor
 from authserver.services.clients import ClientService
-from authserver.services.flows import FlowService
-from authserver.services.grants import GrantService
+from authserver.services.device_grant import DeviceGrant
+from authserver.services.keys import KeyRing
 from authserver.services.lifecycle import TokenLifecycle
+from authserver.services.refresh_grant import RefreshGrant
 from authserver.services.revocation import Revocations
-from authserver.services.tokens import AccessTokenVerifier, KeyRing, TokenMinter
-from authserver.storage.flow_store_memory import (
-    EmbeddedFlowStore,
-    EmbeddedRateLimiter,
-    EmbeddedRevocationList,
-)
-from authserver.storage.flow_store_redis import (
-    RedisFlowStore,
-    RedisRateLimiter,
-    RedisRevocationList,
-)
-from authserver.storage.sql import (
-    Database,
-    SqlAdmins,
-    SqlAuditLog,
-    SqlClients,
-    SqlKeys,
-    SqlMobileDevices,
-    SqlTokens,
-    SqlUsers,
-)
+from authserver.services.status_channel import StatusChannel
+from authserver.services.token_endpoint import TokenEndpoint
+from authserver.services.tokens import AccessTokenVerifier, TokenMinter
+from authserver.storage.embedded.deny_list import EmbeddedRevocationList
+from authserver.storage.embedded.flows import EmbeddedFlowStore
+from authserver.storage.embedded.limits import EmbeddedRateLimiter
+from authserver.storage.redis_store.deny_list import RedisRevocationList
+from authserver.storage.redis_store.flows import RedisFlowStore
+from authserver.storage.redis_store.limits import RedisRateLimiter
+from authserver.storage.sql.admins import SqlAdmins
+from authserver.storage.sql.audit import SqlAuditLog
+from authserver.storage.sql.clients import SqlClients
+from authserver.storage.sql.database import Database
+from authserver.storage.sql.devices import SqlMobileDevices
+from authserver.storage.sql.keys import SqlKeys
+from authserver.storage.sql.tokens import SqlTokens
+from authserver.storage.sql.users import SqlUsers
 
 
 @dataclass
@@ -56,8 +54,10 @@ class Services:
     auditor: Auditor
     clients: ClientService
     accounts: AccountService
-    flows: FlowService
-    grants: GrantService
+    device_grant: DeviceGrant
+    status_channel: StatusChannel
+    approvals: Approvals
+    token_endpoint: TokenEndpoint
     lifecycle: TokenLifecycle
     admin_auth: AdminAuth
     administration: Administration
@@ -97,19 +97,20 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
     auditor = Auditor(SqlAuditLog(database), clock)
     revocations = Revocations(token_repo, deny_list, auditor, clock)
     keys = KeyRing(SqlKeys(database), clock, access_token_ttl=config.access_token_ttl)
-    minter = TokenMinter(config, token_repo, keys, revocations, clock)
+    minter = TokenMinter(config, token_repo, keys, clock)
     verifier = AccessTokenVerifier(config, keys, revocations, clock)
     clients = ClientService(config, client_repo, clock)
     accounts = AccountService(
         config, SqlUsers(database), SqlMobileDevices(database), limiter, auditor, clock
     )
-    flows = FlowService(
+    device_grant = DeviceGrant(
         config, store, clients, token_repo, accounts, minter, revocations, limiter, auditor, clock
     )
-    grants = GrantService(clients, minter, auditor)
+    refresh_grant = RefreshGrant(clients, token_repo, minter, revocations, auditor, clock)
+    approvals = Approvals(config, store, clients, limiter, auditor, clock)
     lifecycle = TokenLifecycle(config, token_repo, clients, accounts, verifier, revocations, clock)
     admin_auth = AdminAuth(config, SqlAdmins(database), limiter, auditor, clock)
-    administration = Administration(token_repo, clients, accounts, flows, revocations, auditor)
+    administration = Administration(token_repo, clients, accounts, approvals, revocations, auditor)
     return Services(
         config=config,
         database=database,
@@ -122,8 +123,10 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         auditor=auditor,
         clients=clients,
         accounts=accounts,
-        flows=flows,
-        grants=grants,
+        device_grant=device_grant,
+        status_channel=StatusChannel(config, store, clients, auditor, clock),
+        approvals=approvals,
+        token_endpoint=TokenEndpoint([device_grant, refresh_grant]),
         lifecycle=lifecycle,
         admin_auth=admin_auth,
         administration=administration,

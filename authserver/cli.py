@@ -17,7 +17,7 @@ from authserver.bootstrap import Services, build_services
 from authserver.config import Config, ConfigError
 from authserver.domain.errors import DomainError
 from authserver.domain.models import ClientKind
-from authserver.services.tokens import KEY_ACTIVATION_DELAY
+from authserver.services.keys import KEY_ACTIVATION_DELAY
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"  # printed by `authserver demo`; for trying it locally only

@@ -53,6 +53,11 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def presented_secret_hash(client_secret: str | None) -> str:
+    """How a flow stores a client's secret: its SHA-256, or "" for a public client."""
+    return hash_secret(client_secret) if client_secret else ""
+
+
 def secrets_equal(a: str, b: str) -> bool:
     """Compare two secrets (or their hashes) in constant time."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from authserver.domain import errors
 from authserver.domain.codes import secrets_equal
 
+# RFC 8628 §3.4: the grant_type a PC sends with its device code.
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: "the interval MUST be increased by 5 seconds"
 
 # Stores keep a flow this long after it expires, so a late poll still reads expired_token; a

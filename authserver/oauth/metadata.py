@@ -7,8 +7,7 @@ from typing import Any
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 
 from authserver.config import Config
-
-DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+from authserver.domain.flow import DEVICE_CODE_GRANT
 
 
 def server_metadata(config: Config) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from authserver.domain.models import (
 )
 from authserver.domain.ports import AdminRepository, RateLimiter, TokenRepository
 from authserver.services.accounts import AccountService
+from authserver.services.approvals import Approvals
 from authserver.services.audit import Auditor
 from authserver.services.clients import ClientService
-from authserver.services.flows import FlowService
 from authserver.services.limits import AttemptGuard
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
 from authserver.services.revocation import Revocations
@@ -149,14 +149,14 @@ class Administration:
         tokens: TokenRepository,
         clients: ClientService,
         accounts: AccountService,
-        flows: FlowService,
+        approvals: Approvals,
         revocations: Revocations,
         auditor: Auditor,
     ) -> None:
         self._tokens = tokens
         self._clients = clients
         self._accounts = accounts
-        self._flows = flows
+        self._approvals = approvals
         self._revocations = revocations
         self._audit = auditor
 
@@ -274,7 +274,7 @@ class Administration:
         return client
 
     def cancel_flow(self, user_code: str, admin: Admin, ip: str) -> None:
-        self._flows.cancel(user_code, _actor(admin), ip)
+        self._approvals.cancel(user_code, _actor(admin), ip)
 
     def _client(self, client_id: str) -> Client:
         client = self._clients.get(client_id)

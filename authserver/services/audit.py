@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from authserver.domain.flow import Flow
 from authserver.domain.models import Actor, AuditEvent, AuditFilter
 from authserver.domain.ports import AuditLog
 
@@ -62,6 +63,24 @@ class Auditor:
             self._log.record(entry, once_key)
         except Exception:
             log.exception("could not record audit event %s by %s:%s", event, actor.kind, actor.id)
+
+    def flow_expired(self, flow: Flow, actor: Actor, ip: str) -> None:
+        """Audit a flow's expiry once, the first time anyone sees it expired.
+
+        Seen by a token poll, the status channel or a scan. A flow nobody asks about after it
+        expires leaves its flow.created event (with expires_in) and nothing more.
+        """
+        ref = flow_ref(flow.device_code_hash)
+        self.record(
+            "flow.expired",
+            actor,
+            ip=ip,
+            once_key=f"flow.expired:{ref}",
+            client_id=flow.client_id,
+            user_id=flow.user_id,
+            flow_ref=ref,
+            state=flow.state.value,
+        )
 
     def query(self, where: AuditFilter) -> list[AuditEvent]:
         return self._log.query(where)

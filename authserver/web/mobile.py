@@ -63,7 +63,7 @@ def scan() -> Response:
     has_qr, has_code = "qr" in body, "user_code" in body
     if has_qr == has_code:
         raise errors.MalformedRequest("Send exactly one of 'qr' and 'user_code'.")
-    screen = services().flows.scan(
+    screen = services().approvals.scan(
         phone,
         qr=string_field(body, "qr", max_len=2000) if has_qr else None,
         user_code=string_field(body, "user_code", max_len=50) if has_code else None,
@@ -89,7 +89,7 @@ def scan() -> Response:
 def _decide(approve: bool) -> Response:
     phone = _phone()
     confirm_token = string_field(json_body(), "confirm_token", max_len=200)
-    status = services().flows.decide(phone, confirm_token, approve=approve, ip=client_ip())
+    status = services().approvals.decide(phone, confirm_token, approve=approve, ip=client_ip())
     return no_store({"status": status.value})
 
 

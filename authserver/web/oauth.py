@@ -8,8 +8,9 @@ from flask import Blueprint, Response, abort, current_app, request
 
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
-from authserver.oauth.metadata import DEVICE_CODE_GRANT
 from authserver.oauth.requests import client_credentials, form_params, required
+from authserver.services.device_grant import verification_uri_complete
+from authserver.services.token_endpoint import TokenRequest
 from authserver.web.common import cacheable, client_ip, no_store, services
 from authserver.web.qr import qr_png, qr_svg
 
@@ -37,7 +38,7 @@ def device_authorization() -> Response:
     """RFC 8628 §3.1-3.2."""
     params = _params()
     credentials = client_credentials(request.headers, params)
-    started = services().flows.start(
+    started = services().device_grant.start(
         credentials.client_id,
         credentials.client_secret,
         params.get("scope"),
@@ -60,27 +61,19 @@ def device_authorization() -> Response:
 
 @bp.post("/oauth/token")
 def token() -> Response:
-    """RFC 6749 §3.2 token endpoint: the device_code and refresh_token grants."""
+    """RFC 6749 §3.2 token endpoint: the grant table decides who answers (device_code, refresh)."""
     params = _params()
     grant_type = required(params, "grant_type")
-    if grant_type not in (DEVICE_CODE_GRANT, "refresh_token"):
-        raise errors.UnsupportedGrantType()
     credentials = client_credentials(request.headers, params)
-    if grant_type == DEVICE_CODE_GRANT:
-        issued = services().flows.exchange(
-            required(params, "device_code"),
+    issued = services().token_endpoint.token(
+        TokenRequest(
+            grant_type,
+            params,
             credentials.client_id,
             credentials.client_secret,
             client_ip(),
         )
-    else:
-        issued = services().grants.refresh(
-            credentials.client_id,
-            credentials.client_secret,
-            required(params, "refresh_token"),
-            params.get("scope"),
-            client_ip(),
-        )
+    )
     # RFC 6749 §5.1
     return no_store(
         {
@@ -144,7 +137,7 @@ def device_status() -> Response:
         wait = float(params.get("wait", "0") or 0)
     except ValueError:
         raise errors.MalformedRequest("'wait' must be a number of seconds.") from None
-    view = services().flows.status(
+    view = services().status_channel.status(
         required(params, "device_code"),
         credentials.client_id,
         credentials.client_secret,
@@ -168,7 +161,7 @@ def qr_image(code: str, fmt: str) -> Response:
     normalized = normalize_user_code(code)
     if normalized is None or fmt not in ("png", "svg"):
         abort(404)
-    text = services().flows.verification_uri_complete(format_user_code(normalized))
+    text = verification_uri_complete(services().config, format_user_code(normalized))
     body, mimetype = (
         (qr_png(text), "image/png") if fmt == "png" else (qr_svg(text), "image/svg+xml")
     )

@@ -7,7 +7,7 @@ agent and request time, the user code to match) and approve or deny. `/device?us
 browser instead of the app gets the same page with the code filled in, straight to sign-in.
 
 A browser signs in as a signed-in device of the user, exactly like the app
-(AccountService.sign_in, platform "web", a random per-browser device id), so FlowService.scan
+(AccountService.sign_in, platform "web", a random per-browser device id), so Approvals.scan
 and decide treat it like a phone: user-code entry is rate-limited per account and per IP, one
 device per flow, and the approval stands only while that session does. Cookies (Path=/device,
 HttpOnly, SameSite=Strict, Secure behind https): `authserver_web`, the device token, for
@@ -32,7 +32,7 @@ from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
 from authserver.domain.text import printable
 from authserver.services.accounts import SignedInDevice
-from authserver.services.flows import ApprovalScreen
+from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
 from authserver.web.common import client_ip, plain_text, services
 from authserver.web.pages import PLAIN_CSP, error_page, install_html_errors, render_page
@@ -295,7 +295,7 @@ def enter_code() -> Response:
     web = _session()
     assert web is not None
     try:
-        screen = services().flows.scan(web, qr=None, user_code=normalized, ip=client_ip())
+        screen = services().approvals.scan(web, qr=None, user_code=normalized, ip=client_ip())
     except errors.DomainError as error:
         status, message = _flow_error(error)
         return _with_retry_after(_entry_page(status, user_code=user_code, error=message), error)
@@ -319,7 +319,7 @@ def decide() -> Response:
     user_code = format_user_code(normalized) if normalized else ""
     approve = decision == "approve"
     try:
-        services().flows.decide(web, confirm_token, approve=approve, ip=client_ip())
+        services().approvals.decide(web, confirm_token, approve=approve, ip=client_ip())
     except errors.DomainError as error:
         status, message = _flow_error(error)
         return _entry_page(status, user_code=user_code, error=message)

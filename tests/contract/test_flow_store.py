@@ -36,10 +36,10 @@ BACKENDS = ["embedded", pytest.param("redis", marks=pytest.mark.redis)]
 def store(request: pytest.FixtureRequest) -> Any:
     """A fresh, empty FlowStore of each kind."""
     if request.param == "embedded":
-        from authserver.storage.flow_store_memory import EmbeddedFlowStore
+        from authserver.storage.embedded.flows import EmbeddedFlowStore
 
         return EmbeddedFlowStore()
-    from authserver.storage.flow_store_redis import RedisFlowStore
+    from authserver.storage.redis_store.flows import RedisFlowStore
 
     client = request.getfixturevalue("redis_client")
     prefix = request.getfixturevalue("redis_prefix")
@@ -50,10 +50,10 @@ def store(request: pytest.FixtureRequest) -> Any:
 def limiter(request: pytest.FixtureRequest) -> Any:
     """A fresh RateLimiter of each kind."""
     if request.param == "embedded":
-        from authserver.storage.flow_store_memory import EmbeddedRateLimiter
+        from authserver.storage.embedded.limits import EmbeddedRateLimiter
 
         return EmbeddedRateLimiter()
-    from authserver.storage.flow_store_redis import RedisRateLimiter
+    from authserver.storage.redis_store.limits import RedisRateLimiter
 
     client = request.getfixturevalue("redis_client")
     prefix = request.getfixturevalue("redis_prefix")
@@ -839,7 +839,7 @@ def redis_dump(client: Any, prefix: str) -> dict[bytes, list[bytes]]:
 
 @pytest.fixture
 def redis_store(redis_client: Any, redis_prefix: str) -> Any:
-    from authserver.storage.flow_store_redis import RedisFlowStore
+    from authserver.storage.redis_store.flows import RedisFlowStore
 
     return RedisFlowStore(redis_client, prefix=redis_prefix)
 
@@ -992,7 +992,7 @@ def test_concurrent_hits_are_all_counted(limiter: Any, w0: float) -> None:
 
 @pytest.mark.redis
 def test_redis_rate_limit_keys_expire(redis_client: Any, redis_prefix: str, w0: float) -> None:
-    from authserver.storage.flow_store_redis import RedisRateLimiter
+    from authserver.storage.redis_store.limits import RedisRateLimiter
 
     limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
     for _ in range(LIMIT + 1):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from freezegun import freeze_time
 
-from authserver.services.tokens import KEY_RELOAD_SECONDS, KeyRing
-from authserver.storage.sql import Database, SqlKeys
+from authserver.services.keys import KEY_RELOAD_SECONDS, KeyRing
+from authserver.storage.sql.database import Database
+from authserver.storage.sql.keys import SqlKeys
 
 
 def test_processes_that_raced_on_first_start_converge_on_the_oldest_key(

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from authserver.storage.models import Base
-from authserver.storage.sql import Database, alembic_config
+from authserver.storage.sql.database import Database, alembic_config
 
 
 def test_upgrade_head_on_an_empty_database_then_no_drift(database_url: str) -> None:

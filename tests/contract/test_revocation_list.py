@@ -11,8 +11,8 @@ import pytest
 from authserver import create_app
 from authserver.domain.models import DeniedToken
 from authserver.domain.ports import RevocationList
-from authserver.storage.flow_store_memory import EmbeddedRevocationList
-from authserver.storage.flow_store_redis import RedisRevocationList
+from authserver.storage.embedded.deny_list import EmbeddedRevocationList
+from authserver.storage.redis_store.deny_list import RedisRevocationList
 from tests.functional.harness import PASSWORD, Harness, make_services
 from tests.functional.lifecycle import login, me, revoke, revoked_ok
 

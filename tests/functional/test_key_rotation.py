@@ -11,8 +11,8 @@ import pytest
 from freezegun import freeze_time
 
 from authserver.cli import main
-from authserver.services.tokens import CLOCK_LEEWAY, KEY_ACTIVATION_DELAY
-from authserver.storage.sql import SqlKeys
+from authserver.services.keys import CLOCK_LEEWAY, KEY_ACTIVATION_DELAY
+from authserver.storage.sql.keys import SqlKeys
 from tests.functional.harness import ISSUER, Harness
 from tests.functional.lifecycle import introspection, login, me, refresh_login
 

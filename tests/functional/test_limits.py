@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from authserver.services.flows import printable
+from authserver.domain.text import printable
 from tests.functional.harness import PASSWORD, Harness, basic
 
 

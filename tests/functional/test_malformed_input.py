@@ -665,7 +665,7 @@ def test_a_500_never_leaks_internals(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret-internal-detail")
 
-    monkeypatch.setattr(harness.services.flows, "start", explode)
+    monkeypatch.setattr(harness.services.device_grant, "start", explode)
     monkeypatch.setattr(harness.services.accounts, "sign_in", explode)
     for response in (
         form(harness, "/oauth/device_authorization", {"client_id": harness.client_id}),

@@ -574,7 +574,7 @@ def test_errors_are_html_pages_never_json_or_a_bare_500(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret-internal-detail")
 
-    monkeypatch.setattr(harness.services.flows, "scan", explode)
+    monkeypatch.setattr(harness.services.approvals, "scan", explode)
     text = html_page(browser.enter(started["user_code"]), 500)
     assert "secret-internal-detail" not in text and "Traceback" not in text
     assert "secret-internal-detail" in caplog.text

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from authserver.domain import flow as flows
 from authserver.domain.flow import CLEANUP_GRACE, POLL_OWNED_FIELDS, Flow, PollResult
-from authserver.domain.models import DeniedToken
 
 PURGE_EVERY = 10.0
 
@@ -126,63 +125,3 @@ class EmbeddedFlowStore:
                 if current is None or current.version != version or remaining <= 0:
                     return current
                 self._changed.wait(remaining)
-
-
-class EmbeddedRateLimiter:
-    """Fixed-window attempt counters in process memory."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._windows: dict[str, tuple[int, int]] = {}  # key -> (window start, count)
-
-    def _count(self, key: str, window: int, now: float, add: int) -> tuple[int, int]:
-        start = int(now // window) * window
-        with self._lock:
-            if len(self._windows) > 100_000:  # bound memory under a flood of distinct keys
-                self._windows = {k: v for k, v in self._windows.items() if v[0] >= start}
-            seen_start, count = self._windows.get(key, (start, 0))
-            if seen_start != start:
-                count = 0
-            count = max(0, count + add)
-            self._windows[key] = (start, count)
-        return start, count
-
-    def hit(self, key: str, limit: int, window: int, now: float) -> int:
-        start, count = self._count(key, window, now, 1)
-        return max(1, int(start + window - now)) if count > limit else 0
-
-    def release(self, key: str, window: int, now: float) -> None:
-        self._count(key, window, now, -1)
-
-
-class EmbeddedRevocationList:
-    """The jti deny-list in process memory, for the single-process set-up.
-
-    It starts incomplete, so the first check rebuilds it from SQL: a restart loses nothing.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._denied: dict[str, float] = {}  # jti -> the token's expiry
-        self._complete = False
-
-    def add(self, tokens: list[DeniedToken], now: float) -> None:
-        with self._lock:
-            if len(self._denied) > 10_000:  # drop what has expired anyway
-                self._denied = {j: exp for j, exp in self._denied.items() if exp > now}
-            self._denied.update((t.jti, t.expires_at) for t in tokens if t.expires_at > now)
-
-    def is_denied(self, jti: str, now: float) -> bool | None:
-        with self._lock:
-            if not self._complete:
-                return None
-            return self._denied.get(jti, 0.0) > now
-
-    def mark_incomplete(self) -> None:
-        with self._lock:
-            self._complete = False
-
-    def rebuild(self, tokens: list[DeniedToken], now: float) -> None:
-        self.add(tokens, now)
-        with self._lock:
-            self._complete = True

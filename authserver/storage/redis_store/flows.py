@@ -26,7 +26,6 @@ from authserver.domain.flow import (
     PollOutcome,
     PollResult,
 )
-from authserver.domain.models import DeniedToken
 
 _INT_FIELDS = {"interval", "version"}
 _FLOAT_FIELDS = {"created_at", "expires_at", "last_poll_at", "confirm_expires_at"}
@@ -110,18 +109,6 @@ redis.call('hdel', KEYS[1], 'family_id')
 redis.call('hincrby', KEYS[1], 'version', 1)
 redis.call('publish', KEYS[2], '1')
 return 1
-"""
-
-_RATE_HIT = """
-local n = redis.call('incr', KEYS[1])
-if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
-return n
-"""
-
-# Only ever decrements an existing counter: a release never creates a key or goes below 0.
-_RATE_RELEASE = """
-if tonumber(redis.call('get', KEYS[1]) or '0') > 0 then redis.call('decr', KEYS[1]) end
-return 0
 """
 
 
@@ -269,74 +256,3 @@ class RedisFlowStore:
                 pubsub.get_message(timeout=min(remaining, 1.0))
         finally:
             pubsub.close()
-
-
-class RedisRateLimiter:
-    """Fixed-window attempt counters in Redis, shared by all processes."""
-
-    def __init__(self, client: redis.Redis, prefix: str = "authserver:") -> None:
-        self._redis = client
-        self._prefix = prefix
-        self._hit = client.register_script(_RATE_HIT)
-        self._release = client.register_script(_RATE_RELEASE)
-
-    def _key(self, key: str, window: int, now: float) -> tuple[str, int]:
-        start = int(now // window) * window
-        return f"{self._prefix}rl:{key}:{start}", start
-
-    def hit(self, key: str, limit: int, window: int, now: float) -> int:
-        redis_key, start = self._key(key, window, now)
-        count = int(self._hit(keys=[redis_key], args=[window]))
-        return max(1, int(start + window - now)) if count > limit else 0
-
-    def release(self, key: str, window: int, now: float) -> None:
-        redis_key, _ = self._key(key, window, now)
-        self._release(keys=[redis_key])
-
-
-class RedisRevocationList:
-    """The jti deny-list in Redis: one key per revoked access token, shared by all processes.
-
-    Each key holds the token's expiry and lives a little longer (a TTL relative to the
-    injected clock, like the flows'). A marker key says the list is complete. The marker
-    expires too, so the list is rebuilt from SQL at least that often: whatever Redis lost
-    (a restart that restored an older snapshot, an evicted key, a failed write) is back within
-    COMPLETE_TTL seconds, and at once when the marker itself was lost.
-    """
-
-    GRACE = 60  # seconds a key outlives its token, for clock skew between processes
-    COMPLETE_TTL = 60
-
-    def __init__(self, client: redis.Redis, prefix: str = "authserver:") -> None:
-        self._redis = client
-        self._prefix = prefix
-        self._complete_key = f"{prefix}deny-complete"
-
-    def _key(self, jti: str) -> str:
-        return f"{self._prefix}deny:{jti}"
-
-    def _add(self, pipe: Any, tokens: list[DeniedToken], now: float) -> None:
-        for token in tokens:
-            if token.expires_at > now:
-                ttl = int(token.expires_at - now) + self.GRACE
-                pipe.set(self._key(token.jti), repr(token.expires_at), ex=ttl)
-
-    def add(self, tokens: list[DeniedToken], now: float) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        self._add(pipe, tokens, now)
-        pipe.execute()
-
-    def is_denied(self, jti: str, now: float) -> bool | None:
-        complete, expires_at = self._redis.mget([self._complete_key, self._key(jti)])
-        if complete is None:
-            return None
-        return expires_at is not None and float(expires_at) > now
-
-    def rebuild(self, tokens: list[DeniedToken], now: float) -> None:
-        pipe = self._redis.pipeline(transaction=True)  # the marker only lands with the entries
-        self._add(pipe, tokens, now)
-        pipe.set(self._complete_key, "1", ex=self.COMPLETE_TTL)
-        pipe.execute()
-
-    def mark_incomplete(self) -> None:
-        self._redis.delete(self._complete_key)

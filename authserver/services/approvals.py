@@ -1,0 +1,185 @@
+"""The phone's steps of a QR login: scan, then confirm or deny; and an operator's cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from authserver.config import Config
+from authserver.domain import errors
+from authserver.domain import flow as flows
+from authserver.domain.codes import format_user_code, hash_secret, new_token, normalize_user_code
+from authserver.domain.flow import FlowStatus
+from authserver.domain.models import Actor, Client
+from authserver.domain.ports import FlowStore, RateLimiter
+from authserver.services.accounts import SignedInDevice
+from authserver.services.audit import Auditor, flow_ref
+from authserver.services.clients import ClientService
+from authserver.services.limits import AttemptGuard
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalScreen:
+    """What the phone shows before the user confirms: who, what, from where, which code."""
+
+    confirm_token: str
+    expires_in: int
+    client: Client
+    scope: str
+    requester_ip: str
+    requester_user_agent: str
+    requested_at: float
+    user_code: str
+
+
+class Approvals:
+    """PENDING -> SCANNED -> APPROVED or DENIED, from the phone (or the /device page); and
+    PENDING, SCANNED or APPROVED -> DENIED by an operator."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: FlowStore,
+        clients: ClientService,
+        limiter: RateLimiter,
+        auditor: Auditor,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._clients = clients
+        self._limiter = limiter
+        self._audit = auditor
+        self._clock = clock
+
+    def _user_code_from(self, qr: str | None, user_code: str | None) -> str | None:
+        if qr is not None:
+            parts = urlsplit(qr.strip())
+            expected = urlsplit(self._config.verification_uri)
+            if (parts.scheme, parts.netloc, parts.path) != (
+                expected.scheme,
+                expected.netloc,
+                expected.path,
+            ):
+                raise errors.FlowNotFound("This QR code is not a login code of this server.")
+            values = parse_qs(parts.query).get("user_code", [])
+            return values[0] if len(values) == 1 else None
+        return user_code
+
+    def scan(
+        self, phone: SignedInDevice, *, qr: str | None, user_code: str | None, ip: str
+    ) -> ApprovalScreen:
+        """PENDING -> SCANNED: bind the flow to this phone and show what is being approved.
+
+        User-code entry is rate-limited per account and per IP; failures are never reset by a
+        success (RFC 8628 §5.1 brute force).
+        """
+        now = self._clock()
+        limits = (
+            (f"uc:user:{phone.user.user_id}", self._config.user_code_attempts),
+            (f"uc:ip:{ip}", self._config.user_code_attempts_per_ip),
+        )
+        with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
+            normalized = normalize_user_code(self._user_code_from(qr, user_code) or "")
+            flow = self._store.find_by_user_code(hash_secret(normalized)) if normalized else None
+            if flow is None or normalized is None:
+                raise errors.FlowNotFound()
+            guard.succeeded()
+        client = self._clients.get(flow.client_id)
+        if client is None or client.disabled_at is not None:
+            raise errors.FlowNotActionable("The client of this login request is disabled.")
+        if flow.is_expired(now):
+            self._audit.flow_expired(flow, Actor("user", phone.user.user_id), ip)
+            raise errors.FlowExpired()
+        for _ in range(3):  # compare-and-set: re-read and retry if another step got in first
+            confirm_token = new_token()
+            scanned = flows.scan(
+                flow,
+                now,
+                user_id=phone.user.user_id,
+                mobile_device_id=phone.device.id,
+                scanner_name=phone.user.display_name,
+                scanner_platform=phone.device.platform,
+                confirm_token_hash=hash_secret(confirm_token),
+                confirm_ttl=self._config.confirm_token_ttl,
+            )
+            if self._store.replace(flow, scanned):
+                break
+            flow = self._store.get(flow.device_code_hash)
+            if flow is None:
+                raise errors.FlowNotFound()
+        else:
+            raise errors.FlowNotActionable("The login request changed meanwhile; scan again.")
+        assert scanned.confirm_expires_at is not None
+        self._audit.record(
+            "flow.scanned",
+            Actor("user", phone.user.user_id),
+            ip=ip,
+            user_id=phone.user.user_id,
+            client_id=flow.client_id,
+            mobile_device_id=phone.device.id,
+            flow_ref=flow_ref(flow.device_code_hash),
+        )
+        return ApprovalScreen(
+            confirm_token=confirm_token,
+            expires_in=int(scanned.confirm_expires_at - now),
+            client=client,
+            scope=flow.scope,
+            requester_ip=flow.requester_ip,
+            requester_user_agent=flow.requester_user_agent,
+            requested_at=flow.created_at,
+            user_code=format_user_code(normalized),
+        )
+
+    def decide(
+        self, phone: SignedInDevice, confirm_token: str, *, approve: bool, ip: str
+    ) -> FlowStatus:
+        """SCANNED -> APPROVED or DENIED; the confirm token works once (compare-and-set)."""
+        confirm_token_hash = hash_secret(confirm_token)
+        flow = self._store.find_by_confirm_token(confirm_token_hash) if confirm_token else None
+        if flow is None:
+            raise errors.InvalidConfirmToken()
+        now = self._clock()
+        transition = flows.confirm if approve else flows.deny
+        decided = transition(
+            flow,
+            now,
+            user_id=phone.user.user_id,
+            mobile_device_id=phone.device.id,
+            confirm_token_hash=confirm_token_hash,
+        )
+        if not self._store.replace(flow, decided):
+            raise errors.InvalidConfirmToken()
+        self._audit.record(
+            "flow.approved" if approve else "flow.denied",
+            Actor("user", phone.user.user_id),
+            ip=ip,
+            user_id=phone.user.user_id,
+            client_id=flow.client_id,
+            mobile_device_id=phone.device.id,
+            flow_ref=flow_ref(flow.device_code_hash),
+        )
+        return decided.status(now)
+
+    # --- Operator side ------------------------------------------------------------------
+    def cancel(self, user_code: str, actor: Actor, ip: str) -> None:
+        """PENDING or SCANNED -> DENIED by an operator: the PC is told access_denied."""
+        normalized = normalize_user_code(user_code)
+        flow = self._store.find_by_user_code(hash_secret(normalized)) if normalized else None
+        for _ in range(3):  # compare-and-set, as in scan()
+            if flow is None:
+                raise errors.NotFound("No pending login request has this user code.")
+            if self._store.replace(flow, flows.cancel(flow, self._clock())):
+                break
+            flow = self._store.get(flow.device_code_hash)
+        else:
+            raise errors.FlowNotActionable("The login request changed meanwhile; try again.")
+        self._audit.record(
+            "flow.cancelled",
+            actor,
+            ip=ip,
+            user_id=flow.user_id,
+            client_id=flow.client_id,
+            flow_ref=flow_ref(flow.device_code_hash),
+        )

@@ -1,0 +1,1 @@
+"""In-process adapters for the single-process default: flow store, rate limiter, deny-list."""

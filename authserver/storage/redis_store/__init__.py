@@ -1,0 +1,1 @@
+"""Redis adapters: flow store, rate limiter and deny-list shared by every server process."""

@@ -1,0 +1,71 @@
+"""The database: its engine, sessions, and the Alembic migrations it is upgraded with."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+# The top-level migrations/ folder, reached through the package's link to it (authserver/
+# migrations), so the same path works from a checkout and from an installed wheel.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(database_url: str) -> Any:
+    """The Alembic configuration for this project's migrations and a given database."""
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig(stdout=sys.stdout)  # now, not the stream of Alembic's first import
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the one writer
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Database:
+    """The engine and session factory of one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        # hide_parameters: a logged SQL error never carries the values it was called with.
+        self.engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: commits on success, rolls back on any error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def upgrade(self) -> None:
+        """Alembic upgrade to head."""
+        from alembic import command
+
+        command.upgrade(alembic_config(self.url), "head")
+
+    def schema_revision(self) -> tuple[str | None, str | None]:
+        """(revision in the database, head revision of the code)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return current, head
+
+    def dispose(self) -> None:
+        self.engine.dispose()
