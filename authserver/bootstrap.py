@@ -93,24 +93,47 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
     else:
         store, limiter = EmbeddedFlowStore(), EmbeddedRateLimiter()
         deny_list = EmbeddedRevocationList()
+    transaction = database.transaction
     client_repo, token_repo = SqlClients(database), SqlTokens(database)
+    device_repo = SqlMobileDevices(database)
     auditor = Auditor(SqlAuditLog(database), clock)
-    revocations = Revocations(token_repo, deny_list, auditor, clock)
+    revocations = Revocations(
+        token_repo,
+        deny_list,
+        auditor,
+        transaction,
+        clock,
+        access_token_ttl=config.access_token_ttl,
+    )
     keys = KeyRing(SqlKeys(database), clock, access_token_ttl=config.access_token_ttl)
     minter = TokenMinter(config, token_repo, keys, clock)
     verifier = AccessTokenVerifier(config, keys, revocations, clock)
     clients = ClientService(config, client_repo, clock)
     accounts = AccountService(
-        config, SqlUsers(database), SqlMobileDevices(database), limiter, auditor, clock
+        config, SqlUsers(database), device_repo, limiter, auditor, transaction, clock
     )
     device_grant = DeviceGrant(
-        config, store, clients, token_repo, accounts, minter, revocations, limiter, auditor, clock
+        config,
+        store,
+        clients,
+        token_repo,
+        device_repo,
+        minter,
+        revocations,
+        limiter,
+        auditor,
+        transaction,
+        clock,
     )
-    refresh_grant = RefreshGrant(clients, token_repo, minter, revocations, auditor, clock)
-    approvals = Approvals(config, store, clients, limiter, auditor, clock)
+    refresh_grant = RefreshGrant(
+        config, clients, token_repo, minter, revocations, auditor, transaction, clock
+    )
+    approvals = Approvals(config, store, clients, accounts, limiter, auditor, transaction, clock)
     lifecycle = TokenLifecycle(config, token_repo, clients, accounts, verifier, revocations, clock)
-    admin_auth = AdminAuth(config, SqlAdmins(database), limiter, auditor, clock)
-    administration = Administration(token_repo, clients, accounts, approvals, revocations, auditor)
+    admin_auth = AdminAuth(config, SqlAdmins(database), limiter, auditor, transaction, clock)
+    administration = Administration(
+        token_repo, clients, accounts, approvals, revocations, auditor, transaction
+    )
     return Services(
         config=config,
         database=database,

@@ -13,6 +13,10 @@ class ConfigError(ValueError):
     """A setting is missing or invalid; the message names it."""
 
 
+# Settings where 0 means "none" or "off".
+_MAY_BE_ZERO = ("trusted_proxies", "refresh_grace")
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting of the server. Field `foo_bar` is read from AUTHSERVER_FOO_BAR."""
@@ -25,6 +29,13 @@ class Config:
     confirm_token_ttl: int = 120
     access_token_ttl: int = 600
     refresh_token_ttl: int = 30 * 24 * 3600
+    # Seconds after a rotation in which the replaced refresh token may rotate once more (its
+    # response was lost on the network) instead of revoking the family. Off by default, as in
+    # Hydra, django-oauth-toolkit and Auth0: a replay inside the window is not caught.
+    refresh_grace: int = 0
+    # Seconds a token poll's claim on an approved flow lasts; a claim that never issued lapses
+    # then and the next poll claims again (keep it above every bounded SQL wait of one step).
+    redemption_lease: int = 10
     mobile_token_ttl: int = 90 * 24 * 3600
     admin_session_ttl: int = 8 * 3600  # admin API token and console cookie
     web_session_ttl: int = 3600  # a browser signed in on the verification page (/device)
@@ -89,10 +100,11 @@ class Config:
         """Fail at start-up, naming the setting, rather than at the first request."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.type in ("int", int) and field.name != "trusted_proxies" and value <= 0:
+            if field.type in ("int", int) and field.name not in _MAY_BE_ZERO and value <= 0:
                 raise ConfigError(f"AUTHSERVER_{field.name.upper()} must be positive")
-        if self.trusted_proxies < 0:
-            raise ConfigError("AUTHSERVER_TRUSTED_PROXIES must be 0 or more")
+        for name in _MAY_BE_ZERO:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"AUTHSERVER_{name.upper()} must be 0 or more")
         issuer = urlsplit(self.issuer)
         # RFC 8414 §2: https, no query or fragment; plain http only for a local machine.
         local = issuer.hostname in ("localhost", "127.0.0.1", "::1")

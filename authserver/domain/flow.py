@@ -1,11 +1,19 @@
 """The QR login flow as a state machine (RFC 8628 device grant with a scanned state).
 
-            scan (phone)          confirm (phone)         token exchange (PC)
- PENDING ───────────────▶ SCANNED ───────────────▶ APPROVED ──────────────────▶ REDEEMED
-    │                        │ deny (phone)              │ cancel (operator, or the
-    │ deny / cancel          ▼                           │ approving phone revoked)
-    └──────────────────▶ DENIED ◀────────────────────────┘
- EXPIRED = now >= expires_at in any state before REDEEMED (computed, never a stored transition)
+            scan (phone)          confirm (phone)         claim (PC's token poll)
+ PENDING ───────────────▶ SCANNED ───────────────▶ APPROVED ───────────────────▶ REDEEMED ──▶ issued
+    │                        │ deny (phone)          ▲   │ cancel (operator, or     │   (tokens
+    │ deny / cancel          ▼                       │   │ approval withdrawn)      │   committed)
+    └──────────────────▶ DENIED ◀────────────────────┼───┘                          │
+                                                     └──── undo, or lease lapses ───┘
+ REDEEMED ──(a new claim finds the tokens already issued but never confirmed)──▶ VOIDED
+ EXPIRED = now >= expires_at before the tokens are issued (computed, never a stored transition)
+
+A claim holds a lease: a claim whose tokens were never committed (the worker died, a dependency
+failed, Redis ran a script after its caller had given up) lapses when its lease ends, and the next
+poll claims again. SQL's unique device-code hash makes a second issue impossible; a claim that finds
+the tokens already issued voids the flow (its family is revoked): the PC reads expired_token, a
+terminal answer it acts on by starting again.
 
 Every function here is pure: it takes the flow and `now` (Unix seconds) and returns a new flow
 or raises a domain error. Stores make the transitions atomic; they never decide them.
@@ -19,6 +27,7 @@ from dataclasses import dataclass
 
 from authserver.domain import errors
 from authserver.domain.codes import secrets_equal
+from authserver.domain.models import ApprovalFacts
 
 # RFC 8628 §3.4: the grant_type a PC sends with its device code.
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -28,6 +37,11 @@ SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: "the interval MUST be increased by 5 secon
 # Stores keep a flow this long after it expires, so a late poll still reads expired_token; a
 # replayed device code after that is still caught through its SQL token family.
 CLEANUP_GRACE = 600
+
+# How long a claim may take to commit its tokens before another poll may claim again. Above
+# every bounded SQL wait of one redemption (connect, lock, statements), so a live claim is never
+# taken over; short enough that a stranded one costs the PC a few polls.
+DEFAULT_REDEMPTION_LEASE = 10
 
 # Fields a token poll changes without a version bump (so polls do not wake status waiters).
 # Compare-and-set writers (scan, confirm, deny) never change them, so stores keep the stored
@@ -43,6 +57,7 @@ class FlowState(enum.StrEnum):
     APPROVED = "approved"
     DENIED = "denied"
     REDEEMED = "redeemed"
+    VOIDED = "voided"  # a redemption found its tokens issued by a claim that never finished
 
 
 class FlowStatus(enum.StrEnum):
@@ -80,15 +95,30 @@ class Flow:
     scanner_platform: str | None = None
     confirm_token_hash: str | None = None
     confirm_expires_at: float | None = None
-    family_id: str | None = None
+    family_id: str | None = None  # set when the tokens are committed
     issued: bool = False  # the redemption's tokens are committed; a later poll is a replay
+    lease_until: float | None = None  # a claim (REDEEMED, not issued) lapses then
 
     def is_expired(self, now: float) -> bool:
-        """RFC 8628 §3.5 expired_token: any state before REDEEMED past expires_at."""
-        return self.state is not FlowState.REDEEMED and now >= self.expires_at
+        """RFC 8628 §3.5 expired_token: past expires_at, unless tokens were issued or a live
+        claim is issuing them right now."""
+        if self.state is FlowState.VOIDED:
+            return True
+        if self.state is FlowState.REDEEMED and (self.issued or self.claim_is_live(now)):
+            return False
+        return now >= self.expires_at
+
+    def claim_is_live(self, now: float) -> bool:
+        """A poll claimed this flow and its lease has not lapsed yet."""
+        return (
+            self.state is FlowState.REDEEMED
+            and not self.issued
+            and self.lease_until is not None
+            and now < self.lease_until
+        )
 
     def status(self, now: float) -> FlowStatus:
-        """The status channel's view; a redeemed flow reads as approved."""
+        """The status channel's view; a redeemed flow reads as approved, a voided one expired."""
         if self.is_expired(now):
             return FlowStatus.EXPIRED
         if self.state is FlowState.REDEEMED:
@@ -208,18 +238,37 @@ class PollOutcome(enum.StrEnum):
     PENDING = "pending"  # authorization_pending
     SLOW_DOWN = "slow_down"
     DENIED = "denied"  # access_denied
-    EXPIRED = "expired"  # expired_token
-    REDEEM = "redeem"  # approved: this caller, and only this one, gets the tokens
-    CLAIMED = "claimed"  # another poll is redeeming it right now: invalid_grant
+    EXPIRED = "expired"  # expired_token (a voided flow too)
+    REDEEM = "redeem"  # approved: this caller holds the claim and issues the tokens
+    CLAIMED = "claimed"  # another poll holds a live claim: authorization_pending, poll again
     REPLAY = "replay"  # redeemed and issued: invalid_grant, and revoke what was issued
+
+
+# The outcomes whose caller needs the flow; a store answers every other outcome without it
+# (the pending poll is the hot path: it returns one word).
+OUTCOMES_WITH_FLOW = frozenset({PollOutcome.REDEEM, PollOutcome.EXPIRED, PollOutcome.REPLAY})
 
 
 @dataclass(frozen=True, slots=True)
 class PollResult:
-    """The outcome of a poll and the flow after it (None if there was none)."""
+    """The outcome of a poll and, for OUTCOMES_WITH_FLOW, the flow after it."""
 
     outcome: PollOutcome
     flow: Flow | None
+
+
+@dataclass(frozen=True, slots=True)
+class PollDecision:
+    """What domain.poll decides: the outcome and the flow to store (None: store nothing)."""
+
+    outcome: PollOutcome
+    flow: Flow | None
+
+    def result(self, current: Flow | None) -> PollResult:
+        """What a store answers its caller for this decision."""
+        if self.outcome not in OUTCOMES_WITH_FLOW:
+            return PollResult(self.outcome, None)
+        return PollResult(self.outcome, self.flow or current)
 
 
 def poll(
@@ -228,59 +277,96 @@ def poll(
     *,
     client_id: str,
     client_secret_hash: str,
-    family_id: str,
-) -> PollResult:
+    lease: float,
+) -> PollDecision:
     """Decide one token poll and the flow's next state; the Redis Lua script mirrors this.
 
     Checks run in a straight line, cheapest and most fundamental first; a rejected caller
     (wrong client, bad secret) changes nothing.
     """
     if flow is None:
-        return PollResult(PollOutcome.UNKNOWN, None)
+        return PollDecision(PollOutcome.UNKNOWN, None)
     # RFC 6749 §4.1.3 by analogy: a code is bound to the client it was issued to.
     if flow.client_id != client_id:
-        return PollResult(PollOutcome.WRONG_CLIENT, flow)
+        return PollDecision(PollOutcome.WRONG_CLIENT, None)
     if not secrets_equal(flow.client_secret_hash, client_secret_hash):
-        return PollResult(PollOutcome.BAD_SECRET, flow)
-    if flow.state is FlowState.REDEEMED:
+        return PollDecision(PollOutcome.BAD_SECRET, None)
+    if flow.state is FlowState.REDEEMED and flow.issued:
         # A second redemption after tokens were issued: the code leaked or the client is
-        # confused; revoke (RFC 6749 §4.1.2 by analogy). While the winner is still issuing,
-        # a concurrent duplicate only loses, so exactly one caller holds working tokens.
-        outcome = PollOutcome.REPLAY if flow.issued else PollOutcome.CLAIMED
-        return PollResult(outcome, flow)
+        # confused; revoke (RFC 6749 §4.1.2 by analogy).
+        return PollDecision(PollOutcome.REPLAY, None)
+    if flow.claim_is_live(now):
+        # Another poll is issuing the tokens right now; this one only waits. If that claim
+        # delivers, a later poll is a replay; if it never does, its lease lapses.
+        return PollDecision(PollOutcome.CLAIMED, None)
     if flow.is_expired(now):
-        return PollResult(PollOutcome.EXPIRED, flow)
+        return PollDecision(PollOutcome.EXPIRED, None)
     if flow.state is FlowState.DENIED:
-        return PollResult(PollOutcome.DENIED, flow)
-    if flow.state is FlowState.APPROVED:
-        # Consume-once: the transition to REDEEMED is what makes exactly one poll win.
-        return PollResult(
+        return PollDecision(PollOutcome.DENIED, None)
+    if flow.state in (FlowState.APPROVED, FlowState.REDEEMED):
+        # Consume-once with a lease: the claim (a new version) is what makes one poll win; a
+        # REDEEMED flow here holds a lapsed claim that never issued.
+        return PollDecision(
             PollOutcome.REDEEM,
-            flow._next(state=FlowState.REDEEMED, family_id=family_id, last_poll_at=now),
+            flow._next(state=FlowState.REDEEMED, lease_until=now + lease, last_poll_at=now),
         )
     # PENDING or SCANNED. RFC 8628 §3.5 slow_down: measured from the last accepted poll, the
     # first poll is never throttled, and the stored interval grows by 5 s for all later polls.
     if flow.last_poll_at is not None and now - flow.last_poll_at < flow.interval:
-        return PollResult(
+        return PollDecision(
             PollOutcome.SLOW_DOWN,
             dataclasses.replace(flow, interval=flow.interval + SLOW_DOWN_STEP),
         )
-    return PollResult(PollOutcome.PENDING, dataclasses.replace(flow, last_poll_at=now))
+    return PollDecision(PollOutcome.PENDING, dataclasses.replace(flow, last_poll_at=now))
 
 
-def finish_redemption(flow: Flow, family_id: str) -> Flow | None:
-    """Mark a redemption's tokens as committed; from now on a poll is a replay."""
-    if flow.state is not FlowState.REDEEMED or flow.family_id != family_id or flow.issued:
+class ClaimSettlement(enum.StrEnum):
+    """How a claim (a REDEEM poll's hold on the flow) ends."""
+
+    ISSUED = "issued"  # the tokens are committed: later polls are replays
+    GIVEN_BACK = "given_back"  # issuing failed: APPROVED again, the next poll claims again
+    WITHDRAWN = "withdrawn"  # the approval no longer stands: DENIED, the PC reads access_denied
+    # An earlier claim issued the tokens and never finished, so nobody knows whether the PC got
+    # them; that family is revoked and the PC reads expired_token (and starts again).
+    VOIDED = "voided"
+
+
+# The state each settlement leaves the flow in (ISSUED stays REDEEMED, marked issued).
+SETTLED_STATE = {
+    ClaimSettlement.ISSUED: FlowState.REDEEMED,
+    ClaimSettlement.GIVEN_BACK: FlowState.APPROVED,
+    ClaimSettlement.WITHDRAWN: FlowState.DENIED,
+    ClaimSettlement.VOIDED: FlowState.VOIDED,
+}
+
+
+def settle_claim(
+    flow: Flow, claim: int, settlement: ClaimSettlement, family_id: str = ""
+) -> Flow | None:
+    """End a claim; None if `claim` (the version its REDEEM poll returned) no longer holds the
+    flow: it lapsed and was claimed again, or was settled already. So a late or repeated call,
+    or one from a claim that was taken over, changes nothing."""
+    if flow.state is not FlowState.REDEEMED or flow.version != claim or flow.issued:
         return None
-    return dataclasses.replace(flow, issued=True)
+    if settlement is ClaimSettlement.ISSUED:
+        # No version bump: status waiters already saw "approved" when the flow was claimed.
+        return dataclasses.replace(flow, issued=True, family_id=family_id, lease_until=None)
+    return flow._next(state=SETTLED_STATE[settlement], lease_until=None)
 
 
-def undo_redemption(flow: Flow, family_id: str) -> Flow | None:
-    """REDEEMED -> APPROVED when issuing the tokens failed, so nothing approved is lost.
+def withdrawal_reason(facts: ApprovalFacts | None, flow: Flow, now: float) -> str | None:
+    """Why an approval no longer stands at redemption, or None if it does.
 
-    Only the redemption that claimed the flow (same family_id) may undo it, and only before
-    its tokens were committed.
+    No revoke-all of the client's sessions since the flow started (disabling a client is one);
+    the approving phone still signed in; its user not revoked-all since the flow started.
     """
-    if flow.state is not FlowState.REDEEMED or flow.family_id != family_id or flow.issued:
-        return None
-    return flow._next(state=FlowState.APPROVED, family_id=None)
+    if facts is None or facts.device.user_id != flow.user_id:
+        return "The approval was withdrawn: the approving phone is gone."
+    client, user, device = facts.client, facts.user, facts.device
+    if client.sessions_revoked_at is not None and flow.created_at <= client.sessions_revoked_at:
+        return "The approval was withdrawn: the client's sessions were revoked."
+    if device.revoked_at is not None or now >= device.expires_at:
+        return "The approval was withdrawn: the approving phone was signed out or revoked."
+    if user.sessions_revoked_at is not None and flow.created_at <= user.sessions_revoked_at:
+        return "The approval was withdrawn: the user's sessions were revoked."
+    return None

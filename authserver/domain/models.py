@@ -78,12 +78,29 @@ class TokenFamily:
 
 @dataclass(frozen=True, slots=True)
 class RefreshToken:
-    """One link of a family's rotation chain, stored by hash."""
+    """A family's new refresh token, stored by hash."""
 
     token_hash: str
     family_id: str
     expires_at: float
-    consumed_at: float | None = None
+
+
+class RefreshTokenStanding(enum.StrEnum):
+    """What a presented refresh token is to its family."""
+
+    CURRENT = "current"  # the one to rotate
+    PREVIOUS = "previous"  # the one the last rotation replaced (its response may have been lost)
+    SPENT = "spent"  # rotated away earlier: a replay
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedRefreshToken:
+    """A refresh token looked up by hash: its family and its standing there."""
+
+    family: TokenFamily
+    standing: RefreshTokenStanding
+    expires_at: float | None  # of the family's current refresh token
+    grace_until: float | None  # the previous token may rotate once more until then
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,22 +113,37 @@ class SigningKey:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class AccessTokenRecord:
-    """What SQL remembers of one access token: its jti, grant and lifetime."""
+class DenialKind(enum.StrEnum):
+    """What a deny-list entry names: one access token, or every access token of a session."""
 
-    jti: str
-    family_id: str
-    expires_at: float
-    revoked_at: float | None = None
+    ACCESS_TOKEN = "jti"  # RFC 7009 revoked this access token alone
+    SESSION = "sid"  # the token family (session) was revoked: all its access tokens
 
 
 @dataclass(frozen=True, slots=True)
-class DeniedToken:
-    """An access token that must be refused until it expires (the jti deny-list)."""
+class Denial:
+    """Access tokens to refuse until `until` (after which every token it names has expired)."""
 
-    jti: str
-    expires_at: float
+    kind: DenialKind
+    id: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInPhone:
+    """A phone's live sign-in and its user, read together."""
+
+    device: MobileDevice
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalFacts:
+    """What a redemption re-reads, locked, to know whether an approval still stands."""
+
+    client: Client
+    user: User
+    device: MobileDevice
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +175,47 @@ class Actor:
 
 
 SYSTEM = Actor("system")
+
+
+class AuditEventType(enum.StrEnum):
+    """Every kind of line in the audit trail."""
+
+    ADMIN_CREATED = "admin.created"
+    ADMIN_PASSWORD_RESET = "admin.password_reset"
+    ADMIN_SIGN_IN_FAILED = "admin.sign_in_failed"
+    ADMIN_SIGNED_IN = "admin.signed_in"
+    ADMIN_SIGNED_OUT = "admin.signed_out"
+    CLIENT_DISABLED = "client.disabled"
+    CLIENT_ENABLED = "client.enabled"
+    DEVICE_SIGNED_IN = "device.signed_in"
+    DEVICE_SIGNED_OUT = "device.signed_out"
+    DEVICE_UNBOUND = "device.unbound"
+    FLOW_APPROVED = "flow.approved"
+    FLOW_CANCELLED = "flow.cancelled"
+    FLOW_CREATED = "flow.created"
+    FLOW_DENIED = "flow.denied"
+    FLOW_EXPIRED = "flow.expired"
+    FLOW_REDEEMED = "flow.redeemed"
+    FLOW_REPLAY_DETECTED = "flow.replay_detected"
+    FLOW_SCANNED = "flow.scanned"
+    FLOW_VOIDED = "flow.voided"
+    FLOW_WITHDRAWN = "flow.withdrawn"
+    TOKEN_ACCESS_REVOKED = "token.access_revoked"
+    TOKEN_ISSUED = "token.issued"
+    TOKEN_REFRESHED = "token.refreshed"
+    TOKEN_REVOKED = "token.revoked"
+
+
+class RevocationReason(enum.StrEnum):
+    """Why a token family was revoked (token_families.revoked_reason, token.revoked events)."""
+
+    ADMIN = "admin"  # an admin revoked it (one session, a user's, a client's, a phone's)
+    APPROVAL_WITHDRAWN = "approval_withdrawn"  # the approval was voided before redemption
+    CLIENT_DISABLED = "client_disabled"
+    DEVICE_CODE_REPLAY = "device_code_replay"  # RFC 6749 §4.1.2 by analogy
+    REDEMPTION_VOIDED = "redemption_voided"  # issued by a claim that never delivered
+    REFRESH_TOKEN_REPLAY = "refresh_token_replay"  # RFC 9700 §4.14.2
+    REVOKED_BY_CLIENT = "revoked_by_client"  # RFC 7009
 
 
 @dataclass(frozen=True, slots=True)

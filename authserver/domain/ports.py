@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
-from authserver.domain.flow import Flow, PollResult
+from authserver.domain.flow import ClaimSettlement, Flow, PollResult
 from authserver.domain.models import (
-    AccessTokenRecord,
     Admin,
     AdminSession,
+    ApprovalFacts,
     AuditEvent,
     AuditFilter,
     Client,
-    DeniedToken,
+    Denial,
     FamilyFilter,
     MobileDevice,
+    PresentedRefreshToken,
     RefreshToken,
+    RefreshTokenStanding,
+    SignedInPhone,
     SigningKey,
     TokenFamily,
     User,
 )
+
+
+class Transaction(Protocol):
+    """Opens one unit of work: the SQL repositories called inside it commit together, once."""
+
+    def __call__(self) -> AbstractContextManager[object]: ...
 
 
 class FlowStore(Protocol):
@@ -50,15 +60,14 @@ class FlowStore(Protocol):
         *,
         client_id: str,
         client_secret_hash: str,
-        family_id: str,
+        lease: float,
     ) -> PollResult:
         """Apply domain.flow.poll atomically, in one round trip."""
 
-    def finish_redemption(self, device_code_hash: str, family_id: str) -> None:
-        """Record that the redemption's tokens are committed: later polls are replays."""
-
-    def undo_redemption(self, device_code_hash: str, family_id: str) -> None:
-        """Give an approved flow back after issuing its tokens failed."""
+    def settle_claim(
+        self, device_code_hash: str, claim: int, settlement: ClaimSettlement, family_id: str = ""
+    ) -> bool:
+        """Apply domain.flow.settle_claim atomically; False if `claim` no longer holds the flow."""
 
     def wait_for_change(self, device_code_hash: str, version: int, timeout: float) -> Flow | None:
         """Block up to `timeout` s until the flow's version differs from `version`."""
@@ -109,38 +118,49 @@ class MobileDeviceRepository(Protocol):
     def of_user(self, user_id: str) -> list[MobileDevice]:
         """Every sign-in of this user's phones, newest first."""
 
+    def signed_in(self, token_hash: str) -> SignedInPhone | None:
+        """The sign-in this device token belongs to, with its user, in one read."""
+
+    def lock_for_redemption(self, mobile_device_id: str, client_id: str) -> ApprovalFacts | None:
+        """The approving phone, its user and the client, locked against concurrent revocation
+        until the caller's unit of work ends (a redemption checks its approval under them)."""
+
     def revoke(self, mobile_device_id: str, now: float) -> None: ...
     def revoke_device(self, user_id: str, device_id: str, now: float) -> list[str]:
         """Sign out every live session of this user on this device id; the ids signed out."""
 
 
 class TokenRepository(Protocol):
-    """Persistent grants. Rotation and revocation are single atomic statements."""
+    """Persistent grants. Issuing, rotation and revocation are each one unit of work."""
 
-    def issue(
-        self,
-        family: TokenFamily,
-        refresh: RefreshToken,
-        access_jti: str,
-        access_expires_at: float,
-    ) -> None:
-        """Persist a new family with its first refresh and access token, in one transaction."""
+    def issue(self, family: TokenFamily, refresh: RefreshToken) -> bool:
+        """Store a new family with its first refresh token; False (and nothing stored) if a
+        family already holds this device code: one grant per code, whatever the flow store says."""
 
     def family(self, family_id: str) -> TokenFamily | None: ...
 
     def family_by_device_code(self, device_code_hash: str) -> TokenFamily | None: ...
 
-    def refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+    def presented_refresh_token(
+        self, token_hash: str, *, lock: bool = True
+    ) -> PresentedRefreshToken | None:
+        """The family of a presented refresh token and its standing there. With `lock`, the
+        family row stays locked until the caller's unit of work ends, so two rotations, or a
+        rotation and a revocation, serialise."""
 
     def rotate(
         self,
-        old_hash: str,
+        family_id: str,
+        standing: RefreshTokenStanding,
+        presented_hash: str,
         new: RefreshToken,
-        access_jti: str,
-        access_expires_at: float,
         now: float,
+        grace_until: float | None,
     ) -> bool:
-        """Consume `old_hash` and store its successor; False if it was already consumed."""
+        """Make `new` the family's current refresh token. From CURRENT: the presented token
+        becomes the previous one, which may rotate once more until `grace_until`. From PREVIOUS
+        (that grace): the current token, whose response was lost, is spent, and the grace ends
+        (`grace_until` None). False if the family moved meanwhile or is revoked."""
 
     def revoke_family(self, family_id: str, now: float, reason: str) -> bool:
         """Revoke a family; True if this call revoked it."""
@@ -151,37 +171,35 @@ class TokenRepository(Protocol):
     def revoke_families(self, where: FamilyFilter, now: float, reason: str) -> list[TokenFamily]:
         """Revoke every live family matching `where`; the families this call revoked."""
 
-    def access_token(self, jti: str) -> AccessTokenRecord | None: ...
-
-    def revoke_access_token(self, jti: str, now: float) -> bool:
+    def revoke_access_token(self, jti: str, family_id: str, expires_at: float, now: float) -> bool:
         """Revoke one access token; True if this call revoked it."""
 
-    def live_access_tokens(self, family_ids: list[str], now: float) -> list[DeniedToken]:
-        """The unexpired access tokens of these families."""
+    def access_token_revoked(self, jti: str) -> bool: ...
 
-    def denied_access_tokens(self, now: float) -> list[DeniedToken]:
-        """Every unexpired access token that must be refused: revoked itself, by its family,
-        or through its disabled client. What the deny-list is rebuilt from."""
+    def denials(self, now: float, access_token_ttl: float) -> list[Denial]:
+        """Everything the deny-list must hold now: access tokens revoked alone and unexpired, and
+        sessions revoked recently enough that some of their access tokens may be unexpired."""
 
 
 class RevocationList(Protocol):
-    """The jti deny-list: revoked access tokens, each kept until it expires.
+    """The deny-list: revoked access tokens and sessions, each kept until its tokens expire.
 
     SQL stays the record; this list is how a self-contained JWT is refused within seconds
     without a SQL query per request. A list that was lost (a Redis restart) says so, and is
     rebuilt from SQL before it answers again.
     """
 
-    def add(self, tokens: list[DeniedToken], now: float) -> None: ...
+    def add(self, denials: list[Denial], now: float) -> None: ...
 
-    def is_denied(self, jti: str, now: float) -> bool | None:
-        """True if denied, False if not, None if the list is incomplete and must be rebuilt."""
+    def is_denied(self, jti: str, sid: str, now: float) -> bool | None:
+        """True if the token or its session is denied, False if not, None if the list is
+        incomplete and must be rebuilt."""
 
     def mark_incomplete(self) -> None:
         """Make the next check rebuild the list (a write to it failed)."""
 
-    def rebuild(self, tokens: list[DeniedToken], now: float) -> None:
-        """Add `tokens` (everything SQL says is denied) and mark the list complete, atomically."""
+    def rebuild(self, denials: list[Denial], now: float) -> None:
+        """Add `denials` (everything SQL says is denied) and mark the list complete, atomically."""
 
 
 class KeyRepository(Protocol):

@@ -9,12 +9,25 @@ from dataclasses import dataclass
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
-from authserver.domain.models import Actor, MobileDevice, User
-from authserver.domain.ports import MobileDeviceRepository, RateLimiter, UserRepository
+from authserver.domain.models import Actor, AuditEventType, MobileDevice, User
+from authserver.domain.ports import (
+    MobileDeviceRepository,
+    RateLimiter,
+    Transaction,
+    UserRepository,
+)
 from authserver.domain.text import printable
 from authserver.services.audit import Auditor
 from authserver.services.limits import AttemptGuard
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCredentials:
+    """What a phone (or a signed-in browser) presents: its device token, from its device id."""
+
+    token: str
+    device_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,7 @@ class AccountService:
         devices: MobileDeviceRepository,
         limiter: RateLimiter,
         auditor: Auditor,
+        transaction: Transaction,
         clock: Callable[[], float],
     ) -> None:
         self._config = config
@@ -42,6 +56,7 @@ class AccountService:
         self._devices = devices
         self._limiter = limiter
         self._audit = auditor
+        self._transaction = transaction
         self._clock = clock
 
     def create_user(self, username: str, password: str, display_name: str | None) -> User:
@@ -107,59 +122,51 @@ class AccountService:
             token_hash=hash_secret(token),
             expires_at=now + (ttl or self._config.mobile_token_ttl),
         )
-        # One live session per phone: signing in again from the same device id ends the old one.
-        self._devices.revoke_device(user.user_id, device_id, now)
-        self._devices.add(device, now)
-        self._audit.record(
-            "device.signed_in",
-            Actor("user", user.user_id),
-            ip=ip,
-            user_id=user.user_id,
-            mobile_device_id=device.id,
-            device_name=device.name,
-            platform=device.platform,
-        )
+        with self._transaction():
+            # One live session per phone: signing in again from the same device id ends the
+            # old one.
+            self._devices.revoke_device(user.user_id, device_id, now)
+            self._devices.add(device, now)
+            self._audit.record(
+                AuditEventType.DEVICE_SIGNED_IN,
+                Actor("user", user.user_id),
+                ip=ip,
+                user_id=user.user_id,
+                mobile_device_id=device.id,
+                device_name=device.name,
+                platform=device.platform,
+            )
         return token, device
 
-    def authenticate(self, token: str, device_id: str) -> SignedInDevice:
+    def authenticate(self, credentials: DeviceCredentials) -> SignedInDevice:
         """The phone behind a device token, which must be presented from its own device id."""
-        device = self._devices.by_token_hash(hash_secret(token)) if token else None
+        token, device_id = credentials.token, credentials.device_id
+        found = self._devices.signed_in(hash_secret(token)) if token else None
         if (
-            device is None
-            or device.revoked_at is not None
-            or self._clock() >= device.expires_at
-            or not secrets_equal(device.device_id, device_id)
+            found is None
+            or found.device.revoked_at is not None
+            or self._clock() >= found.device.expires_at
+            or not secrets_equal(found.device.device_id, device_id)
         ):
             raise errors.InvalidDeviceToken()
-        user = self._users.get(device.user_id)
-        if user is None:
-            raise errors.InvalidDeviceToken()
-        return SignedInDevice(device, user)
+        return SignedInDevice(found.device, found.user)
 
-    def sign_out(self, device: MobileDevice, ip: str) -> None:
-        self._devices.revoke(device.id, self._clock())
-        self._audit.record(
-            "device.signed_out",
-            Actor("user", device.user_id),
-            ip=ip,
-            user_id=device.user_id,
-            mobile_device_id=device.id,
-        )
+    def sign_out(self, credentials: DeviceCredentials, ip: str) -> None:
+        """End this phone's sign-in: its device token stops working."""
+        with self._transaction():
+            device = self.authenticate(credentials).device
+            self._devices.revoke(device.id, self._clock())
+            self._audit.record(
+                AuditEventType.DEVICE_SIGNED_OUT,
+                Actor("user", device.user_id),
+                ip=ip,
+                user_id=device.user_id,
+                mobile_device_id=device.id,
+            )
 
     def mark_sessions_revoked(self, user_id: str) -> None:
         """From now on, approvals this user gave earlier no longer turn into sessions."""
         self._users.mark_sessions_revoked(user_id, self._clock())
-
-    def approval_stands(self, user_id: str, mobile_device_id: str | None, since: float) -> bool:
-        """Whether an approval this user gave from this phone, for a flow started at `since`,
-        may still be redeemed: the phone is still signed in and no revoke-all came after."""
-        user = self._users.get(user_id)
-        device = self._devices.get(mobile_device_id) if mobile_device_id else None
-        if user is None or device is None or device.user_id != user_id:
-            return False
-        if device.revoked_at is not None or self._clock() >= device.expires_at:
-            return False
-        return user.sessions_revoked_at is None or since > user.sessions_revoked_at
 
     def search_users(self, text: str, limit: int) -> list[User]:
         return self._users.search(text, limit)

@@ -14,14 +14,16 @@ from authserver.domain.models import (
     Admin,
     AdminSession,
     AuditEvent,
+    AuditEventType,
     AuditFilter,
     Client,
     FamilyFilter,
     MobileDevice,
+    RevocationReason,
     TokenFamily,
     User,
 )
-from authserver.domain.ports import AdminRepository, RateLimiter, TokenRepository
+from authserver.domain.ports import AdminRepository, RateLimiter, TokenRepository, Transaction
 from authserver.services.accounts import AccountService
 from authserver.services.approvals import Approvals
 from authserver.services.audit import Auditor
@@ -44,12 +46,14 @@ class AdminAuth:
         admins: AdminRepository,
         limiter: RateLimiter,
         auditor: Auditor,
+        transaction: Transaction,
         clock: Callable[[], float],
     ) -> None:
         self._config = config
         self._admins = admins
         self._limiter = limiter
         self._audit = auditor
+        self._transaction = transaction
         self._clock = clock
 
     def create(self, username: str, password: str) -> Admin:
@@ -59,8 +63,9 @@ class AdminAuth:
         if len(password) < 12:
             raise errors.MalformedRequest("An admin password has at least 12 characters.")
         admin = Admin(str(uuid.uuid4()), username, hash_password(password, self._config.scrypt_p))
-        self._admins.add(admin, self._clock())
-        self._audit.record("admin.created", Actor("system"), admin=admin.admin_id)
+        with self._transaction():
+            self._admins.add(admin, self._clock())
+            self._audit.record(AuditEventType.ADMIN_CREATED, Actor("system"), admin=admin.admin_id)
         return admin
 
     def exists(self, username: str) -> bool:
@@ -71,8 +76,12 @@ class AdminAuth:
         admin = self._admins.by_username(username)
         if admin is None:
             raise errors.NotFound("No such admin.")
-        self._admins.set_password(admin.admin_id, hash_password(password, self._config.scrypt_p))
-        self._audit.record("admin.password_reset", Actor("system"), admin=admin.admin_id)
+        password_hash = hash_password(password, self._config.scrypt_p)
+        with self._transaction():
+            self._admins.set_password(admin.admin_id, password_hash)
+            self._audit.record(
+                AuditEventType.ADMIN_PASSWORD_RESET, Actor("system"), admin=admin.admin_id
+            )
         return admin
 
     def sign_in(self, username: str, password: str, ip: str) -> tuple[str, Admin]:
@@ -95,17 +104,22 @@ class AdminAuth:
             if admin is None or not ok:
                 # Only a known admin's id: what was typed may be a password pasted by mistake.
                 self._audit.record(
-                    "admin.sign_in_failed", Actor("admin", admin.admin_id if admin else ""), ip=ip
+                    AuditEventType.ADMIN_SIGN_IN_FAILED,
+                    Actor("admin", admin.admin_id if admin else ""),
+                    ip=ip,
                 )
                 raise errors.AdminAuthenticationFailed("Unknown admin or wrong password.")
             guard.succeeded()
         token = ADMIN_TOKEN_PREFIX + new_token()
-        self._admins.add_session(
-            AdminSession(
-                hash_secret(token), admin.admin_id, now, now + self._config.admin_session_ttl
+        with self._transaction():
+            self._admins.add_session(
+                AdminSession(
+                    hash_secret(token), admin.admin_id, now, now + self._config.admin_session_ttl
+                )
             )
-        )
-        self._audit.record("admin.signed_in", Actor("admin", admin.admin_id), ip=ip)
+            self._audit.record(
+                AuditEventType.ADMIN_SIGNED_IN, Actor("admin", admin.admin_id), ip=ip
+            )
         return token, admin
 
     def authenticate(self, token: str) -> Admin:
@@ -123,8 +137,11 @@ class AdminAuth:
         return admin
 
     def sign_out(self, token: str, admin: Admin, ip: str) -> None:
-        self._admins.revoke_session(hash_secret(token), self._clock())
-        self._audit.record("admin.signed_out", Actor("admin", admin.admin_id), ip=ip)
+        with self._transaction():
+            self._admins.revoke_session(hash_secret(token), self._clock())
+            self._audit.record(
+                AuditEventType.ADMIN_SIGNED_OUT, Actor("admin", admin.admin_id), ip=ip
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +169,7 @@ class Administration:
         approvals: Approvals,
         revocations: Revocations,
         auditor: Auditor,
+        transaction: Transaction,
     ) -> None:
         self._tokens = tokens
         self._clients = clients
@@ -159,6 +177,7 @@ class Administration:
         self._approvals = approvals
         self._revocations = revocations
         self._audit = auditor
+        self._transaction = transaction
 
     # --- Looking -----------------------------------------------------------------------
     def find_users(self, text: str, limit: int = 50) -> list[User]:
@@ -212,22 +231,29 @@ class Administration:
     # --- Acting ------------------------------------------------------------------------
     def revoke_session(self, family_id: str, admin: Admin, ip: str) -> bool:
         family = self.session(family_id).family
-        return self._revocations.revoke_family(family, "admin", _actor(admin), ip)
+        return self._revocations.revoke_family(family, RevocationReason.ADMIN, _actor(admin), ip)
 
     def revoke_user_sessions(self, user_id: str, admin: Admin, ip: str) -> list[TokenFamily]:
-        """Revoke every session of the user, and void approvals not yet redeemed."""
+        """Revoke every session of the user, and void approvals not yet redeemed.
+
+        One unit of work, the user row updated first: a redemption holding it (FOR SHARE)
+        finishes first and its family is revoked here, or waits and sees the revocation.
+        """
         self.user(user_id)
-        self._accounts.mark_sessions_revoked(user_id)
-        return self._revocations.revoke_families(
-            FamilyFilter(user_id=user_id), "admin", _actor(admin), ip
-        )
+        with self._transaction():
+            self._accounts.mark_sessions_revoked(user_id)
+            return self._revocations.revoke_families(
+                FamilyFilter(user_id=user_id), RevocationReason.ADMIN, _actor(admin), ip
+            )
 
     def revoke_client_sessions(self, client_id: str, admin: Admin, ip: str) -> list[TokenFamily]:
+        """Revoke every session of the client, and void its approvals not yet redeemed."""
         self._client(client_id)
-        self._clients.mark_sessions_revoked(client_id)
-        return self._revocations.revoke_families(
-            FamilyFilter(client_id=client_id), "admin", _actor(admin), ip
-        )
+        with self._transaction():
+            self._clients.mark_sessions_revoked(client_id)
+            return self._revocations.revoke_families(
+                FamilyFilter(client_id=client_id), RevocationReason.ADMIN, _actor(admin), ip
+            )
 
     def revoke_device_sessions(
         self, mobile_device_id: str, admin: Admin, ip: str
@@ -242,10 +268,14 @@ class Administration:
             for d in self._accounts.devices_of(device.user_id)
             if d.device_id == device.device_id
         ]
-        self._sign_out(device, admin, ip)
-        return self._revocations.revoke_families(
-            FamilyFilter(mobile_device_ids=tuple(signed_in)), "admin", _actor(admin), ip
-        )
+        with self._transaction():
+            self._sign_out(device, admin, ip)
+            return self._revocations.revoke_families(
+                FamilyFilter(mobile_device_ids=tuple(signed_in)),
+                RevocationReason.ADMIN,
+                _actor(admin),
+                ip,
+            )
 
     def unbind_device(
         self, user_id: str, mobile_device_id: str, admin: Admin, ip: str
@@ -254,23 +284,28 @@ class Administration:
         device = self._device(mobile_device_id)
         if device.user_id != user_id:
             raise errors.NotFound("This user has no such mobile device.")
-        self._sign_out(device, admin, ip)
+        with self._transaction():
+            self._sign_out(device, admin, ip)
         return device
 
     def set_client_enabled(self, client_id: str, enabled: bool, admin: Admin, ip: str) -> Client:
         """Disable (no new device codes, every token it holds revoked) or re-enable a client."""
         self._client(client_id)
-        client = self._clients.set_disabled(client_id, not enabled)
-        self._audit.record(
-            "client.enabled" if enabled else "client.disabled",
-            _actor(admin),
-            ip=ip,
-            client_id=client_id,
-        )
-        if not enabled:
-            self._revocations.revoke_families(
-                FamilyFilter(client_id=client_id), "client_disabled", _actor(admin), ip
+        with self._transaction():
+            client = self._clients.set_disabled(client_id, not enabled)
+            self._audit.record(
+                AuditEventType.CLIENT_ENABLED if enabled else AuditEventType.CLIENT_DISABLED,
+                _actor(admin),
+                ip=ip,
+                client_id=client_id,
             )
+            if not enabled:
+                self._revocations.revoke_families(
+                    FamilyFilter(client_id=client_id),
+                    RevocationReason.CLIENT_DISABLED,
+                    _actor(admin),
+                    ip,
+                )
         return client
 
     def cancel_flow(self, user_code: str, admin: Admin, ip: str) -> None:
@@ -291,7 +326,7 @@ class Administration:
     def _sign_out(self, device: MobileDevice, admin: Admin, ip: str) -> None:
         for signed_out in self._accounts.sign_out_everywhere(device.user_id, device.device_id):
             self._audit.record(
-                "device.unbound",
+                AuditEventType.DEVICE_UNBOUND,
                 _actor(admin),
                 ip=ip,
                 user_id=device.user_id,

@@ -11,9 +11,9 @@ from authserver.domain import errors
 from authserver.domain import flow as flows
 from authserver.domain.codes import format_user_code, hash_secret, new_token, normalize_user_code
 from authserver.domain.flow import FlowStatus
-from authserver.domain.models import Actor, Client
-from authserver.domain.ports import FlowStore, RateLimiter
-from authserver.services.accounts import SignedInDevice
+from authserver.domain.models import Actor, AuditEventType, Client
+from authserver.domain.ports import FlowStore, RateLimiter, Transaction
+from authserver.services.accounts import AccountService, DeviceCredentials, SignedInDevice
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
 from authserver.services.limits import AttemptGuard
@@ -42,13 +42,17 @@ class Approvals:
         config: Config,
         store: FlowStore,
         clients: ClientService,
+        accounts: AccountService,
         limiter: RateLimiter,
         auditor: Auditor,
+        transaction: Transaction,
         clock: Callable[[], float],
     ) -> None:
         self._config = config
         self._store = store
         self._clients = clients
+        self._accounts = accounts
+        self._transaction = transaction
         self._limiter = limiter
         self._audit = auditor
         self._clock = clock
@@ -68,13 +72,24 @@ class Approvals:
         return user_code
 
     def scan(
-        self, phone: SignedInDevice, *, qr: str | None, user_code: str | None, ip: str
+        self, credentials: DeviceCredentials, *, qr: str | None, user_code: str | None, ip: str
     ) -> ApprovalScreen:
         """PENDING -> SCANNED: bind the flow to this phone and show what is being approved.
 
-        User-code entry is rate-limited per account and per IP; failures are never reset by a
-        success (RFC 8628 §5.1 brute force).
+        One unit of work: the phone's token is checked in it and its audit row committed with
+        it. User-code entry is rate-limited per account and per IP; failures are never reset
+        by a success (RFC 8628 §5.1 brute force).
         """
+        with self._transaction():
+            phone = self._accounts.authenticate(credentials)
+            screen = self._scan(phone, qr=qr, user_code=user_code, ip=ip)
+        if screen is None:
+            raise errors.FlowExpired()  # after the unit of work, which recorded the expiry
+        return screen
+
+    def _scan(
+        self, phone: SignedInDevice, *, qr: str | None, user_code: str | None, ip: str
+    ) -> ApprovalScreen | None:
         now = self._clock()
         limits = (
             (f"uc:user:{phone.user.user_id}", self._config.user_code_attempts),
@@ -91,7 +106,7 @@ class Approvals:
             raise errors.FlowNotActionable("The client of this login request is disabled.")
         if flow.is_expired(now):
             self._audit.flow_expired(flow, Actor("user", phone.user.user_id), ip)
-            raise errors.FlowExpired()
+            return None
         for _ in range(3):  # compare-and-set: re-read and retry if another step got in first
             confirm_token = new_token()
             scanned = flows.scan(
@@ -113,7 +128,7 @@ class Approvals:
             raise errors.FlowNotActionable("The login request changed meanwhile; scan again.")
         assert scanned.confirm_expires_at is not None
         self._audit.record(
-            "flow.scanned",
+            AuditEventType.FLOW_SCANNED,
             Actor("user", phone.user.user_id),
             ip=ip,
             user_id=phone.user.user_id,
@@ -133,9 +148,20 @@ class Approvals:
         )
 
     def decide(
+        self, credentials: DeviceCredentials, confirm_token: str, *, approve: bool, ip: str
+    ) -> FlowStatus:
+        """SCANNED -> APPROVED or DENIED; the confirm token works once (compare-and-set).
+
+        One unit of work: the phone's token check, and the audit row.
+        """
+        with self._transaction():
+            return self._decide(
+                self._accounts.authenticate(credentials), confirm_token, approve=approve, ip=ip
+            )
+
+    def _decide(
         self, phone: SignedInDevice, confirm_token: str, *, approve: bool, ip: str
     ) -> FlowStatus:
-        """SCANNED -> APPROVED or DENIED; the confirm token works once (compare-and-set)."""
         confirm_token_hash = hash_secret(confirm_token)
         flow = self._store.find_by_confirm_token(confirm_token_hash) if confirm_token else None
         if flow is None:
@@ -152,7 +178,7 @@ class Approvals:
         if not self._store.replace(flow, decided):
             raise errors.InvalidConfirmToken()
         self._audit.record(
-            "flow.approved" if approve else "flow.denied",
+            AuditEventType.FLOW_APPROVED if approve else AuditEventType.FLOW_DENIED,
             Actor("user", phone.user.user_id),
             ip=ip,
             user_id=phone.user.user_id,
@@ -175,11 +201,12 @@ class Approvals:
             flow = self._store.get(flow.device_code_hash)
         else:
             raise errors.FlowNotActionable("The login request changed meanwhile; try again.")
-        self._audit.record(
-            "flow.cancelled",
-            actor,
-            ip=ip,
-            user_id=flow.user_id,
-            client_id=flow.client_id,
-            flow_ref=flow_ref(flow.device_code_hash),
-        )
+        with self._transaction():
+            self._audit.record(
+                AuditEventType.FLOW_CANCELLED,
+                actor,
+                ip=ip,
+                user_id=flow.user_id,
+                client_id=flow.client_id,
+                flow_ref=flow_ref(flow.device_code_hash),
+            )

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from authserver.domain.flow import Flow
-from authserver.domain.models import Actor, AuditEvent, AuditFilter
+from authserver.domain.models import Actor, AuditEvent, AuditEventType, AuditFilter
 from authserver.domain.ports import AuditLog
-
-log = logging.getLogger(__name__)
 
 
 def flow_ref(device_code_hash: str) -> str:
@@ -22,11 +19,11 @@ def flow_ref(device_code_hash: str) -> str:
 
 
 class Auditor:
-    """Appends events to the audit log.
+    """Appends events to the audit log, inside the caller's unit of work.
 
-    Recording runs after the action it describes has committed and never undoes it: a failed
-    audit write is logged loudly, but a token that was issued still reaches its client
-    ("nothing issued is ever lost").
+    Each step records its events in the transaction that performs it, so an action and its
+    audit trail commit together or not at all: a failed audit write fails the step, which then
+    changed nothing.
     """
 
     def __init__(self, audit_log: AuditLog, clock: Callable[[], float]) -> None:
@@ -35,7 +32,7 @@ class Auditor:
 
     def record(
         self,
-        event: str,
+        event: AuditEventType,
         actor: Actor,
         *,
         ip: str = "",
@@ -59,10 +56,7 @@ class Auditor:
             flow_ref=flow_ref,
             detail=detail,
         )
-        try:
-            self._log.record(entry, once_key)
-        except Exception:
-            log.exception("could not record audit event %s by %s:%s", event, actor.kind, actor.id)
+        self._log.record(entry, once_key)
 
     def flow_expired(self, flow: Flow, actor: Actor, ip: str) -> None:
         """Audit a flow's expiry once, the first time anyone sees it expired.
@@ -72,7 +66,7 @@ class Auditor:
         """
         ref = flow_ref(flow.device_code_hash)
         self.record(
-            "flow.expired",
+            AuditEventType.FLOW_EXPIRED,
             actor,
             ip=ip,
             once_key=f"flow.expired:{ref}",

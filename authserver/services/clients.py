@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 
 from authserver.config import Config
@@ -10,6 +11,12 @@ from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
 from authserver.domain.models import Client, ClientKind
 from authserver.domain.ports import ClientRepository
+
+# How long a process trusts its copy of a client row. Every request authenticates its client,
+# and client rows almost never change; a change made in another process (a client disabled) is
+# seen within this, and a redemption reads the row itself, locked, so a disabled client never
+# gets tokens (DeviceGrant). A change made in this process is seen at once.
+CLIENT_CACHE_SECONDS = 5.0
 
 
 class ClientService:
@@ -21,6 +28,7 @@ class ClientService:
         self._config = config
         self._clients = clients
         self._clock = clock
+        self._cache: dict[str, tuple[float, Client | None]] = {}
 
     def create(
         self,
@@ -53,7 +61,19 @@ class ClientService:
         return client, secret
 
     def get(self, client_id: str) -> Client | None:
-        return self._clients.get(client_id)
+        """The client, from a copy at most CLIENT_CACHE_SECONDS old (unknown ids included)."""
+        now = time.monotonic()
+        cached = self._cache.get(client_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        client = self._clients.get(client_id)
+        if len(self._cache) > 10_000:  # a flood of made-up client ids must not grow memory
+            self._cache.clear()
+        self._cache[client_id] = (now + CLIENT_CACHE_SECONDS, client)
+        return client
+
+    def _forget(self, client_id: str) -> None:
+        self._cache.pop(client_id, None)
 
     def find_by_name(self, name: str) -> Client | None:
         """A client by its display name (the demo set-up is idempotent through it)."""
@@ -64,6 +84,7 @@ class ClientService:
 
     def set_disabled(self, client_id: str, disabled: bool) -> Client:
         """Disable or re-enable a client; the caller revokes what it holds."""
+        self._forget(client_id)
         if not self._clients.set_disabled(client_id, self._clock() if disabled else None):
             raise errors.NotFound("No such client.")
         client = self._clients.get(client_id)
@@ -72,6 +93,7 @@ class ClientService:
 
     def mark_sessions_revoked(self, client_id: str) -> None:
         """From now on, approvals of this client's earlier flows no longer become sessions."""
+        self._forget(client_id)
         self._clients.mark_sessions_revoked(client_id, self._clock())
 
     def authenticate(
@@ -81,7 +103,7 @@ class ClientService:
 
         `kind` is what the endpoint serves (None: any kind); another kind is unauthorized_client.
         """
-        client = self._clients.get(client_id)
+        client = self.get(client_id)
         if client is None:
             raise errors.ClientAuthenticationFailed("Unknown client.")
         checked = self._check_secret(client, client_secret)

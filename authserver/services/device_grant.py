@@ -18,11 +18,22 @@ from authserver.domain.codes import (
     normalize_user_code,
     presented_secret_hash,
 )
-from authserver.domain.flow import DEVICE_CODE_GRANT, Flow, FlowState, PollOutcome
-from authserver.domain.models import Actor, TokenFamily
-from authserver.domain.ports import FlowStore, RateLimiter, TokenRepository
+from authserver.domain.flow import (
+    DEVICE_CODE_GRANT,
+    ClaimSettlement,
+    Flow,
+    FlowState,
+    PollOutcome,
+)
+from authserver.domain.models import Actor, AuditEventType, RevocationReason, TokenFamily
+from authserver.domain.ports import (
+    FlowStore,
+    MobileDeviceRepository,
+    RateLimiter,
+    TokenRepository,
+    Transaction,
+)
 from authserver.domain.text import printable
-from authserver.services.accounts import AccountService
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
 from authserver.services.revocation import Revocations
@@ -62,18 +73,20 @@ class DeviceGrant:
         store: FlowStore,
         clients: ClientService,
         tokens: TokenRepository,
-        accounts: AccountService,
+        devices: MobileDeviceRepository,
         minter: TokenMinter,
         revocations: Revocations,
         limiter: RateLimiter,
         auditor: Auditor,
+        transaction: Transaction,
         clock: Callable[[], float],
     ) -> None:
         self._config = config
         self._store = store
         self._clients = clients
         self._tokens = tokens
-        self._accounts = accounts
+        self._devices = devices
+        self._transaction = transaction
         self._minter = minter
         self._revocations = revocations
         self._limiter = limiter
@@ -113,16 +126,17 @@ class DeviceGrant:
                 interval=self._config.poll_interval,
             )
             if self._store.create(flow):
-                self._audit.record(
-                    "flow.created",
-                    Actor("client", client.client_id),
-                    ip=ip,
-                    client_id=client.client_id,
-                    flow_ref=flow_ref(flow.device_code_hash),
-                    scope=granted,
-                    user_agent=flow.requester_user_agent,
-                    expires_in=self._config.device_code_ttl,
-                )
+                with self._transaction():
+                    self._audit.record(
+                        AuditEventType.FLOW_CREATED,
+                        Actor("client", client.client_id),
+                        ip=ip,
+                        client_id=client.client_id,
+                        flow_ref=flow_ref(flow.device_code_hash),
+                        scope=granted,
+                        user_agent=flow.requester_user_agent,
+                        expires_in=self._config.device_code_ttl,
+                    )
                 return DeviceAuthorization(
                     device_code=device_code,
                     user_code=user_code,
@@ -145,27 +159,29 @@ class DeviceGrant:
     def exchange(
         self, device_code: str, client_id: str, client_secret: str | None, ip: str
     ) -> IssuedTokens:
-        """One poll of the token endpoint.
+        """One poll of the token endpoint (RFC 8628 §3.5).
 
         A pending poll is decided by one atomic store call and touches no SQL: the flow carries
-        the client binding and secret hash from its creation.
+        the client binding and secret hash from its creation. Only the poll that claims an
+        approved flow writes SQL, in one unit of work (see _redeem).
         """
         device_code_hash = hash_secret(device_code)
-        family_id = str(uuid.uuid4())
         result = self._store.poll(
             device_code_hash,
             self._clock(),
             client_id=client_id,
             client_secret_hash=presented_secret_hash(client_secret),
-            family_id=family_id,
+            lease=self._config.redemption_lease,
         )
         outcome, flow = result.outcome, result.flow
-        if outcome is PollOutcome.PENDING:
+        if outcome in (PollOutcome.PENDING, PollOutcome.CLAIMED):
+            # CLAIMED: another poll is issuing the tokens; if it never does, its lease lapses
+            # and a later poll claims again, so the PC just keeps polling.
             raise errors.AuthorizationPending()
         if outcome is PollOutcome.SLOW_DOWN:
             raise errors.SlowDown()
         if outcome is PollOutcome.REDEEM and flow is not None:
-            return self._issue(flow, family_id, client_secret, ip)
+            return self._redeem(flow, ip)
         # Every other answer is an error; authenticate the client first, so a caller with bad
         # credentials learns invalid_client and nothing about the code (RFC 6749 §5.2).
         client = self._clients.authenticate(client_id, client_secret)
@@ -173,14 +189,12 @@ class DeviceGrant:
         if outcome is PollOutcome.DENIED:
             raise errors.AccessDenied()
         if outcome is PollOutcome.EXPIRED and flow is not None:
-            self._audit.flow_expired(flow, caller, ip)
-            raise errors.FlowExpired()
-        if outcome is PollOutcome.REPLAY and flow is not None and flow.family_id:
-            family = self._tokens.family(flow.family_id)
-            if family is not None:
-                self._revoke_replayed(family, caller, ip)
-        if outcome is PollOutcome.UNKNOWN:
-            # The flow may have left the store; a family still remembers its device code.
+            with self._transaction():
+                self._audit.flow_expired(flow, caller, ip)
+            raise _ended(flow)
+        if outcome in (PollOutcome.REPLAY, PollOutcome.UNKNOWN):
+            # Replayed after the tokens were issued, or after the flow left the store: the
+            # family that holds the device code is revoked (RFC 6749 §4.1.2 by analogy).
             family = self._tokens.family_by_device_code(device_code_hash)
             if family is not None and family.client_id == client.client_id:
                 self._revoke_replayed(family, caller, ip)
@@ -188,105 +202,128 @@ class DeviceGrant:
             "The device code is invalid, was already used, or belongs to another client."
         )
 
-    def _revoke_replayed(self, family: TokenFamily, actor: Actor, ip: str) -> None:
-        self._audit.record(
-            "flow.replay_detected",
-            actor,
-            ip=ip,
-            user_id=family.user_id,
-            client_id=family.client_id,
-            family_id=family.id,
-            flow_ref=flow_ref(family.device_code_hash or ""),
-        )
-        if self._revocations.revoke_family(family, "device_code_replay", actor, ip):
-            log.warning("device code replayed: token family %s revoked", family.id)
+    def _redeem(self, flow: Flow, ip: str) -> IssuedTokens:
+        """Issue the tokens of a flow this poll has claimed, exactly once, or end it clearly.
 
-    def _issue(
-        self, flow: Flow, family_id: str, client_secret: str | None, ip: str
-    ) -> IssuedTokens:
-        """Commit the tokens of a flow this poll has claimed; give the flow back on failure.
-
-        The approval must still stand when the PC redeems it: its client enabled, the approving
-        phone still signed in, no revoke-all of the user since the flow started. It is checked
-        before the tokens are committed, and again after, because a revocation that ran in
-        between could not see them.
+        One unit of work: the approval is checked with the rows it depends on locked (so a
+        concurrent revocation either waits for it or is seen by it), the family is inserted
+        (SQL's unique device-code hash refuses a second one whatever the store says), and the
+        audit rows go with it. Then the claim is settled. If anything fails before the commit,
+        the claim is given back (or, if even that fails, its lease lapses) and the next poll
+        claims again: nothing approved is lost and nothing is issued twice.
         """
-        assert flow.user_id is not None
+        assert flow.user_id is not None and flow.mobile_device_id is not None
+        claim, now = flow.version, self._clock()
+        caller = Actor("client", flow.client_id)
         family = TokenFamily(
-            id=family_id,
+            id=str(uuid.uuid4()),
             user_id=flow.user_id,
             client_id=flow.client_id,
             mobile_device_id=flow.mobile_device_id,
             scope=flow.scope,
             device_code_hash=flow.device_code_hash,
-            created_at=self._clock(),
+            created_at=now,
             requester_ip=flow.requester_ip,
             requester_user_agent=flow.requester_user_agent,
         )
-        caller = Actor("client", family.client_id)
-        try:
-            self._check_approval(flow, client_secret)
-            issued = self._minter.issue(family)
-        except errors.AccessDenied:
-            self._store.undo_redemption(flow.device_code_hash, family_id)
-            self._withdraw(flow.device_code_hash, caller, ip)
-            raise
-        except BaseException:
-            # Nothing approved is lost: the flow is APPROVED again and the next poll retries.
-            self._store.undo_redemption(flow.device_code_hash, family_id)
-            raise
-        try:
-            self._store.finish_redemption(flow.device_code_hash, family_id)
-        except Exception:
-            # The tokens are committed and must reach the client; only replay detection for
-            # this code falls back to the SQL lookup once the flow leaves the store.
-            log.exception("could not mark flow redeemed after issuing family %s", family_id)
         refs = {
             "user_id": family.user_id,
             "client_id": family.client_id,
             "mobile_device_id": family.mobile_device_id,
-            "family_id": family.id,
+            "flow_ref": flow_ref(flow.device_code_hash),
         }
-        ref = flow_ref(flow.device_code_hash)
-        self._audit.record("flow.redeemed", caller, ip=ip, flow_ref=ref, **refs)
-        self._audit.record("token.issued", caller, ip=ip, flow_ref=ref, scope=family.scope, **refs)
         try:
-            self._check_approval(flow, client_secret)
-        except errors.DomainError:
-            self._revocations.revoke_family(family, "approval_withdrawn", caller, ip)
+            with self._transaction():
+                facts = self._devices.lock_for_redemption(flow.mobile_device_id, flow.client_id)
+                if facts is not None and facts.client.disabled_at is not None:
+                    # RFC 6749 §5.2: a disabled client cannot authenticate; nothing is issued.
+                    raise errors.ClientAuthenticationFailed("This client is disabled.")
+                withdrawn = flows.withdrawal_reason(facts, flow, now)
+                if withdrawn is not None:
+                    raise errors.AccessDenied(withdrawn)
+                issued = self._minter.issue(family)
+                if issued is None:
+                    raise _IssuedBefore()
+                self._audit.record(
+                    AuditEventType.FLOW_REDEEMED, caller, ip=ip, family_id=family.id, **refs
+                )
+                self._audit.record(
+                    AuditEventType.TOKEN_ISSUED,
+                    caller,
+                    ip=ip,
+                    family_id=family.id,
+                    scope=family.scope,
+                    **refs,
+                )
+        except errors.AccessDenied:
+            self._settle(flow, claim, ClaimSettlement.WITHDRAWN)
+            with self._transaction():
+                self._audit.record(AuditEventType.FLOW_WITHDRAWN, caller, ip=ip, **refs)
             raise
-        except Exception:
-            # The check passed before issuing; an outage now must not lose what was issued.
-            log.exception("could not re-check the approval of family %s", family_id)
+        except _IssuedBefore:
+            self._void(flow, claim, caller, ip)
+            raise _ended(flow) from None
+        except BaseException:
+            self._settle(flow, claim, ClaimSettlement.GIVEN_BACK)
+            raise
+        self._settle(flow, claim, ClaimSettlement.ISSUED, family.id)
         return issued
 
-    def _check_approval(self, flow: Flow, client_secret: str | None) -> None:
-        """Raise unless the approval of this claimed flow still stands (see _issue)."""
-        assert flow.user_id is not None
-        # The flow vouched for the credentials; SQL says whether the client is still enabled.
-        client = self._clients.authenticate(flow.client_id, client_secret)
-        revoked_at = client.sessions_revoked_at
-        if revoked_at is not None and flow.created_at <= revoked_at:
-            raise errors.AccessDenied(
-                "The approval was withdrawn: the client's sessions were revoked."
-            )
-        if not self._accounts.approval_stands(flow.user_id, flow.mobile_device_id, flow.created_at):
-            raise errors.AccessDenied(
-                "The approval was withdrawn: the approving phone was signed out or revoked."
-            )
-
-    def _withdraw(self, device_code_hash: str, actor: Actor, ip: str) -> None:
-        """APPROVED -> DENIED: later polls read access_denied instead of retrying the claim."""
-        flow = self._store.get(device_code_hash)
-        if flow is None or flow.state is not FlowState.APPROVED:
-            return
-        if self._store.replace(flow, flows.cancel(flow, self._clock())):
+    def _void(self, flow: Flow, claim: int, caller: Actor, ip: str) -> None:
+        """An earlier claim committed this code's tokens and never finished (its worker died
+        after the commit, or the store failed): nobody knows whether the PC got them. Revoke
+        them and end the flow, so the PC reads expired_token on every channel and starts again."""
+        family = self._tokens.family_by_device_code(flow.device_code_hash)
+        with self._transaction():
             self._audit.record(
-                "flow.withdrawn",
-                actor,
+                AuditEventType.FLOW_VOIDED,
+                caller,
                 ip=ip,
                 user_id=flow.user_id,
                 client_id=flow.client_id,
-                mobile_device_id=flow.mobile_device_id,
-                flow_ref=flow_ref(device_code_hash),
+                family_id=family.id if family else None,
+                flow_ref=flow_ref(flow.device_code_hash),
             )
+            if family is not None:
+                self._revocations.revoke_family(
+                    family, RevocationReason.REDEMPTION_VOIDED, caller, ip
+                )
+        self._settle(flow, claim, ClaimSettlement.VOIDED)
+
+    def _settle(
+        self, flow: Flow, claim: int, settlement: ClaimSettlement, family_id: str = ""
+    ) -> None:
+        """Settle the claim in the store; if the store fails, the claim's lease does it."""
+        try:
+            self._store.settle_claim(flow.device_code_hash, claim, settlement, family_id)
+        except Exception:
+            # ISSUED: the tokens are committed and still reach the client; a replay is then
+            # caught through SQL. Otherwise the lease lapses and the next poll claims again.
+            log.warning("could not settle claim %s of a flow as %s", claim, settlement.value)
+
+    def _revoke_replayed(self, family: TokenFamily, actor: Actor, ip: str) -> None:
+        with self._transaction():
+            self._audit.record(
+                AuditEventType.FLOW_REPLAY_DETECTED,
+                actor,
+                ip=ip,
+                user_id=family.user_id,
+                client_id=family.client_id,
+                family_id=family.id,
+                flow_ref=flow_ref(family.device_code_hash or ""),
+            )
+            revoked = self._revocations.revoke_family(
+                family, RevocationReason.DEVICE_CODE_REPLAY, actor, ip
+            )
+        if revoked:
+            log.warning("device code replayed: token family %s revoked", family.id)
+
+
+class _IssuedBefore(Exception):
+    """The device code already has a family: an earlier claim issued and never finished."""
+
+
+def _ended(flow: Flow) -> errors.FlowExpired:
+    if flow.state is FlowState.VOIDED or flow.state is FlowState.REDEEMED:
+        return errors.FlowExpired("This login could not be completed: start a new one.")
+    return errors.FlowExpired()

@@ -61,6 +61,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._loaded: list[SigningKey] = []
         self._public: dict[str, Any] = {}  # kid -> public key object, for verification
+        self._private: dict[str, Any] = {}  # kid -> private key object, for signing
         self._reload_at = 0.0
 
     def _ensure(self) -> list[SigningKey]:
@@ -122,6 +123,16 @@ class KeyRing:
         """The key that signs now."""
         keys = self._ensure()
         return keys[self._signer_index(keys, self._clock())]
+
+    def signer(self) -> tuple[str, str, Any]:
+        """(kid, algorithm, private key object) of the key that signs now; the PEM is parsed
+        once per key, not once per token."""
+        key = self.current
+        private = self._private.get(key.kid)
+        if private is None:
+            private = serialization.load_pem_private_key(key.private_pem.encode(), password=None)
+            self._private[key.kid] = private
+        return key.kid, key.algorithm, private
 
     def verification_key(self, kid: str) -> Any | None:
         """The public key of a published kid, or None."""

@@ -6,9 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 from authserver.config import Config
-from authserver.domain import errors
 from authserver.domain.codes import hash_secret
-from authserver.domain.models import Actor, Client, ClientKind, TokenFamily
+from authserver.domain.models import (
+    Actor,
+    Client,
+    ClientKind,
+    RefreshTokenStanding,
+    RevocationReason,
+    TokenFamily,
+)
 from authserver.domain.ports import TokenRepository
 from authserver.services.accounts import AccountService
 from authserver.services.clients import ClientService
@@ -84,15 +90,12 @@ class TokenLifecycle:
         return user.username if user else None
 
     def _introspect_access(self, token: str) -> tuple[TokenFamily, dict[str, Any]] | None:
-        try:
-            claims = self._verifier.verify(token)
-        except errors.InvalidAccessToken:
+        # Authoritative from SQL, so it needs no deny-list: it answers while Redis is down.
+        claims = self._verifier.decode(token)
+        if claims is None or self._clock() >= claims["exp"]:
             return None
-        record = self._tokens.access_token(claims["jti"])
-        if record is None or record.revoked_at is not None:
-            return None
-        family = self._live_family(record.family_id)
-        if family is None:
+        family = self._live_family(claims["sid"])
+        if family is None or self._tokens.access_token_revoked(claims["jti"]):
             return None
         body = {
             "active": True,
@@ -110,12 +113,12 @@ class TokenLifecycle:
         return family, {k: v for k, v in body.items() if v is not None}
 
     def _introspect_refresh(self, token: str) -> tuple[TokenFamily, dict[str, Any]] | None:
-        stored = self._tokens.refresh_token(hash_secret(token))
-        if stored is None or stored.consumed_at is not None:
+        presented = self._tokens.presented_refresh_token(hash_secret(token), lock=False)
+        if presented is None or presented.standing is not RefreshTokenStanding.CURRENT:
             return None
-        if self._clock() >= stored.expires_at:
+        if presented.expires_at is None or self._clock() >= presented.expires_at:
             return None
-        family = self._live_family(stored.family_id)
+        family = self._live_family(presented.family.id)
         if family is None:
             return None
         body = {
@@ -126,7 +129,7 @@ class TokenLifecycle:
             "username": self._username(family.user_id),
             "sub": family.user_id,
             "iss": self._config.issuer,
-            "exp": int(stored.expires_at),
+            "exp": int(presented.expires_at),
         }
         return family, {k: v for k, v in body.items() if v is not None}
 
@@ -140,21 +143,22 @@ class TokenLifecycle:
         actor = Actor("client", caller.client_id)
         for kind in self._lookups(token, hint):
             if kind == "refresh_token":
-                stored = self._tokens.refresh_token(hash_secret(token))
-                family = self._tokens.family(stored.family_id) if stored else None
-                if family is not None:
+                presented = self._tokens.presented_refresh_token(hash_secret(token), lock=False)
+                if presented is not None:
+                    family = presented.family
                     if family.client_id == caller.client_id:
-                        self._revocations.revoke_family(family, "revoked_by_client", actor, ip)
+                        self._revocations.revoke_family(
+                            family, RevocationReason.REVOKED_BY_CLIENT, actor, ip
+                        )
                     return
             else:
                 claims = self._verifier.decode(token)
                 if claims is None:
                     continue
-                record = self._tokens.access_token(claims["jti"])
-                family = self._tokens.family(record.family_id) if record else None
-                if record is not None and family is not None:
-                    if family.client_id == caller.client_id and self._clock() < claims["exp"]:
+                owner = self._tokens.family(claims["sid"])
+                if owner is not None:
+                    if owner.client_id == caller.client_id and self._clock() < claims["exp"]:
                         self._revocations.revoke_access_token(
-                            record.jti, record.expires_at, family, actor, ip
+                            claims["jti"], float(claims["exp"]), owner, actor, ip
                         )
                     return

@@ -3,91 +3,130 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
 
+from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret
-from authserver.domain.models import Actor, TokenFamily
-from authserver.domain.ports import TokenRepository
+from authserver.domain.models import (
+    Actor,
+    AuditEventType,
+    PresentedRefreshToken,
+    RefreshTokenStanding,
+    RevocationReason,
+)
+from authserver.domain.ports import TokenRepository, Transaction
 from authserver.services.audit import Auditor
 from authserver.services.clients import ClientService
 from authserver.services.revocation import Revocations
 from authserver.services.token_endpoint import TokenRequest
 from authserver.services.tokens import IssuedTokens, TokenMinter
 
+_REPLAYED = "The refresh token was already used; the grant is revoked."
+
 
 class RefreshGrant:
-    """Refresh tokens rotate; a spent one presented again revokes its family (RFC 9700 §4.14.2)."""
+    """Refresh tokens rotate; a spent one presented again revokes its family (RFC 9700
+    §4.14.2), except the one the last rotation replaced, once, within AUTHSERVER_REFRESH_GRACE
+    seconds: that rotation's response may have been lost on the network."""
 
     grant_type = "refresh_token"
 
     def __init__(
         self,
+        config: Config,
         clients: ClientService,
         tokens: TokenRepository,
         minter: TokenMinter,
         revocations: Revocations,
         auditor: Auditor,
+        transaction: Transaction,
         clock: Callable[[], float],
     ) -> None:
+        self._config = config
         self._clients = clients
         self._tokens = tokens
         self._minter = minter
         self._revocations = revocations
         self._audit = auditor
+        self._transaction = transaction
         self._clock = clock
 
     def token(self, request: TokenRequest) -> IssuedTokens:
         """The token endpoint's refresh_token grant (the grant table's entry)."""
         client = self._clients.authenticate(request.client_id, request.client_secret)
-        issued = self.refresh(
+        return self.refresh(
             request.required("refresh_token"),
             client.client_id,
             request.params.get("scope"),
             request.ip,
         )
-        self._audit.record(
-            "token.refreshed",
-            Actor("client", client.client_id),
-            ip=request.ip,
-            user_id=issued.user_id,
-            client_id=client.client_id,
-            family_id=issued.family_id,
-            scope=issued.scope,
-        )
-        return issued
 
     def refresh(
         self, refresh_token: str, client_id: str, scope: str | None, ip: str
     ) -> IssuedTokens:
-        """Rotate `refresh_token` of `client_id`, optionally narrowing the scope."""
+        """Rotate `refresh_token` of `client_id`, optionally narrowing the scope: one unit of
+        work, the family row locked from lookup to commit."""
         now = self._clock()
-        old_hash = hash_secret(refresh_token)
-        stored = self._tokens.refresh_token(old_hash)
-        family = self._tokens.family(stored.family_id) if stored else None
-        if stored is None or family is None or family.client_id != client_id:
-            raise errors.InvalidGrant("The refresh token is invalid.")
-        if family.revoked_at is not None:
-            raise errors.InvalidGrant("The refresh token was revoked.")
-        if stored.consumed_at is not None:
-            self._replayed(family, ip)
-        if now >= stored.expires_at:
-            raise errors.InvalidGrant("The refresh token has expired.")
-        granted = family.scope
-        if scope is not None and scope.strip():
-            # RFC 6749 §6: the new scope may not include any scope not originally granted.
-            if not set(scope.split()) <= set(family.scope.split()):
-                raise errors.InvalidScope("The scope exceeds what was originally granted.")
-            granted = " ".join(s for s in family.scope.split() if s in scope.split())
-        issued = self._minter.rotate(family, old_hash, granted, now)
+        presented_hash = hash_secret(refresh_token)
+        issued: IssuedTokens | None = None
+        with self._transaction():
+            presented = self._tokens.presented_refresh_token(presented_hash)
+            if presented is None or presented.family.client_id != client_id:
+                raise errors.InvalidGrant("The refresh token is invalid.")
+            family = presented.family
+            if family.revoked_at is not None:
+                raise errors.InvalidGrant("The refresh token was revoked.")
+            from_current = presented.standing is RefreshTokenStanding.CURRENT
+            granted = family.scope
+            if self._may_rotate(presented, now):
+                if presented.expires_at is None or now >= presented.expires_at:
+                    raise errors.InvalidGrant("The refresh token has expired.")
+                granted = self._narrowed(family.scope, scope)
+                grace = self._config.refresh_grace
+                # None: the family moved under us (it was revoked): the token is spent.
+                issued = self._minter.rotate(
+                    presented,
+                    presented_hash,
+                    granted,
+                    now,
+                    now + grace if from_current and grace else None,
+                )
+            caller = Actor("client", client_id)
+            if issued is None:
+                self._revocations.revoke_family(
+                    family, RevocationReason.REFRESH_TOKEN_REPLAY, caller, ip
+                )
+            else:
+                self._audit.record(
+                    AuditEventType.TOKEN_REFRESHED,
+                    caller,
+                    ip=ip,
+                    user_id=family.user_id,
+                    client_id=client_id,
+                    family_id=family.id,
+                    scope=granted,
+                    grace=not from_current,
+                )
         if issued is None:
-            # Lost a race with another use of the same token, or the family was just revoked:
-            # both mean this token is spent, so treat it as a replay.
-            self._replayed(family, ip)
+            # Raised after the unit of work, which committed the revocation.
+            raise errors.InvalidGrant(_REPLAYED)
         return issued
 
-    def _replayed(self, family: TokenFamily, ip: str) -> NoReturn:
-        """A spent refresh token came back: revoke its whole family (RFC 9700 §4.14.2)."""
-        caller = Actor("client", family.client_id)
-        self._revocations.revoke_family(family, "refresh_token_replay", caller, ip)
-        raise errors.InvalidGrant("The refresh token was already used; the grant is revoked.")
+    def _may_rotate(self, presented: PresentedRefreshToken, now: float) -> bool:
+        """The current token, or the previous one inside its one-time grace period."""
+        if presented.standing is RefreshTokenStanding.CURRENT:
+            return True
+        return (
+            presented.standing is RefreshTokenStanding.PREVIOUS
+            and presented.grace_until is not None
+            and now < presented.grace_until
+        )
+
+    @staticmethod
+    def _narrowed(granted: str, requested: str | None) -> str:
+        """RFC 6749 §6: the new scope may not include any scope not originally granted."""
+        if requested is None or not requested.strip():
+            return granted
+        if not set(requested.split()) <= set(granted.split()):
+            raise errors.InvalidScope("The scope exceeds what was originally granted.")
+        return " ".join(s for s in granted.split() if s in requested.split())

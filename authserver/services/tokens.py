@@ -14,7 +14,7 @@ import jwt
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token
-from authserver.domain.models import RefreshToken, TokenFamily
+from authserver.domain.models import PresentedRefreshToken, RefreshToken, TokenFamily
 from authserver.domain.ports import TokenRepository
 from authserver.services.keys import ALGORITHM, KeyRing
 from authserver.services.revocation import Revocations
@@ -48,7 +48,11 @@ class TokenMinter:
         self._clock = clock
 
     def access_token(self, family: TokenFamily, now: float) -> tuple[str, str, float]:
-        """An RFC 9068 access token: (jwt, jti, expires_at)."""
+        """An RFC 9068 access token: (jwt, jti, expires_at).
+
+        `sid` names its session (token family), so revoking the family reaches every access
+        token it produced through one deny-list entry, without a row per token.
+        """
         jti = uuid.uuid4().hex
         expires_at = int(now) + self._config.access_token_ttl
         claims = {
@@ -59,28 +63,32 @@ class TokenMinter:
             "iat": int(now),
             "exp": expires_at,
             "jti": jti,
+            "sid": family.id,
             "scope": family.scope,
         }
-        key = self._keys.current
+        kid, algorithm, private_key = self._keys.signer()
         token = jwt.encode(
             claims,
-            key.private_pem,
-            algorithm=key.algorithm,
-            headers={"typ": "at+jwt", "kid": key.kid},  # RFC 9068 §2.1
+            private_key,
+            algorithm=algorithm,
+            headers={"typ": "at+jwt", "kid": kid},  # RFC 9068 §2.1
         )
         return token, jti, float(expires_at)
 
-    def issue(self, family: TokenFamily) -> IssuedTokens:
-        """Persist a new family with its first access and refresh token, in one transaction."""
-        now = self._clock()
-        access, jti, access_expires_at = self.access_token(family, now)
-        refresh = new_token()
-        self._tokens.issue(
-            family,
-            RefreshToken(hash_secret(refresh), family.id, now + self._config.refresh_token_ttl),
-            jti,
-            access_expires_at,
+    def _refresh_token(self, family: TokenFamily, now: float) -> tuple[str, RefreshToken]:
+        token = new_token()
+        return token, RefreshToken(
+            hash_secret(token), family.id, now + self._config.refresh_token_ttl
         )
+
+    def issue(self, family: TokenFamily) -> IssuedTokens | None:
+        """A new family with its first access and refresh token, stored in the caller's unit of
+        work; None (nothing stored) if a family already holds its device code."""
+        now = self._clock()
+        refresh, stored = self._refresh_token(family, now)
+        if not self._tokens.issue(family, stored):
+            return None
+        access, _, _ = self.access_token(family, now)
         return IssuedTokens(
             access,
             refresh,
@@ -91,21 +99,25 @@ class TokenMinter:
         )
 
     def rotate(
-        self, family: TokenFamily, old_hash: str, scope: str, now: float
+        self,
+        presented: PresentedRefreshToken,
+        presented_hash: str,
+        scope: str,
+        now: float,
+        grace_until: float | None,
     ) -> IssuedTokens | None:
-        """Consume a refresh token and persist its successor with a new access token (RFC 6749
-        §6); None if that token was consumed meanwhile or its family revoked."""
-        narrowed = dataclasses.replace(family, scope=scope)
-        access, jti, access_expires_at = self.access_token(narrowed, now)
-        new_refresh = new_token()
-        successor = RefreshToken(
-            hash_secret(new_refresh), family.id, now + self._config.refresh_token_ttl
-        )
-        if not self._tokens.rotate(old_hash, successor, jti, access_expires_at, now):
+        """Replace a presented refresh token with a new one and mint an access token (RFC 6749
+        §6), in the caller's unit of work; None if the family moved meanwhile or is revoked."""
+        family = presented.family
+        refresh, stored = self._refresh_token(family, now)
+        if not self._tokens.rotate(
+            family.id, presented.standing, presented_hash, stored, now, grace_until
+        ):
             return None
+        access, _, _ = self.access_token(dataclasses.replace(family, scope=scope), now)
         return IssuedTokens(
             access,
-            new_refresh,
+            refresh,
             self._config.access_token_ttl,
             scope,
             family.id,
@@ -150,12 +162,14 @@ class AccessTokenVerifier:
                     "verify_exp": False,
                     "verify_iat": False,
                     "verify_nbf": False,
-                    "require": ["exp", "iat", "jti", "sub", "client_id", "scope"],
+                    "require": ["exp", "iat", "jti", "sid", "sub", "client_id", "scope"],
                 },
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
         if not isinstance(claims.get("exp"), int) or not isinstance(claims.get("jti"), str):
+            return None
+        if not isinstance(claims.get("sid"), str):
             return None
         return claims
 
@@ -166,6 +180,6 @@ class AccessTokenVerifier:
             raise errors.InvalidAccessToken()
         if self._clock() >= claims["exp"]:
             raise errors.InvalidAccessToken("The access token has expired.")
-        if self._revocations.is_denied(claims["jti"]):
+        if self._revocations.is_denied(claims["jti"], claims["sid"]):
             raise errors.InvalidAccessToken("The access token was revoked.")
         return claims

@@ -80,7 +80,12 @@ class MobileDeviceRow(Base):
 
 
 class TokenFamilyRow(Base):
-    """One approved login and everything issued from it."""
+    """One approved login (a session) and everything issued from it.
+
+    It holds its current refresh token (and the one before it, for the rotation grace period),
+    so issuing a login is one row and a rotation one UPDATE; spent tokens go to
+    spent_refresh_tokens, where a replay is recognised.
+    """
 
     __tablename__ = "token_families"
 
@@ -91,35 +96,42 @@ class TokenFamilyRow(Base):
         sa.ForeignKey("mobile_devices.id"), index=True
     )
     scope: Mapped[str] = mapped_column(sa.String(1000))
-    # Lets a device code replayed after its flow left Redis still revoke this family.
+    # One family per device code, whatever the flow store says: a second issue is impossible,
+    # and a device code replayed after its flow left Redis still finds (and revokes) this family.
     device_code_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Timestamp())
     revoked_at: Mapped[float | None] = mapped_column(Timestamp())
     revoked_reason: Mapped[str | None] = mapped_column(sa.String(100))
     requester_ip: Mapped[str] = mapped_column(sa.String(64), server_default="")
     requester_user_agent: Mapped[str] = mapped_column(sa.String(200), server_default="")
+    refresh_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    refresh_expires_at: Mapped[float | None] = mapped_column(Timestamp())
+    # The token the last rotation replaced: presented again before grace_until (the rotation's
+    # response was lost), it rotates once more instead of revoking the family; once only.
+    previous_refresh_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    grace_until: Mapped[float | None] = mapped_column(Timestamp())
 
 
-class RefreshTokenRow(Base):
-    __tablename__ = "refresh_tokens"
+class SpentRefreshTokenRow(Base):
+    """A refresh token that was rotated away: presented again, it revokes its family."""
+
+    __tablename__ = "spent_refresh_tokens"
 
     token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     family_id: Mapped[str] = mapped_column(sa.ForeignKey("token_families.id"), index=True)
-    created_at: Mapped[float] = mapped_column(Timestamp())
-    expires_at: Mapped[float] = mapped_column(Timestamp())
-    consumed_at: Mapped[float | None] = mapped_column(Timestamp())
+    spent_at: Mapped[float] = mapped_column(Timestamp())
 
 
-class AccessTokenRow(Base):
-    """The jti of every access token, so a family's tokens can be found and revoked."""
+class RevokedAccessTokenRow(Base):
+    """An access token revoked on its own (RFC 7009 with an access token); a family's revocation
+    covers its access tokens through their `sid` claim instead."""
 
-    __tablename__ = "access_tokens"
+    __tablename__ = "revoked_access_tokens"
 
     jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     family_id: Mapped[str] = mapped_column(sa.ForeignKey("token_families.id"), index=True)
-    created_at: Mapped[float] = mapped_column(Timestamp())
     expires_at: Mapped[float] = mapped_column(Timestamp(), index=True)
-    revoked_at: Mapped[float | None] = mapped_column(Timestamp())  # RFC 7009, this token alone
+    revoked_at: Mapped[float] = mapped_column(Timestamp())
 
 
 class SigningKeyRow(Base):

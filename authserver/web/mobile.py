@@ -8,21 +8,22 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from authserver.domain import errors
-from authserver.services.accounts import SignedInDevice
+from authserver.services.accounts import DeviceCredentials
 from authserver.web.common import client_ip, json_body, no_store, services, string_field
 
 bp = Blueprint("mobile", __name__, url_prefix="/mobile/v1")
 
 
-def _phone() -> SignedInDevice:
-    """The signed-in phone: bearer device token, presented from its own device id (seed 003)."""
+def _phone() -> DeviceCredentials:
+    """The phone's credentials: bearer device token, presented from its own device id (seed
+    003); each service checks them inside the step's unit of work."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise errors.InvalidDeviceToken("Send 'Authorization: Bearer <device_token>'.")
     device_id = request.headers.get("X-Device-Id", "")
     if not device_id:
         raise errors.InvalidDeviceToken("Send the 'X-Device-Id' header.")
-    return services().accounts.authenticate(token.strip(), device_id)
+    return DeviceCredentials(token.strip(), device_id)
 
 
 @bp.post("/sessions")
@@ -52,7 +53,7 @@ def sign_in() -> Response:
 
 @bp.delete("/sessions")
 def sign_out() -> Response:
-    services().accounts.sign_out(_phone().device, client_ip())
+    services().accounts.sign_out(_phone(), client_ip())
     return Response(status=204)
 
 

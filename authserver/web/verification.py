@@ -31,7 +31,7 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
 from authserver.domain.text import printable
-from authserver.services.accounts import SignedInDevice
+from authserver.services.accounts import DeviceCredentials, SignedInDevice
 from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
 from authserver.web.common import client_ip, plain_text, services
@@ -72,15 +72,15 @@ def _well_formed(value: str, low: int, high: int) -> bool:
 @bp.before_request
 def _load_session() -> None:
     """g.web: the signed-in browser (a SignedInDevice) or None; g.web_token: its token."""
-    g.web, g.web_token, g.cookie_changes = None, "", []
+    g.web, g.web_token, g.web_device_id, g.cookie_changes = None, "", "", []
     token = request.cookies.get(SESSION_COOKIE, "")
     device_id = request.cookies.get(DEVICE_COOKIE, "")
     if not token:
         return
     if _well_formed(token, 20, 100) and _well_formed(device_id, 16, 64):
         try:
-            g.web = services().accounts.authenticate(token, device_id)
-            g.web_token = token
+            g.web = services().accounts.authenticate(DeviceCredentials(token, device_id))
+            g.web_token, g.web_device_id = token, device_id
             return
         except errors.InvalidDeviceToken:
             pass
@@ -100,6 +100,11 @@ def _finish(response: Response) -> Response:
 def _session() -> SignedInDevice | None:
     web: SignedInDevice | None = g.web
     return web
+
+
+def _credentials() -> DeviceCredentials:
+    """The signed-in browser's credentials, checked again by the step that uses them."""
+    return DeviceCredentials(g.web_token, g.web_device_id)
 
 
 def _device_id() -> str:
@@ -125,8 +130,8 @@ def _sign_in(username: str, password: str) -> None:
         ip=client_ip(),
         ttl=ttl,
     )
-    g.web = services().accounts.authenticate(token, device_id)
-    g.web_token = token
+    g.web = services().accounts.authenticate(DeviceCredentials(token, device_id))
+    g.web_token, g.web_device_id = token, device_id
     # A session cookie (no Max-Age): it dies with the browser; the server ends it after `ttl`.
     g.cookie_changes += [(SESSION_COOKIE, token, None), (FORM_COOKIE, None, None)]
 
@@ -295,7 +300,9 @@ def enter_code() -> Response:
     web = _session()
     assert web is not None
     try:
-        screen = services().approvals.scan(web, qr=None, user_code=normalized, ip=client_ip())
+        screen = services().approvals.scan(
+            _credentials(), qr=None, user_code=normalized, ip=client_ip()
+        )
     except errors.DomainError as error:
         status, message = _flow_error(error)
         return _with_retry_after(_entry_page(status, user_code=user_code, error=message), error)
@@ -319,7 +326,7 @@ def decide() -> Response:
     user_code = format_user_code(normalized) if normalized else ""
     approve = decision == "approve"
     try:
-        services().approvals.decide(web, confirm_token, approve=approve, ip=client_ip())
+        services().approvals.decide(_credentials(), confirm_token, approve=approve, ip=client_ip())
     except errors.DomainError as error:
         status, message = _flow_error(error)
         return _entry_page(status, user_code=user_code, error=message)
@@ -337,6 +344,6 @@ def sign_out() -> Response:
         return redirect(url_for(".device"), 303)  # type: ignore[return-value]
     if not browser.session_form_ok(g.web_token, _CSRF_LABEL):
         return _refused()
-    services().accounts.sign_out(web.device, client_ip())
+    services().accounts.sign_out(_credentials(), client_ip())
     g.cookie_changes.append((SESSION_COOKIE, None, None))
     return redirect(url_for(".device", notice="signed_out"), 303)  # type: ignore[return-value]

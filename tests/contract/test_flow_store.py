@@ -18,10 +18,11 @@ import pytest
 
 from authserver.domain import codes
 from authserver.domain import flow as domain
-from authserver.domain.flow import Flow, FlowState, PollOutcome, PollResult
+from authserver.domain.flow import ClaimSettlement, Flow, FlowState, PollOutcome, PollResult
 
 LIFETIME = 600.0
 INTERVAL = 5
+LEASE = 10.0
 CONFIRM_TTL = 60
 CLIENT_ID = "pc-app"
 CLIENT_SECRET_HASH = codes.hash_secret("client-secret")
@@ -163,35 +164,38 @@ def stored_in(
         t0 + 3,
         client_id=flow.client_id,
         client_secret_hash=flow.client_secret_hash,
-        family_id="fam-first",
+        lease=LEASE,
     )
     assert result.outcome is PollOutcome.REDEEM
     if not tokens_issued:
-        return result.flow
-    store.finish_redemption(flow.device_code_hash, "fam-first")
+        claimed: Flow = result.flow
+        return claimed
+    assert store.settle_claim(
+        flow.device_code_hash, result.flow.version, ClaimSettlement.ISSUED, "fam-first"
+    )
     done = store.get(flow.device_code_hash)
     assert done.issued is True
     return done
 
 
-def poll_args(flow: Flow, **changes: str) -> dict[str, str]:
-    args = {
+def poll_args(flow: Flow, **changes: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
         "client_id": flow.client_id,
         "client_secret_hash": flow.client_secret_hash,
-        "family_id": "fam-1",
+        "lease": LEASE,
     }
     args.update(changes)
     return args
 
 
-def poll_like_domain(store: Any, device_code_hash: str, now: float, **args: str) -> PollResult:
+def poll_like_domain(store: Any, device_code_hash: str, now: float, **args: Any) -> PollResult:
     """Poll the store and check it did exactly what domain.flow.poll decides, and stored it."""
     before = store.get(device_code_hash)
-    expected = domain.poll(before, now, **args)
+    decision = domain.poll(before, now, **args)
     result = store.poll(device_code_hash, now, **args)
-    assert result == expected
-    # Every outcome's flow is also what is stored now (unchanged for the refusals).
-    assert store.get(device_code_hash) == expected.flow
+    assert result == decision.result(before)
+    # What is stored now is the decision's flow, or the flow unchanged.
+    assert store.get(device_code_hash) == (decision.flow or before)
     return result
 
 
@@ -374,7 +378,7 @@ def test_poll_unknown(store: Any, t0: float) -> None:
         t0,
         client_id=CLIENT_ID,
         client_secret_hash="",
-        family_id="fam-1",
+        lease=LEASE,
     )
     assert result == PollResult(PollOutcome.UNKNOWN, None)
 
@@ -493,37 +497,64 @@ def test_expiry_wins_over_slow_down(store: Any, t0: float) -> None:
     assert store.get(h).interval == INTERVAL
 
 
-def test_approved_poll_redeems_and_persists_it(store: Any, t0: float) -> None:
+def test_approved_poll_claims_with_a_lease_and_persists_it(store: Any, t0: float) -> None:
     flow = stored_in(store, t0, FlowState.APPROVED)
-    args = poll_args(flow, family_id="fam-42")
-    result = poll_like_domain(store, flow.device_code_hash, t0 + 4, **args)
+    result = poll_like_domain(store, flow.device_code_hash, t0 + 4, **poll_args(flow))
     assert result.outcome is PollOutcome.REDEEM
     stored = store.get(flow.device_code_hash)
+    assert stored == result.flow  # the caller gets the claimed flow: its version is the claim
     assert stored.state is FlowState.REDEEMED
-    assert stored.family_id == "fam-42"
+    assert stored.lease_until == t0 + 4 + LEASE
     assert stored.version == flow.version + 1
-    assert stored.issued is False
+    assert stored.issued is False and stored.family_id is None
 
 
-def test_poll_while_the_redemption_is_in_flight_is_claimed(store: Any, t0: float) -> None:
+def test_poll_while_a_claim_is_live_changes_nothing(store: Any, t0: float) -> None:
     flow = stored_in(store, t0, FlowState.REDEEMED)
-    args = poll_args(flow, family_id="fam-b")
-    result = poll_like_domain(store, flow.device_code_hash, t0 + 9, **args)
-    assert result.outcome is PollOutcome.CLAIMED
+    assert flow.lease_until is not None
+    result = poll_like_domain(
+        store, flow.device_code_hash, flow.lease_until - 0.01, **poll_args(flow)
+    )
+    assert result == PollResult(PollOutcome.CLAIMED, None)
     assert store.get(flow.device_code_hash) == flow
+
+
+def test_a_lapsed_claim_is_claimed_again(store: Any, t0: float) -> None:
+    """A store write the caller gave up on, or a redeemer that died: its lease lapses."""
+    flow = stored_in(store, t0, FlowState.REDEEMED)
+    assert flow.lease_until is not None
+    h = flow.device_code_hash
+    again = poll_like_domain(store, h, flow.lease_until, **poll_args(flow))
+    assert again.outcome is PollOutcome.REDEEM
+    assert again.flow.version == flow.version + 1
+    # The first claim can settle nothing any more; the second one can.
+    assert not settle_like_domain(store, h, flow.version, ClaimSettlement.ISSUED, "fam-a")
+    assert settle_like_domain(store, h, again.flow.version, ClaimSettlement.ISSUED, "fam-b")
+    assert store.get(h).family_id == "fam-b"
 
 
 def test_poll_after_the_tokens_are_issued_is_a_replay(store: Any, t0: float) -> None:
     flow = stored_in(store, t0, FlowState.REDEEMED, tokens_issued=True)
     h = flow.device_code_hash
-    result = poll_like_domain(store, h, t0 + 9, **poll_args(flow, family_id="fam-b"))
+    result = poll_like_domain(store, h, t0 + 9, **poll_args(flow))
     assert result.outcome is PollOutcome.REPLAY
-    stored = store.get(h)
-    assert stored == flow
-    assert stored.family_id == "fam-first"  # the family to revoke is the redeemer's
+    assert result.flow == flow
+    assert result.flow.family_id == "fam-first"  # the family to revoke is the redeemer's
+    assert store.get(h) == flow
     # Replays keep being reported, even long after the flow's expiry.
     later = poll_like_domain(store, h, t0 + LIFETIME + 60, **poll_args(flow))
     assert later.outcome is PollOutcome.REPLAY
+
+
+def test_a_pending_poll_returns_no_flow(store: Any, t0: float) -> None:
+    """The hot path answers one word: the store sends back nothing it does not need."""
+    flow = stored_in(store, t0, FlowState.PENDING)
+    assert store.poll(flow.device_code_hash, t0 + 1, **poll_args(flow)) == PollResult(
+        PollOutcome.PENDING, None
+    )
+    assert store.poll(flow.device_code_hash, t0 + 1.5, **poll_args(flow)) == PollResult(
+        PollOutcome.SLOW_DOWN, None
+    )
 
 
 def test_a_poll_sequence_matches_the_domain_step_by_step(store: Any, t0: float) -> None:
@@ -532,7 +563,7 @@ def test_a_poll_sequence_matches_the_domain_step_by_step(store: Any, t0: float) 
     ref = put(store, make_flow(t0, secrets, client_secret_hash=CLIENT_SECRET_HASH))
     h = ref.device_code_hash
     good = poll_args(ref)
-    steps: list[tuple[float, dict[str, str]]] = [
+    steps: list[tuple[float, dict[str, Any]]] = [
         (t0 + 0.5, good),  # first poll: pending
         (t0 + 1.0, good),  # slow_down 5 -> 10
         (t0 + 1.0, poll_args(ref, client_id="evil")),  # wrong client: nothing changes
@@ -541,9 +572,10 @@ def test_a_poll_sequence_matches_the_domain_step_by_step(store: Any, t0: float) 
         (t0 + 15.5, good),  # accepted
         (t0 + 31.0, good),  # scanned in between: pending
         (t0 + 32.0, good),  # slow_down 15 -> 20
-        (t0 + 60.0, poll_args(ref, family_id="fam-win")),  # approved in between: redeem
-        (t0 + 60.1, poll_args(ref, family_id="fam-late")),  # claimed
-        (t0 + 60.2, poll_args(ref, family_id="fam-late")),  # issued in between: replay
+        (t0 + 60.0, good),  # approved in between: claimed with a lease
+        (t0 + 60.1, good),  # the claim is live: wait
+        (t0 + 60.0 + LEASE, good),  # it lapsed: claimed again
+        (t0 + 71.0, good),  # issued in between: replay
     ]
     seen: list[PollOutcome] = []
     for i, (now, args) in enumerate(steps):
@@ -551,17 +583,16 @@ def test_a_poll_sequence_matches_the_domain_step_by_step(store: Any, t0: float) 
             ref = advance(store, ref, scanned_from(ref, now - 1, secrets.confirm_token_hash))
         if i == 8:  # and confirms
             ref = advance(store, ref, confirmed_from(ref, now - 1, secrets.confirm_token_hash))
-        if i == 10:  # the winner's tokens are committed
-            store.finish_redemption(h, "fam-win")
-            finished = domain.finish_redemption(ref, "fam-win")
+        if i == 11:  # the second claim's tokens are committed
+            assert store.settle_claim(h, ref.version, ClaimSettlement.ISSUED, "fam-win")
+            finished = domain.settle_claim(ref, ref.version, ClaimSettlement.ISSUED, "fam-win")
             assert finished is not None
             ref = finished
             assert store.get(h) == ref
-        expected = domain.poll(ref, now, **args)
+        decision = domain.poll(ref, now, **args)
         result = store.poll(h, now, **args)
-        assert result == expected, f"step {i}"
-        assert expected.flow is not None
-        ref = expected.flow
+        assert result == decision.result(ref), f"step {i}"
+        ref = decision.flow or ref
         assert store.get(h) == ref, f"step {i}"
         seen.append(result.outcome)
     # The script really did exercise every outcome a known flow can give before expiry.
@@ -576,102 +607,81 @@ def test_a_poll_sequence_matches_the_domain_step_by_step(store: Any, t0: float) 
     }
 
 
-# --- finish_redemption and undo_redemption --------------------------------------------------
-def finish_like_domain(store: Any, device_code_hash: str, family_id: str) -> Flow | None:
-    """finish_redemption on the store; what is stored after must be what the domain decides."""
+# --- settle_claim ---------------------------------------------------------------------------
+def settle_like_domain(
+    store: Any, device_code_hash: str, claim: int, settlement: ClaimSettlement, family_id: str = ""
+) -> bool:
+    """settle_claim on the store; what is stored after must be what the domain decides."""
     before = store.get(device_code_hash)
-    expected = before and (domain.finish_redemption(before, family_id) or before)
-    assert store.finish_redemption(device_code_hash, family_id) is None
-    assert store.get(device_code_hash) == expected
-    return expected
+    expected = before and domain.settle_claim(before, claim, settlement, family_id)
+    settled = store.settle_claim(device_code_hash, claim, settlement, family_id)
+    assert settled is (expected is not None and expected is not False)
+    assert store.get(device_code_hash) == (expected or before)
+    return bool(settled)
 
 
-def undo_like_domain(store: Any, device_code_hash: str, family_id: str) -> Flow | None:
-    """undo_redemption on the store; what is stored after must be what the domain decides."""
-    before = store.get(device_code_hash)
-    expected = before and (domain.undo_redemption(before, family_id) or before)
-    assert store.undo_redemption(device_code_hash, family_id) is None
-    assert store.get(device_code_hash) == expected
-    return expected
-
-
-def test_finish_redemption_marks_the_tokens_issued(store: Any, t0: float) -> None:
-    flow = stored_in(store, t0, FlowState.REDEEMED)
-    done = finish_like_domain(store, flow.device_code_hash, "fam-first")
-    assert done is not None
-    assert done.issued is True
-    assert done.state is FlowState.REDEEMED
-    assert done.family_id == "fam-first"
-
-
-def test_finish_redemption_needs_the_same_family(store: Any, t0: float) -> None:
-    flow = stored_in(store, t0, FlowState.REDEEMED)
-    assert finish_like_domain(store, flow.device_code_hash, "fam-other") == flow
-    # Still in flight, so a poll is only a lost race, not a replay.
-    assert store.poll(flow.device_code_hash, t0 + 5, **poll_args(flow)).outcome is (
-        PollOutcome.CLAIMED
-    )
-
-
-def test_finish_redemption_twice_changes_nothing_more(store: Any, t0: float) -> None:
-    flow = stored_in(store, t0, FlowState.REDEEMED, tokens_issued=True)
-    assert finish_like_domain(store, flow.device_code_hash, "fam-first") == flow
-
-
-@pytest.mark.parametrize("state", [FlowState.PENDING, FlowState.APPROVED, FlowState.DENIED])
-def test_finish_redemption_of_an_unredeemed_flow_changes_nothing(
-    store: Any, t0: float, state: FlowState
-) -> None:
-    flow = stored_in(store, t0, state)
-    assert finish_like_domain(store, flow.device_code_hash, "fam-first") == flow
-
-
-def test_finish_redemption_of_an_unknown_flow_is_harmless(store: Any) -> None:
-    assert finish_like_domain(store, codes.hash_secret("no-such-code"), "fam-first") is None
-
-
-def test_undo_redemption_gives_the_approval_back(store: Any, t0: float) -> None:
+def test_issued_marks_the_tokens_committed(store: Any, t0: float) -> None:
     flow = stored_in(store, t0, FlowState.REDEEMED)
     h = flow.device_code_hash
-    stored = undo_like_domain(store, h, "fam-first")
-    assert stored is not None
-    assert stored.state is FlowState.APPROVED
-    assert stored.family_id is None
-    assert stored.version == flow.version + 1
-    # The PC's next poll gets the tokens after all.
-    again = poll_like_domain(store, h, t0 + 10, **poll_args(flow, family_id="fam-second"))
+    assert settle_like_domain(store, h, flow.version, ClaimSettlement.ISSUED, "fam-first")
+    done = store.get(h)
+    assert done.issued is True and done.state is FlowState.REDEEMED
+    assert done.family_id == "fam-first" and done.lease_until is None
+
+
+@pytest.mark.parametrize(
+    ("settlement", "state"),
+    [
+        (ClaimSettlement.GIVEN_BACK, FlowState.APPROVED),
+        (ClaimSettlement.WITHDRAWN, FlowState.DENIED),
+        (ClaimSettlement.VOIDED, FlowState.VOIDED),
+    ],
+)
+def test_a_claim_settles_into_its_state(
+    store: Any, t0: float, settlement: ClaimSettlement, state: FlowState
+) -> None:
+    flow = stored_in(store, t0, FlowState.REDEEMED)
+    h = flow.device_code_hash
+    assert settle_like_domain(store, h, flow.version, settlement)
+    stored = store.get(h)
+    assert stored.state is state and stored.version == flow.version + 1
+    assert stored.lease_until is None
+
+
+def test_a_given_back_claim_is_claimed_again_by_the_next_poll(store: Any, t0: float) -> None:
+    flow = stored_in(store, t0, FlowState.REDEEMED)
+    h = flow.device_code_hash
+    assert settle_like_domain(store, h, flow.version, ClaimSettlement.GIVEN_BACK)
+    again = poll_like_domain(store, h, t0 + 10, **poll_args(flow))
     assert again.outcome is PollOutcome.REDEEM
-    assert store.get(h).family_id == "fam-second"
 
 
-def test_undo_redemption_needs_the_same_family(store: Any, t0: float) -> None:
+@pytest.mark.parametrize("settlement", list(ClaimSettlement))
+def test_only_the_holding_claim_settles_and_only_once(
+    store: Any, t0: float, settlement: ClaimSettlement
+) -> None:
     flow = stored_in(store, t0, FlowState.REDEEMED)
-    assert undo_like_domain(store, flow.device_code_hash, "fam-someone-else") == flow
-
-
-def test_undo_redemption_refused_once_the_tokens_are_issued(store: Any, t0: float) -> None:
-    flow = stored_in(store, t0, FlowState.REDEEMED, tokens_issued=True)
-    stored = undo_like_domain(store, flow.device_code_hash, "fam-first")
-    assert stored == flow
-    assert stored.state is FlowState.REDEEMED
-
-
-def test_finish_after_undo_changes_nothing(store: Any, t0: float) -> None:
-    flow = stored_in(store, t0, FlowState.REDEEMED)
-    undone = undo_like_domain(store, flow.device_code_hash, "fam-first")
-    assert finish_like_domain(store, flow.device_code_hash, "fam-first") == undone
+    h = flow.device_code_hash
+    assert not settle_like_domain(store, h, flow.version - 1, settlement, "fam-x")
+    assert not settle_like_domain(store, h, flow.version + 1, settlement, "fam-x")
+    assert settle_like_domain(store, h, flow.version, ClaimSettlement.ISSUED, "fam-first")
+    assert not settle_like_domain(store, h, flow.version, settlement, "fam-x")
 
 
 @pytest.mark.parametrize("state", [FlowState.PENDING, FlowState.APPROVED, FlowState.DENIED])
-def test_undo_redemption_of_an_unredeemed_flow_changes_nothing(
-    store: Any, t0: float, state: FlowState
+@pytest.mark.parametrize("settlement", list(ClaimSettlement))
+def test_an_unclaimed_flow_cannot_be_settled(
+    store: Any, t0: float, state: FlowState, settlement: ClaimSettlement
 ) -> None:
     flow = stored_in(store, t0, state)
-    assert undo_like_domain(store, flow.device_code_hash, "fam-first") == flow
+    assert not settle_like_domain(store, flow.device_code_hash, flow.version, settlement)
 
 
-def test_undo_redemption_of_an_unknown_flow_is_harmless(store: Any) -> None:
-    assert undo_like_domain(store, codes.hash_secret("no-such-code"), "fam-first") is None
+def test_settling_an_unknown_flow_is_harmless(store: Any) -> None:
+    unknown = codes.hash_secret("no-such-code")
+    for settlement in ClaimSettlement:
+        assert store.settle_claim(unknown, 2, settlement) is False
+    assert store.get(unknown) is None
 
 
 # --- wait_for_change ------------------------------------------------------------------------
@@ -768,26 +778,21 @@ def test_concurrent_polls_of_an_approved_flow_redeem_exactly_once(store: Any, t0
 
     def worker(i: int) -> None:
         barrier.wait()
-        results[i] = store.poll(
-            flow.device_code_hash, t0 + 4, **poll_args(flow, family_id=f"fam-{i}")
-        )
+        results[i] = store.poll(flow.device_code_hash, t0 + 4, **poll_args(flow))
 
     run_threads(n, worker)
     outcomes = [r.outcome for r in results if r is not None]
     assert len(outcomes) == n
-    # One winner; the rest lost the race while it was issuing (no tokens, nothing revoked).
+    # One winner; the rest met its live claim and only wait (no tokens, nothing revoked).
     assert outcomes.count(PollOutcome.REDEEM) == 1
     assert outcomes.count(PollOutcome.CLAIMED) == n - 1
-    winner = outcomes.index(PollOutcome.REDEEM)
+    won = next(r for r in results if r is not None and r.outcome is PollOutcome.REDEEM)
     stored = store.get(flow.device_code_hash)
-    assert stored.state is FlowState.REDEEMED
-    assert stored.family_id == f"fam-{winner}"
-    assert stored.issued is False
-    # Losers cannot finish (or undo) the winner's redemption.
-    for i in range(n):
-        if i != winner:
-            store.finish_redemption(flow.device_code_hash, f"fam-{i}")
-            store.undo_redemption(flow.device_code_hash, f"fam-{i}")
+    assert stored == won.flow and stored.state is FlowState.REDEEMED and not stored.issued
+    # Only the winner's claim settles it; any other claim number changes nothing.
+    for claim in range(stored.version + 2):
+        if claim != stored.version:
+            assert store.settle_claim(flow.device_code_hash, claim, ClaimSettlement.VOIDED) is False
     assert store.get(flow.device_code_hash) == stored
 
 
@@ -853,9 +858,10 @@ def drive_a_whole_flow(store: Any, t0: float, secrets: Secrets) -> None:
     flow = advance(store, flow, scanned_from(flow, t0 + 2, codes.hash_secret("first-confirm")))
     flow = advance(store, flow, scanned_from(flow, t0 + 3, secrets.confirm_token_hash))
     flow = advance(store, flow, confirmed_from(flow, t0 + 4, secrets.confirm_token_hash))
-    assert store.poll(h, t0 + 5, **poll_args(flow)).outcome is PollOutcome.REDEEM
+    claimed = store.poll(h, t0 + 5, **poll_args(flow))
+    assert claimed.outcome is PollOutcome.REDEEM
     assert store.poll(h, t0 + 6, **poll_args(flow)).outcome is PollOutcome.CLAIMED
-    store.finish_redemption(h, poll_args(flow)["family_id"])
+    assert store.settle_claim(h, claimed.flow.version, ClaimSettlement.ISSUED, "fam-1")
     assert store.poll(h, t0 + 7, **poll_args(flow)).outcome is PollOutcome.REPLAY
 
 
@@ -885,8 +891,11 @@ def test_redis_keys_all_have_a_ttl_through_a_whole_flow(
 ) -> None:
     drive_a_whole_flow(redis_store, t0, Secrets())
     flow = stored_in(redis_store, t0, FlowState.REDEEMED)
-    redis_store.undo_redemption(flow.device_code_hash, "fam-first")
+    redis_store.settle_claim(flow.device_code_hash, flow.version, ClaimSettlement.GIVEN_BACK)
     assert redis_store.get(flow.device_code_hash).state is FlowState.APPROVED
+    voided = stored_in(redis_store, t0, FlowState.REDEEMED)
+    redis_store.settle_claim(voided.device_code_hash, voided.version, ClaimSettlement.VOIDED)
+    assert redis_store.get(voided.device_code_hash).state is FlowState.VOIDED
 
     keys = list(redis_client.scan_iter(match=redis_prefix + "*"))
     assert keys

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from authserver import create_app
-from authserver.domain.models import DeniedToken
+from authserver.domain.models import Denial, DenialKind
 from authserver.domain.ports import RevocationList
 from authserver.storage.embedded.deny_list import EmbeddedRevocationList
 from authserver.storage.redis_store.deny_list import RedisRevocationList
@@ -17,6 +17,15 @@ from tests.functional.harness import PASSWORD, Harness, make_services
 from tests.functional.lifecycle import login, me, revoke, revoked_ok
 
 NOW = 1_900_000_000.0
+SID = "no-such-session"  # the session of the tokens checked by jti alone
+
+
+def token(jti: str, until: float) -> Denial:
+    return Denial(DenialKind.ACCESS_TOKEN, jti, until)
+
+
+def session(sid: str, until: float) -> Denial:
+    return Denial(DenialKind.SESSION, sid, until)
 
 
 @pytest.fixture(params=["embedded", "redis"])
@@ -28,58 +37,73 @@ def deny_list(request: pytest.FixtureRequest) -> RevocationList:
 
 
 def test_a_new_list_is_incomplete_until_rebuilt(deny_list: RevocationList) -> None:
-    assert deny_list.is_denied("a", NOW) is None
-    deny_list.add([DeniedToken("a", NOW + 100)], NOW)  # entries alone do not make it complete
-    assert deny_list.is_denied("a", NOW) is None
-    assert deny_list.is_denied("b", NOW) is None
+    assert deny_list.is_denied("a", SID, NOW) is None
+    deny_list.add([token("a", NOW + 100)], NOW)  # entries alone do not make it complete
+    assert deny_list.is_denied("a", SID, NOW) is None
+    assert deny_list.is_denied("b", SID, NOW) is None
 
-    deny_list.rebuild([DeniedToken("b", NOW + 100), DeniedToken("gone", NOW - 1)], NOW)
-    assert deny_list.is_denied("a", NOW) is True  # added before the rebuild: kept
-    assert deny_list.is_denied("b", NOW) is True
-    assert deny_list.is_denied("gone", NOW) is False  # already expired: never listed
-    assert deny_list.is_denied("never", NOW) is False
+    deny_list.rebuild([token("b", NOW + 100), token("gone", NOW - 1)], NOW)
+    assert deny_list.is_denied("a", SID, NOW) is True  # added before the rebuild: kept
+    assert deny_list.is_denied("b", SID, NOW) is True
+    assert deny_list.is_denied("gone", SID, NOW) is False  # already expired: never listed
+    assert deny_list.is_denied("never", SID, NOW) is False
 
 
 def test_an_entry_lasts_until_its_token_expires(deny_list: RevocationList) -> None:
     deny_list.rebuild([], NOW)
-    assert deny_list.is_denied("x", NOW) is False
-    deny_list.add([DeniedToken("x", NOW + 600), DeniedToken("y", NOW + 10)], NOW)
-    deny_list.add([DeniedToken("expired", NOW)], NOW)  # exp == now: already expired
-    assert deny_list.is_denied("x", NOW) is True
-    assert deny_list.is_denied("y", NOW + 9.5) is True
-    assert deny_list.is_denied("y", NOW + 10) is False  # decided by `now`, not a wall clock
-    assert deny_list.is_denied("x", NOW + 599) is True
-    assert deny_list.is_denied("x", NOW + 600) is False
-    assert deny_list.is_denied("expired", NOW) is False
+    assert deny_list.is_denied("x", SID, NOW) is False
+    deny_list.add([token("x", NOW + 600), token("y", NOW + 10)], NOW)
+    deny_list.add([token("expired", NOW)], NOW)  # exp == now: already expired
+    assert deny_list.is_denied("x", SID, NOW) is True
+    assert deny_list.is_denied("y", SID, NOW + 9.5) is True
+    assert deny_list.is_denied("y", SID, NOW + 10) is False  # decided by `now`, not a wall clock
+    assert deny_list.is_denied("x", SID, NOW + 599) is True
+    assert deny_list.is_denied("x", SID, NOW + 600) is False
+    assert deny_list.is_denied("expired", SID, NOW) is False
     deny_list.add([], NOW)  # nothing to add is fine
     # Adding the same jti twice is harmless.
-    deny_list.add([DeniedToken("x", NOW + 600)], NOW + 1)
-    assert deny_list.is_denied("x", NOW + 1) is True
+    deny_list.add([token("x", NOW + 600)], NOW + 1)
+    assert deny_list.is_denied("x", SID, NOW + 1) is True
+
+
+def test_a_session_denial_refuses_every_token_of_the_session(deny_list: RevocationList) -> None:
+    deny_list.rebuild([session("fam-1", NOW + 600)], NOW)
+    assert deny_list.is_denied("any-jti", "fam-1", NOW) is True
+    assert deny_list.is_denied("another-jti", "fam-1", NOW + 599) is True
+    assert deny_list.is_denied("any-jti", "fam-1", NOW + 600) is False  # all expired by then
+    assert deny_list.is_denied("any-jti", "fam-2", NOW) is False
+    # A jti that happens to equal a session id is not confused with it, nor the reverse.
+    assert deny_list.is_denied("fam-1", SID, NOW) is False
+    deny_list.add([token("t-1", NOW + 60)], NOW)
+    assert deny_list.is_denied("t-1", "t-1", NOW) is True
+    assert deny_list.is_denied("x", "t-1", NOW) is False
 
 
 def test_a_list_marked_incomplete_is_rebuilt(deny_list: RevocationList) -> None:
-    deny_list.rebuild([DeniedToken("a", NOW + 100)], NOW)
+    deny_list.rebuild([token("a", NOW + 100)], NOW)
     deny_list.mark_incomplete()  # after a failed write: the next check rebuilds from SQL
-    assert deny_list.is_denied("a", NOW) is None
-    deny_list.rebuild([DeniedToken("b", NOW + 100)], NOW)
-    assert deny_list.is_denied("b", NOW) is True
+    assert deny_list.is_denied("a", SID, NOW) is None
+    deny_list.rebuild([token("b", NOW + 100)], NOW)
+    assert deny_list.is_denied("b", SID, NOW) is True
 
 
 def test_redis_entries_expire_in_redis_and_the_marker_is_the_completeness(
     redis_client: Any, redis_prefix: str
 ) -> None:
     deny_list = RedisRevocationList(redis_client, redis_prefix)
-    deny_list.rebuild([DeniedToken("x", NOW + 600)], NOW)
-    ttl = redis_client.ttl(f"{redis_prefix}deny:x")
+    deny_list.rebuild([token("x", NOW + 600)], NOW)
+    ttl = redis_client.ttl(f"{redis_prefix}deny:jti:x")
     assert 600 < ttl <= 600 + RedisRevocationList.GRACE  # outlives the token by the grace
     # The marker expires, so the list is rebuilt from SQL at least that often.
     assert 0 < redis_client.ttl(f"{redis_prefix}deny-complete") <= RedisRevocationList.COMPLETE_TTL
     # Another process sharing the prefix sees the same list.
-    assert RedisRevocationList(redis_client, redis_prefix).is_denied("x", NOW) is True
-    assert RedisRevocationList(redis_client, "other:" + redis_prefix).is_denied("x", NOW) is None
+    assert RedisRevocationList(redis_client, redis_prefix).is_denied("x", SID, NOW) is True
+    assert (
+        RedisRevocationList(redis_client, "other:" + redis_prefix).is_denied("x", SID, NOW) is None
+    )
 
     redis_client.delete(f"{redis_prefix}deny-complete")  # as a Redis restart would lose it
-    assert deny_list.is_denied("x", NOW) is None
+    assert deny_list.is_denied("x", SID, NOW) is None
 
 
 # --- Rebuilt from SQL through the real services ------------------------------------------
@@ -160,7 +184,7 @@ def test_a_lost_deny_list_is_rebuilt_from_sql(
     if h.services.redis is not None:
         prefix = h.services.config.redis_prefix
         assert h.services.redis.get(f"{prefix}deny-complete") is not None
-        assert h.services.redis.exists(f"{prefix}deny:{by_access.jti}")
+        assert h.services.redis.exists(f"{prefix}deny:jti:{by_access.jti}")
 
 
 def test_the_embedded_list_of_a_new_process_starts_from_sql(sqlite_url: str) -> None:

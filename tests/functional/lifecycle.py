@@ -187,14 +187,14 @@ def assert_alive(h: Harness, session: Login) -> None:
 
 
 def session_id(h: Harness, session: Login) -> str:
-    """The token family (an admin's "session") of a login."""
+    """The token family (an admin's "session") of a login: the access token's `sid`, which
+    SQL must know by that id."""
+    sid = str(jwt.decode(session.access_token, options={"verify_signature": False})["sid"])
     with h.services.database.engine.connect() as conn:
-        return str(
-            conn.execute(
-                sa.text("SELECT family_id FROM access_tokens WHERE jti = :jti"),
-                {"jti": session.jti},
-            ).scalar_one()
-        )
+        found = conn.execute(
+            sa.text("SELECT id FROM token_families WHERE id = :sid"), {"sid": sid}
+        ).scalar_one()
+    return str(found)
 
 
 def user_id(h: Harness, username: str | None = None) -> str:

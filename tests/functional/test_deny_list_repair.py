@@ -1,39 +1,73 @@
-"""A revocation whose deny-list write failed is still enforced once the list rebuilds."""
+"""A revocation whose deny-list write failed is still enforced: it never reopens."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from authserver.domain.models import Actor, AuditFilter, FamilyFilter
+from authserver.domain.models import Actor, AuditFilter, FamilyFilter, RevocationReason
 from tests.functional.harness import Harness
 
 
-def test_a_failed_deny_list_write_makes_the_list_rebuild_from_sql(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def issued_access_token(harness: Harness) -> dict[str, str]:
     started = harness.authorize()
     harness.approve(started)
     access = harness.poll(started["device_code"]).get_json()["access_token"]
     bearer = {"Authorization": f"Bearer {access}"}
     assert harness.http.get("/api/v1/me", headers=bearer).status_code == 200
+    return bearer
 
-    deny_list: Any = harness.services.revocations._deny_list
-    add = deny_list.add
 
-    def lost_write(*_: Any) -> None:
-        raise ConnectionError("deny-list unreachable")
-
-    monkeypatch.setattr(deny_list, "add", lost_write)
+def revoke_all(harness: Harness) -> None:
     where = FamilyFilter(client_id=harness.client_id)
-    with pytest.raises(ConnectionError):
-        harness.services.revocations.revoke_families(where, "admin", Actor("admin", "a1"), "")
-    monkeypatch.setattr(deny_list, "add", add)
+    revoked = harness.services.revocations.revoke_families(
+        where, RevocationReason.ADMIN, Actor("admin", "a1"), ""
+    )
+    assert revoked  # answered once SQL committed, whatever happened to the deny-list
+
+
+def unreachable(*_: Any) -> None:
+    raise ConnectionError("deny-list unreachable")
+
+
+def test_a_failed_deny_list_write_makes_the_list_rebuild_from_sql(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bearer = issued_access_token(harness)
+    deny_list: Any = harness.services.revocations._deny_list
+    with monkeypatch.context() as patch:
+        patch.setattr(deny_list, "add", unreachable)
+        revoke_all(harness)
 
     # The SQL revocation stands and is audited, and the token is refused: the failed write
     # marked the list incomplete, so the next check rebuilt it from SQL.
     events = harness.services.auditor.query(AuditFilter(client_id=harness.client_id))
     assert "token.revoked" in [e.event for e in events]
+    response = harness.http.get("/api/v1/me", headers=bearer)
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_token"
+
+
+def test_a_process_that_could_not_even_mark_the_list_fails_closed_until_it_repairs_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis is down at the revocation: the write and the marker delete both fail. The
+    revocation still succeeds; this process refuses to say "not revoked" until the list is
+    repaired, and repairs it (in the background too) as soon as Redis is back."""
+    bearer = issued_access_token(harness)
+    revocations: Any = harness.services.revocations
+    deny_list = revocations._deny_list
+    with monkeypatch.context() as patch:
+        patch.setattr(deny_list, "add", unreachable)
+        patch.setattr(deny_list, "mark_incomplete", unreachable)
+        revoke_all(harness)
+        during = harness.http.get("/api/v1/me", headers=bearer)
+        assert during.status_code >= 500  # fails closed: never a 200 for a revoked token
+    # Redis is back: the background repair marks the list incomplete on its own.
+    deadline = time.monotonic() + 5
+    while revocations._needs_repair and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not revocations._needs_repair
     response = harness.http.get("/api/v1/me", headers=bearer)
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_token"

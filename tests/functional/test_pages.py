@@ -372,7 +372,7 @@ def test_a_form_sent_after_the_session_ended_asks_to_sign_in(harness: Harness) -
     approval = browser.signed_in(started["user_code"])
     form = html_page(browser.open(), 200)
     [device] = devices_of(harness)
-    harness.services.accounts.sign_out(device, "127.0.0.1")
+    harness.services.accounts.sign_out_everywhere(device.user_id, device.device_id)
     for response in (
         browser.http.post("/device", data={"csrf_token": field(CSRF_RE, form), "user_code": "x"}),
         browser.decide(approval, "approve"),

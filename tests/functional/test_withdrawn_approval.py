@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from authserver.domain.models import Admin, AuditFilter, FamilyFilter
 from tests.functional.harness import Harness, Phone
@@ -64,34 +64,78 @@ def harness_phone(harness: Harness) -> tuple[str, str]:
     return phone.token, phone.device_id
 
 
-def test_a_revocation_that_lands_while_tokens_are_committed_still_wins(
+def test_a_revocation_that_races_the_redemption_waits_for_it_then_revokes_it(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The phone is revoked after the first check, before the commit: the revocation could not
-    see the new grant, so the check after the commit revokes it."""
+    """The phone is revoked while the redemption's unit of work is open: the revocation waits
+    for the rows the redemption holds (PostgreSQL row locks, SQLite's write lock), then sees
+    and revokes the new family, so the approval never outlives the revocation."""
     started = harness.authorize()
     harness.approve(started)
     admin = make_admin(harness)
     device_row = phone_row_id(harness)
     minter = harness.services.minter
     issue = minter.issue
+    racers: list[threading.Thread] = []
 
-    def revoke_then_issue(family: Any) -> Any:
-        harness.services.administration.revoke_device_sessions(device_row, admin, "198.51.100.1")
+    def revoke_meanwhile(family: Any) -> Any:
+        racer = threading.Thread(
+            target=harness.services.administration.revoke_device_sessions,
+            args=(device_row, admin, "198.51.100.1"),
+        )
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive(), "the revocation did not wait for the redemption"
+        racers.append(racer)
         return issue(family)
 
-    monkeypatch.setattr(minter, "issue", revoke_then_issue)
-    assert_denied(harness.poll(started["device_code"]))
+    monkeypatch.setattr(minter, "issue", revoke_meanwhile)
+    redeemed = harness.poll(started["device_code"])
+    assert redeemed.status_code == 200, redeemed.get_json()
+    racers[0].join(10)
     (session,) = families(harness)
-    assert session.family.revoked_at is not None
-    assert session.family.revoked_reason == "approval_withdrawn"
-    # Whatever was committed is dead: its refresh token and its access token's jti.
-    query = sa.text("SELECT jti FROM access_tokens WHERE family_id = :f")
-    with harness.services.database.engine.connect() as conn:
-        jtis = list(conn.execute(query, {"f": session.family.id}).scalars())
-    assert jtis and all(harness.services.revocations.is_denied(j) for j in jtis)
+    assert session.family.revoked_at is not None and session.family.revoked_reason == "admin"
+    # Whatever was issued is dead: the refresh token, and the access token through its session.
+    tokens = redeemed.get_json()
+    assert harness.refresh(tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert harness.http.get("/api/v1/me", headers=bearer).status_code == 401
     # Later polls are replays of a redeemed code: invalid_grant, never tokens.
     assert harness.poll(started["device_code"]).get_json()["error"] == "invalid_grant"
+
+
+def test_a_revocation_that_commits_first_withdraws_the_approval(harness: Harness) -> None:
+    """The revocation holds its rows when the PC polls: the redemption waits for it, then reads
+    the phone as revoked and refuses; nothing was issued."""
+    started = harness.authorize()
+    harness.approve(started)
+    admin = make_admin(harness)
+    device_row = phone_row_id(harness)
+    polled: list[Any] = []
+
+    def poll() -> None:
+        client = harness.http.application.test_client()
+        polled.append(
+            client.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                    "device_code": started["device_code"],
+                    "client_id": harness.client_id,
+                },
+            )
+        )
+
+    poller = threading.Thread(target=poll)
+    with harness.services.database.transaction():
+        # The revocation's unit of work holds the phone's row until it commits.
+        harness.services.administration.revoke_device_sessions(device_row, admin, "198.51.100.1")
+        poller.start()
+        poller.join(0.5)
+        assert poller.is_alive(), "the redemption did not wait for the revocation"
+    poller.join(10)
+    assert_denied(polled[0])
+    assert families(harness) == []
 
 
 def test_disabling_the_client_before_redemption_refuses_the_tokens(harness: Harness) -> None:

@@ -11,6 +11,7 @@ from authserver.domain import errors
 from authserver.domain.codes import hash_secret
 from authserver.domain.flow import (
     SLOW_DOWN_STEP,
+    ClaimSettlement,
     Flow,
     FlowState,
     FlowStatus,
@@ -18,10 +19,9 @@ from authserver.domain.flow import (
     cancel,
     confirm,
     deny,
-    finish_redemption,
     poll,
     scan,
-    undo_redemption,
+    settle_claim,
 )
 
 T0 = 1_700_000_000.0  # created_at of every test flow
@@ -87,8 +87,11 @@ def approved() -> Flow:
     )
 
 
-def do_poll(flow: Flow | None, now: float, **kwargs: str) -> Any:
-    args = {"client_id": CLIENT_ID, "client_secret_hash": "", "family_id": "fam-1"}
+LEASE = 10.0
+
+
+def do_poll(flow: Flow | None, now: float, **kwargs: Any) -> Any:
+    args: dict[str, Any] = {"client_id": CLIENT_ID, "client_secret_hash": "", "lease": LEASE}
     args.update(kwargs)
     return poll(flow, now, **args)
 
@@ -102,6 +105,7 @@ def test_new_flow_defaults() -> None:
     assert flow.confirm_token_hash is None
     assert flow.family_id is None
     assert flow.issued is False
+    assert flow.lease_until is None
 
 
 def test_flow_is_immutable() -> None:
@@ -117,12 +121,13 @@ def test_flow_is_immutable() -> None:
         (FlowState.APPROVED, FlowStatus.APPROVED),
         (FlowState.DENIED, FlowStatus.DENIED),
         (FlowState.REDEEMED, FlowStatus.APPROVED),  # the status channel never says "redeemed"
+        (FlowState.VOIDED, FlowStatus.EXPIRED),
     ],
 )
 def test_status_before_expiry(state: FlowState, status: FlowStatus) -> None:
     flow = make_flow(state=state)
     assert flow.status(T0 + LIFETIME - 0.001) is status
-    assert not flow.is_expired(T0 + LIFETIME - 0.001)
+    assert flow.is_expired(T0 + LIFETIME - 0.001) is (state is FlowState.VOIDED)
 
 
 @pytest.mark.parametrize(
@@ -139,10 +144,24 @@ def test_expired_is_computed_at_expires_at_for_every_state_before_redeemed(
     assert flow.state is state  # computed, never stored
 
 
-def test_redeemed_never_expires_and_reads_approved() -> None:
-    flow = make_flow(state=FlowState.REDEEMED, family_id="fam-1")
+def test_issued_never_expires_and_reads_approved() -> None:
+    flow = make_flow(state=FlowState.REDEEMED, family_id="fam-1", issued=True)
     assert not flow.is_expired(T0 + 10 * LIFETIME)
     assert flow.status(T0 + 10 * LIFETIME) is FlowStatus.APPROVED
+
+
+def test_a_live_claim_outlives_expires_at_and_a_lapsed_one_does_not() -> None:
+    flow = make_flow(state=FlowState.REDEEMED, lease_until=T0 + LIFETIME + 5)
+    assert not flow.is_expired(T0 + LIFETIME + 4)  # the claim is issuing right now
+    assert flow.status(T0 + LIFETIME + 4) is FlowStatus.APPROVED
+    assert flow.is_expired(T0 + LIFETIME + 5)  # it lapsed: nothing was issued in time
+    assert flow.status(T0 + LIFETIME + 5) is FlowStatus.EXPIRED
+
+
+def test_a_voided_flow_reads_expired_at_once() -> None:
+    flow = make_flow(state=FlowState.VOIDED)
+    assert flow.is_expired(T0 + 1)
+    assert flow.status(T0 + 1) is FlowStatus.EXPIRED
 
 
 # --- scan -----------------------------------------------------------------------------------
@@ -217,7 +236,7 @@ def test_same_phone_cannot_rescan_after_approval() -> None:
 
 
 def test_redeemed_flow_cannot_be_scanned_even_after_expires_at() -> None:
-    flow = make_flow(state=FlowState.REDEEMED)
+    flow = make_flow(state=FlowState.REDEEMED, issued=True)
     with pytest.raises(errors.FlowNotActionable):
         do_scan(flow, T0 + LIFETIME + 1)
 
@@ -379,7 +398,7 @@ def test_poll_from_another_client_changes_nothing(state: FlowState) -> None:
     flow = make_flow(state=state, last_poll_at=T0 + 1)
     result = do_poll(flow, T0 + 1.5, client_id="other-client")
     assert result.outcome is PollOutcome.WRONG_CLIENT
-    assert result.flow == flow
+    assert result.flow is None  # nothing to store
 
 
 def test_wrong_client_wins_over_expiry() -> None:
@@ -396,7 +415,7 @@ def test_confidential_flow_rejects_a_bad_secret_and_changes_nothing(
     flow = make_flow(client_secret_hash=SECRET_HASH, state=state, last_poll_at=T0 + 1)
     result = do_poll(flow, T0 + 1.5, client_secret_hash=given)
     assert result.outcome is PollOutcome.BAD_SECRET
-    assert result.flow == flow
+    assert result.flow is None
 
 
 def test_confidential_flow_accepts_the_right_secret() -> None:
@@ -491,7 +510,7 @@ def test_poll_denied() -> None:
     flow = cancel(make_flow(), T0 + 1)
     result = do_poll(flow, T0 + 2)
     assert result.outcome is PollOutcome.DENIED
-    assert result.flow == flow
+    assert result.flow is None
 
 
 def test_denied_is_not_slowed_down() -> None:
@@ -506,24 +525,27 @@ def test_poll_expired(state: FlowState) -> None:
     flow = make_flow(state=state)
     result = do_poll(flow, T0 + LIFETIME)
     assert result.outcome is PollOutcome.EXPIRED
-    assert result.flow == flow
+    assert result.flow is None
+    # What a store answers its caller: the flow, for the expiry's audit event.
+    assert result.result(flow).flow == flow
 
 
 def test_expiry_wins_over_slow_down() -> None:
     flow = make_flow(last_poll_at=T0 + LIFETIME - 1)
     result = do_poll(flow, T0 + LIFETIME)
     assert result.outcome is PollOutcome.EXPIRED
-    assert result.flow.interval == INTERVAL
+    assert result.flow is None  # the interval was not raised
 
 
-def test_approved_poll_redeems_once() -> None:
+def test_approved_poll_claims_with_a_lease() -> None:
     flow = approved()
-    result = do_poll(flow, T0 + 3, family_id="fam-42")
+    result = do_poll(flow, T0 + 3)
     assert result.outcome is PollOutcome.REDEEM
     assert result.flow.state is FlowState.REDEEMED
-    assert result.flow.family_id == "fam-42"
-    assert result.flow.version == flow.version + 1
+    assert result.flow.lease_until == T0 + 3 + LEASE
+    assert result.flow.version == flow.version + 1  # the claim: only its holder may settle it
     assert result.flow.issued is False
+    assert result.flow.family_id is None  # drawn by the redeemer, not per poll
     assert result.flow.last_poll_at == T0 + 3
 
 
@@ -533,39 +555,60 @@ def test_approved_poll_redeems_even_when_polled_fast() -> None:
     assert do_poll(flow, T0 + 3).outcome is PollOutcome.REDEEM
 
 
-def redeemed(family_id: str = "fam-42") -> Flow:
-    result = do_poll(approved(), T0 + 3, family_id=family_id)
+def redeemed() -> Flow:
+    result = do_poll(approved(), T0 + 3)
     assert result.outcome is PollOutcome.REDEEM
-    return result.flow
-
-
-def issued(family_id: str = "fam-42") -> Flow:
-    flow = finish_redemption(redeemed(family_id), family_id)
-    assert flow is not None
+    flow: Flow = result.flow
     return flow
 
 
-def test_poll_while_the_winner_is_issuing_is_claimed_and_changes_nothing() -> None:
+def issued(family_id: str = "fam-42") -> Flow:
     flow = redeemed()
-    result = do_poll(flow, T0 + 3.1, family_id="fam-43")
-    assert result.outcome is PollOutcome.CLAIMED
-    assert result.flow == flow
-    assert result.flow.family_id == "fam-42"
+    done = settle_claim(flow, flow.version, ClaimSettlement.ISSUED, family_id)
+    assert done is not None
+    return done
+
+
+def test_a_poll_during_a_live_claim_waits_and_changes_nothing() -> None:
+    flow = redeemed()
+    result = do_poll(flow, T0 + 3 + LEASE - 0.001)
+    assert result.outcome is PollOutcome.CLAIMED  # authorization_pending on the wire
+    assert result.flow is None
+
+
+def test_a_lapsed_claim_is_claimed_again_by_the_next_poll() -> None:
+    """The redeemer died (or its store write ran after it gave up): its lease lapses."""
+    flow = redeemed()
+    result = do_poll(flow, T0 + 3 + LEASE)
+    assert result.outcome is PollOutcome.REDEEM
+    assert result.flow.version == flow.version + 1  # a new claim; the old one can settle nothing
+    assert result.flow.lease_until == T0 + 3 + 2 * LEASE
+    assert settle_claim(result.flow, flow.version, ClaimSettlement.ISSUED, "fam-old") is None
+
+
+def test_a_lapsed_claim_past_the_codes_lifetime_is_expired() -> None:
+    flow = dataclasses.replace(redeemed(), lease_until=T0 + LIFETIME - 1)
+    assert do_poll(flow, T0 + LIFETIME).outcome is PollOutcome.EXPIRED
 
 
 def test_poll_after_the_tokens_are_issued_is_a_replay_and_changes_nothing() -> None:
     flow = issued()
-    result = do_poll(flow, T0 + 20, family_id="fam-43")
+    result = do_poll(flow, T0 + 20)
     assert result.outcome is PollOutcome.REPLAY
-    assert result.flow == flow
-    assert result.flow.family_id == "fam-42"  # the family to revoke, not the replayer's
+    assert result.flow is None
+    assert result.result(flow).flow.family_id == "fam-42"  # the family to revoke
 
 
-@pytest.mark.parametrize(
-    ("make", "outcome"), [(redeemed, PollOutcome.CLAIMED), (issued, PollOutcome.REPLAY)]
-)
-def test_a_redeemed_flow_never_reads_expired(make: Any, outcome: PollOutcome) -> None:
-    assert do_poll(make(), T0 + LIFETIME + 100).outcome is outcome
+def test_an_issued_flow_never_reads_expired() -> None:
+    assert do_poll(issued(), T0 + LIFETIME + 100).outcome is PollOutcome.REPLAY
+
+
+def test_a_voided_flow_reads_expired() -> None:
+    flow = redeemed()
+    voided = settle_claim(flow, flow.version, ClaimSettlement.VOIDED)
+    assert voided is not None
+    assert voided.state is FlowState.VOIDED
+    assert do_poll(voided, T0 + 5).outcome is PollOutcome.EXPIRED
 
 
 @pytest.mark.parametrize("make", [redeemed, issued])
@@ -574,67 +617,55 @@ def test_a_redeemed_flow_polled_by_another_client_is_wrong_client(make: Any) -> 
     assert result.outcome is PollOutcome.WRONG_CLIENT
 
 
-# --- finish_redemption ----------------------------------------------------------------------
-def test_finish_redemption_marks_the_tokens_issued() -> None:
+# --- settle_claim ---------------------------------------------------------------------------
+def test_issued_marks_the_tokens_committed_without_a_version_bump() -> None:
     flow = redeemed()
-    assert flow.issued is False
-    done = finish_redemption(flow, "fam-42")
+    done = settle_claim(flow, flow.version, ClaimSettlement.ISSUED, "fam-42")
     assert done is not None
-    assert done.issued is True
-    assert done.state is FlowState.REDEEMED
-    assert done.family_id == "fam-42"
+    assert done.issued is True and done.state is FlowState.REDEEMED
+    assert done.family_id == "fam-42" and done.lease_until is None
+    assert done.version == flow.version  # status waiters already saw "approved"
     assert done.status(T0 + 4) is FlowStatus.APPROVED
 
 
-def test_finish_redemption_needs_the_same_family() -> None:
-    assert finish_redemption(redeemed(), "fam-other") is None
-
-
-def test_finish_redemption_happens_once() -> None:
-    assert finish_redemption(issued(), "fam-42") is None
-
-
 @pytest.mark.parametrize(
-    "state", [FlowState.PENDING, FlowState.SCANNED, FlowState.APPROVED, FlowState.DENIED]
+    ("settlement", "state"),
+    [
+        (ClaimSettlement.GIVEN_BACK, FlowState.APPROVED),
+        (ClaimSettlement.WITHDRAWN, FlowState.DENIED),
+        (ClaimSettlement.VOIDED, FlowState.VOIDED),
+    ],
 )
-def test_finish_redemption_of_an_unredeemed_flow_is_refused(state: FlowState) -> None:
-    assert finish_redemption(make_flow(state=state, family_id="fam-42"), "fam-42") is None
-
-
-# --- undo_redemption ------------------------------------------------------------------------
-def test_undo_redemption_gives_the_approval_back() -> None:
+def test_other_settlements_move_the_flow_on(settlement: ClaimSettlement, state: FlowState) -> None:
     flow = redeemed()
-    undone = undo_redemption(flow, "fam-42")
-    assert undone is not None
-    assert undone.state is FlowState.APPROVED
-    assert undone.family_id is None
-    assert undone.issued is False
-    assert undone.version == flow.version + 1
-    # And the next poll can redeem again.
-    again = do_poll(undone, T0 + 10, family_id="fam-43")
-    assert again.outcome is PollOutcome.REDEEM
-    assert again.flow.family_id == "fam-43"
+    settled = settle_claim(flow, flow.version, settlement)
+    assert settled is not None
+    assert settled.state is state and settled.lease_until is None and not settled.issued
+    assert settled.version == flow.version + 1
 
 
-def test_undo_redemption_needs_the_same_family() -> None:
-    assert undo_redemption(redeemed(), "fam-other") is None
+def test_a_given_back_flow_is_claimed_again() -> None:
+    flow = redeemed()
+    back = settle_claim(flow, flow.version, ClaimSettlement.GIVEN_BACK)
+    assert back is not None
+    assert do_poll(back, T0 + 4).outcome is PollOutcome.REDEEM
 
 
-def test_undo_redemption_refused_once_the_tokens_are_issued() -> None:
-    assert undo_redemption(issued(), "fam-42") is None
-
-
-def test_finish_after_undo_is_refused() -> None:
-    undone = undo_redemption(redeemed(), "fam-42")
-    assert undone is not None
-    assert finish_redemption(undone, "fam-42") is None
+@pytest.mark.parametrize("settlement", list(ClaimSettlement))
+def test_only_the_claim_that_holds_the_flow_settles_it(settlement: ClaimSettlement) -> None:
+    flow = redeemed()
+    assert settle_claim(flow, flow.version - 1, settlement) is None  # an older claim
+    assert settle_claim(flow, flow.version + 1, settlement) is None
+    assert settle_claim(issued(), flow.version, settlement) is None  # settled already
 
 
 @pytest.mark.parametrize(
     "state", [FlowState.PENDING, FlowState.SCANNED, FlowState.APPROVED, FlowState.DENIED]
 )
-def test_undo_redemption_of_an_unredeemed_flow_is_refused(state: FlowState) -> None:
-    assert undo_redemption(make_flow(state=state, family_id="fam-42"), "fam-42") is None
+@pytest.mark.parametrize("settlement", list(ClaimSettlement))
+def test_an_unclaimed_flow_cannot_be_settled(state: FlowState, settlement: ClaimSettlement) -> None:
+    flow = make_flow(state=state)
+    assert settle_claim(flow, flow.version, settlement) is None
 
 
 # --- a whole flow ---------------------------------------------------------------------------
@@ -650,11 +681,11 @@ def test_happy_path_end_to_end() -> None:
         r.flow, T0 + 7, user_id=USER, mobile_device_id=PHONE, confirm_token_hash=CONFIRM_HASH
     )
     assert flow.status(T0 + 7) is FlowStatus.APPROVED
-    r = do_poll(flow, T0 + 10, family_id="fam-9")
+    r = do_poll(flow, T0 + 10)
     assert r.outcome is PollOutcome.REDEEM
     assert r.flow.status(T0 + 10) is FlowStatus.APPROVED
-    assert r.flow.version == 4  # create, scan, confirm, redeem
+    assert r.flow.version == 4  # create, scan, confirm, claim
     assert do_poll(r.flow, T0 + 11).outcome is PollOutcome.CLAIMED
-    done = finish_redemption(r.flow, "fam-9")
+    done = settle_claim(r.flow, r.flow.version, ClaimSettlement.ISSUED, "fam-9")
     assert done is not None
     assert do_poll(done, T0 + 15).outcome is PollOutcome.REPLAY

@@ -1,40 +1,43 @@
-"""The jti deny-list in process memory."""
+"""The deny-list in process memory."""
 
 from __future__ import annotations
 
 import threading
 
-from authserver.domain.models import DeniedToken
+from authserver.domain.models import Denial, DenialKind
 
 
 class EmbeddedRevocationList:
-    """The jti deny-list in process memory, for the single-process set-up.
+    """The deny-list in process memory, for the single-process set-up.
 
     It starts incomplete, so the first check rebuilds it from SQL: a restart loses nothing.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._denied: dict[str, float] = {}  # jti -> the token's expiry
+        self._denied: dict[tuple[str, str], float] = {}  # (kind, id) -> when the denial ends
         self._complete = False
 
-    def add(self, tokens: list[DeniedToken], now: float) -> None:
+    def add(self, denials: list[Denial], now: float) -> None:
         with self._lock:
-            if len(self._denied) > 10_000:  # drop what has expired anyway
-                self._denied = {j: exp for j, exp in self._denied.items() if exp > now}
-            self._denied.update((t.jti, t.expires_at) for t in tokens if t.expires_at > now)
+            if len(self._denied) > 10_000:  # drop what has ended anyway
+                self._denied = {k: until for k, until in self._denied.items() if until > now}
+            self._denied.update(((d.kind.value, d.id), d.until) for d in denials if d.until > now)
 
-    def is_denied(self, jti: str, now: float) -> bool | None:
+    def is_denied(self, jti: str, sid: str, now: float) -> bool | None:
         with self._lock:
             if not self._complete:
                 return None
-            return self._denied.get(jti, 0.0) > now
+            return (
+                self._denied.get((DenialKind.ACCESS_TOKEN.value, jti), 0.0) > now
+                or self._denied.get((DenialKind.SESSION.value, sid), 0.0) > now
+            )
 
     def mark_incomplete(self) -> None:
         with self._lock:
             self._complete = False
 
-    def rebuild(self, tokens: list[DeniedToken], now: float) -> None:
-        self.add(tokens, now)
+    def rebuild(self, denials: list[Denial], now: float) -> None:
+        self.add(denials, now)
         with self._lock:
             self._complete = True

@@ -8,7 +8,13 @@ import time
 from collections.abc import Callable
 
 from authserver.domain import flow as flows
-from authserver.domain.flow import CLEANUP_GRACE, POLL_OWNED_FIELDS, Flow, PollResult
+from authserver.domain.flow import (
+    CLEANUP_GRACE,
+    POLL_OWNED_FIELDS,
+    ClaimSettlement,
+    Flow,
+    PollResult,
+)
 
 PURGE_EVERY = 10.0
 
@@ -88,33 +94,36 @@ class EmbeddedFlowStore:
         *,
         client_id: str,
         client_secret_hash: str,
-        family_id: str,
+        lease: float,
     ) -> PollResult:
         with self._lock:
             current = self._flows.get(device_code_hash)
-            result = flows.poll(
+            decision = flows.poll(
                 current,
                 now,
                 client_id=client_id,
                 client_secret_hash=client_secret_hash,
-                family_id=family_id,
+                lease=lease,
             )
-            if current is not None and result.flow is not None and result.flow != current:
-                self._store(current, result.flow)
-            return result
+            if current is not None and decision.flow is not None:
+                self._store(current, decision.flow)
+            return decision.result(current)
 
-    def _apply(self, device_code_hash: str, change: Callable[[Flow], Flow | None]) -> None:
+    def _apply(self, device_code_hash: str, change: Callable[[Flow], Flow | None]) -> bool:
         with self._lock:
             current = self._flows.get(device_code_hash)
             changed = change(current) if current else None
-            if current is not None and changed is not None:
-                self._store(current, changed)
+            if current is None or changed is None:
+                return False
+            self._store(current, changed)
+            return True
 
-    def finish_redemption(self, device_code_hash: str, family_id: str) -> None:
-        self._apply(device_code_hash, lambda f: flows.finish_redemption(f, family_id))
-
-    def undo_redemption(self, device_code_hash: str, family_id: str) -> None:
-        self._apply(device_code_hash, lambda f: flows.undo_redemption(f, family_id))
+    def settle_claim(
+        self, device_code_hash: str, claim: int, settlement: ClaimSettlement, family_id: str = ""
+    ) -> bool:
+        return self._apply(
+            device_code_hash, lambda f: flows.settle_claim(f, claim, settlement, family_id)
+        )
 
     def wait_for_change(self, device_code_hash: str, version: int, timeout: float) -> Flow | None:
         deadline = time.monotonic() + timeout

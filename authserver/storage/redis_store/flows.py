@@ -20,96 +20,18 @@ import redis
 from authserver.domain.flow import (
     CLEANUP_GRACE,
     POLL_OWNED_FIELDS,
+    SETTLED_STATE,
     SLOW_DOWN_STEP,
+    ClaimSettlement,
     Flow,
     FlowState,
     PollOutcome,
     PollResult,
 )
+from authserver.storage.redis_store.scripts import load_script
 
 _INT_FIELDS = {"interval", "version"}
-_FLOAT_FIELDS = {"created_at", "expires_at", "last_poll_at", "confirm_expires_at"}
-
-# KEYS: flow, user-code index. ARGV: ttl, then field/value pairs.
-_CREATE = """
-if redis.call('set', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[1]) == false then return 0 end
-redis.call('hset', KEYS[1], unpack(ARGV, 3))
-redis.call('expire', KEYS[1], ARGV[1])
-return 1
-"""
-
-# Compare-and-set on version (the phone-side transitions are decided in Python by the domain).
-# KEYS: flow, old confirm index ('' if none), new confirm index ('' if none), channel.
-# ARGV: expected version, device code hash (the index's value), npairs, field/value pairs...,
-# then the fields to delete.
-_REPLACE = """
-if redis.call('hget', KEYS[1], 'version') ~= ARGV[1] then return 0 end
-local pairs_end = 3 + 2 * tonumber(ARGV[3])
-redis.call('hset', KEYS[1], unpack(ARGV, 4, pairs_end))
-if #ARGV > pairs_end then redis.call('hdel', KEYS[1], unpack(ARGV, pairs_end + 1)) end
-local ttl = redis.call('ttl', KEYS[1])
-if KEYS[2] ~= '' and KEYS[2] ~= KEYS[3] then redis.call('del', KEYS[2]) end
-if KEYS[3] ~= '' and ttl > 0 then redis.call('set', KEYS[3], ARGV[2], 'EX', ttl) end
-if redis.call('hget', KEYS[1], 'version') ~= ARGV[1] then redis.call('publish', KEYS[4], '1') end
-return 1
-"""
-
-# domain.flow.poll, made atomic in one round trip; keep the two in step (the contract tests
-# run the same cases against both). KEYS: flow, channel. ARGV: now, client_id, secret hash,
-# family_id, slow-down step. Returns {outcome, HGETALL...}.
-_POLL = """
-local f = KEYS[1]
-if redis.call('exists', f) == 0 then return {'unknown'} end
-local h = redis.call('hmget', f, 'client_id', 'client_secret_hash', 'state', 'expires_at',
-                     'interval', 'last_poll_at')
-local now = tonumber(ARGV[1])
-local outcome
-if h[1] ~= ARGV[2] then
-  outcome = 'wrong_client'
-elseif h[2] ~= ARGV[3] then
-  -- Both sides are SHA-256 digests of a 256-bit secret: an early-exit compare leaks nothing usable.
-  outcome = 'bad_secret'
-elseif h[3] == 'redeemed' then
-  if redis.call('hget', f, 'issued') == '1' then outcome = 'replay' else outcome = 'claimed' end
-elseif now >= tonumber(h[4]) then
-  outcome = 'expired'
-elseif h[3] == 'denied' then
-  outcome = 'denied'
-elseif h[3] == 'approved' then
-  redis.call('hset', f, 'state', 'redeemed', 'family_id', ARGV[4], 'last_poll_at', ARGV[1])
-  redis.call('hincrby', f, 'version', 1)
-  redis.call('publish', KEYS[2], '1')
-  outcome = 'redeem'
-elseif h[6] and now - tonumber(h[6]) < tonumber(h[5]) then
-  redis.call('hincrby', f, 'interval', ARGV[5])
-  outcome = 'slow_down'
-else
-  redis.call('hset', f, 'last_poll_at', ARGV[1])
-  outcome = 'pending'
-end
-local result = redis.call('hgetall', f)
-table.insert(result, 1, outcome)
-return result
-"""
-
-# KEYS: flow. ARGV: family_id.
-_FINISH = """
-local h = redis.call('hmget', KEYS[1], 'state', 'family_id', 'issued')
-if h[1] ~= 'redeemed' or h[2] ~= ARGV[1] or h[3] == '1' then return 0 end
-redis.call('hset', KEYS[1], 'issued', '1')
-return 1
-"""
-
-# KEYS: flow, channel. ARGV: family_id.
-_UNDO = """
-local h = redis.call('hmget', KEYS[1], 'state', 'family_id', 'issued')
-if h[1] ~= 'redeemed' or h[2] ~= ARGV[1] or h[3] == '1' then return 0 end
-redis.call('hset', KEYS[1], 'state', 'approved')
-redis.call('hdel', KEYS[1], 'family_id')
-redis.call('hincrby', KEYS[1], 'version', 1)
-redis.call('publish', KEYS[2], '1')
-return 1
-"""
+_FLOAT_FIELDS = {"created_at", "expires_at", "last_poll_at", "confirm_expires_at", "lease_until"}
 
 
 def _encode(flow: Flow) -> dict[str, str]:
@@ -153,16 +75,16 @@ def _decode(raw: dict[bytes, bytes] | dict[str, str]) -> Flow | None:
 
 
 class RedisFlowStore:
-    """Flow state in Redis; safe for many server processes."""
+    """Flow state in Redis; safe for many server processes. Every call is one round trip."""
 
     def __init__(self, client: redis.Redis, prefix: str = "authserver:") -> None:
         self._redis = client
         self._prefix = prefix
-        self._create = client.register_script(_CREATE)
-        self._replace = client.register_script(_REPLACE)
-        self._poll = client.register_script(_POLL)
-        self._finish = client.register_script(_FINISH)
-        self._undo = client.register_script(_UNDO)
+        self._create = client.register_script(load_script("create"))
+        self._get_via = client.register_script(load_script("get_via"))
+        self._replace = client.register_script(load_script("replace"))
+        self._poll = client.register_script(load_script("poll"))
+        self._settle = client.register_script(load_script("settle"))
 
     def _flow_key(self, device_code_hash: str) -> str:
         return f"{self._prefix}flow:{device_code_hash}"
@@ -184,17 +106,15 @@ class RedisFlowStore:
     def get(self, device_code_hash: str) -> Flow | None:
         return _decode(self._redis.hgetall(self._flow_key(device_code_hash)))  # type: ignore[arg-type]
 
-    def _get_via(self, index_key: str) -> Flow | None:
-        device_code_hash = self._redis.get(index_key)
-        if device_code_hash is None:
-            return None
-        return self.get(device_code_hash.decode())  # type: ignore[union-attr]
+    def _find(self, index_key: str) -> Flow | None:
+        flat = self._get_via(keys=[index_key], args=[f"{self._prefix}flow:"])
+        return _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
 
     def find_by_user_code(self, user_code_hash: str) -> Flow | None:
-        return self._get_via(f"{self._prefix}uc:{user_code_hash}")
+        return self._find(f"{self._prefix}uc:{user_code_hash}")
 
     def find_by_confirm_token(self, confirm_token_hash: str) -> Flow | None:
-        return self._get_via(self._confirm_key(confirm_token_hash))
+        return self._find(self._confirm_key(confirm_token_hash))
 
     def replace(self, old: Flow, new: Flow) -> bool:
         encoded = {k: v for k, v in _encode(new).items() if k not in POLL_OWNED_FIELDS}
@@ -222,25 +142,24 @@ class RedisFlowStore:
         *,
         client_id: str,
         client_secret_hash: str,
-        family_id: str,
+        lease: float,
     ) -> PollResult:
         reply = self._poll(
             keys=[self._flow_key(device_code_hash), self._channel(device_code_hash)],
-            args=[repr(now), client_id, client_secret_hash, family_id, SLOW_DOWN_STEP],
+            args=[repr(now), client_id, client_secret_hash, repr(float(lease)), SLOW_DOWN_STEP],
         )
         outcome = PollOutcome(reply[0].decode())
+        if len(reply) == 1:
+            return PollResult(outcome, None)
         flat = reply[1:]
-        flow = _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
-        return PollResult(outcome, flow)
+        return PollResult(outcome, _decode(dict(zip(flat[::2], flat[1::2], strict=True))))
 
-    def finish_redemption(self, device_code_hash: str, family_id: str) -> None:
-        self._finish(keys=[self._flow_key(device_code_hash)], args=[family_id])
-
-    def undo_redemption(self, device_code_hash: str, family_id: str) -> None:
-        self._undo(
-            keys=[self._flow_key(device_code_hash), self._channel(device_code_hash)],
-            args=[family_id],
-        )
+    def settle_claim(
+        self, device_code_hash: str, claim: int, settlement: ClaimSettlement, family_id: str = ""
+    ) -> bool:
+        keys = [self._flow_key(device_code_hash), self._channel(device_code_hash)]
+        state = SETTLED_STATE[settlement].value
+        return bool(self._settle(keys=keys, args=[str(claim), settlement.value, state, family_id]))
 
     def wait_for_change(self, device_code_hash: str, version: int, timeout: float) -> Flow | None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]

@@ -28,6 +28,9 @@ class SqlAdmins:
                         created_at=now,
                     )
                 )
+                # Inside a unit of work the INSERT would wait for its commit: flush it here, so
+                # a taken name is this call's Conflict.
+                s.flush()
         except IntegrityError:
             raise Conflict(f"The admin {admin.username!r} exists.") from None
 

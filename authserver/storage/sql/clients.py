@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from authserver.domain.models import Client, ClientKind
+from authserver.domain.models import Client
 from authserver.storage.models import ClientRow
 from authserver.storage.sql.database import Database
+from authserver.storage.sql.rows import CLIENTS, client_from
 
 
 class SqlClients:
@@ -27,24 +28,10 @@ class SqlClients:
                 )
             )
 
-    @staticmethod
-    def _to_client(row: ClientRow | None) -> Client | None:
-        if row is None:
-            return None
-        return Client(
-            row.client_id,
-            row.name,
-            row.scope,
-            row.secret_hash,
-            ClientKind(row.kind),
-            row.disabled_at,
-            row.sessions_revoked_at,
-        )
-
     def all(self) -> list[Client]:
         with self._db.session() as s:
-            rows = s.scalars(sa.select(ClientRow).order_by(ClientRow.created_at))
-            return [c for c in map(self._to_client, rows) if c is not None]
+            rows = s.execute(sa.select(CLIENTS).order_by(CLIENTS.c.created_at))
+            return [client_from(row) for row in rows]
 
     def set_disabled(self, client_id: str, disabled_at: float | None) -> bool:
         values: dict[str, float | None] = {"disabled_at": disabled_at}
@@ -66,10 +53,12 @@ class SqlClients:
 
     def get(self, client_id: str) -> Client | None:
         with self._db.session() as s:
-            return self._to_client(s.get(ClientRow, client_id))
+            row = s.execute(sa.select(CLIENTS).where(CLIENTS.c.client_id == client_id)).first()
+            return None if row is None else client_from(row)
 
     def by_name(self, name: str) -> Client | None:
         with self._db.session() as s:
-            return self._to_client(
-                s.scalar(sa.select(ClientRow).filter_by(name=name).order_by(ClientRow.created_at))
-            )
+            row = s.execute(
+                sa.select(CLIENTS).where(CLIENTS.c.name == name).order_by(CLIENTS.c.created_at)
+            ).first()
+            return None if row is None else client_from(row)

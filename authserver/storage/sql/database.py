@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the one writer
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+    # Transactions are begun by _sqlite_begin below, not implicitly by the driver.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # BEGIN IMMEDIATE takes SQLite's one write lock up front, so a unit of work that reads, checks
+    # and then writes (a redemption re-checking its approval) is serialised against every other
+    # writer, as row locks serialise it on PostgreSQL; a deferred BEGIN would fail at the write.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
-    """The engine and session factory of one database URL."""
+    """The engine and session factory of one database URL, and its units of work."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -43,13 +53,36 @@ class Database:
         self.engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # The unit of work this thread (or task) is inside, if any.
+        self._current: ContextVar[Session | None] = ContextVar(f"uow-{id(self)}", default=None)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: commits on success, rolls back on any error."""
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work across repositories: it commits once, at the end, or rolls back.
+
+        Repositories called inside it join it (their session() is this one), so a step of a
+        login and its audit rows commit together. A transaction inside another joins the outer.
+        """
+        outer = self._current.get()
+        if outer is not None:
+            yield outer
+            return
         with self._sessions.begin() as session:
-            yield session
+            token = self._current.set(session)
+            try:
+                yield session
+            finally:
+                self._current.reset(token)
+
+    def session(self) -> AbstractContextManager[Session]:
+        """What a repository works in: the caller's unit of work, or one of its own."""
+        return self.transaction()
 
     def upgrade(self) -> None:
         """Alembic upgrade to head."""

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from authserver.domain.models import MobileDevice
+from authserver.domain.models import ApprovalFacts, MobileDevice, SignedInPhone
 from authserver.storage.models import MobileDeviceRow
 from authserver.storage.sql.database import Database
+from authserver.storage.sql.rows import (
+    CLIENTS,
+    DEVICES,
+    USERS,
+    client_from,
+    device_from,
+    user_from,
+)
 
 
 class SqlMobileDevices:
@@ -28,40 +36,51 @@ class SqlMobileDevices:
                 )
             )
 
-    @staticmethod
-    def _to_device(row: MobileDeviceRow | None) -> MobileDevice | None:
-        if row is None:
-            return None
-        return MobileDevice(
-            row.id,
-            row.user_id,
-            row.device_id,
-            row.name,
-            row.platform,
-            row.token_hash,
-            row.expires_at,
-            row.revoked_at,
-            row.created_at,
-        )
-
     def get(self, mobile_device_id: str) -> MobileDevice | None:
         with self._db.session() as s:
-            return self._to_device(s.get(MobileDeviceRow, mobile_device_id))
+            row = s.execute(sa.select(DEVICES).where(DEVICES.c.id == mobile_device_id)).first()
+            return None if row is None else device_from(row)
 
     def by_token_hash(self, token_hash: str) -> MobileDevice | None:
+        found = self.signed_in(token_hash)
+        return None if found is None else found.device
+
+    def signed_in(self, token_hash: str) -> SignedInPhone | None:
         with self._db.session() as s:
-            return self._to_device(
-                s.scalar(sa.select(MobileDeviceRow).filter_by(token_hash=token_hash))
+            row = s.execute(
+                sa.select(DEVICES, USERS)
+                .join(USERS, USERS.c.user_id == DEVICES.c.user_id)
+                .where(DEVICES.c.token_hash == token_hash)
+            ).first()
+            return None if row is None else SignedInPhone(device_from(row), user_from(row))
+
+    def lock_for_redemption(self, mobile_device_id: str, client_id: str) -> ApprovalFacts | None:
+        with self._db.session() as s:
+            # FOR SHARE OF all three rows: a revocation that updates any of them (sign the phone
+            # out, revoke the user's or the client's sessions, disable the client) waits for
+            # this redemption to commit and then sees its family, or this one waits and sees
+            # the revocation. SQLite serialises whole transactions instead (BEGIN IMMEDIATE).
+            row = s.execute(
+                sa.select(DEVICES, USERS, CLIENTS)
+                .join(USERS, USERS.c.user_id == DEVICES.c.user_id)
+                .join(CLIENTS, CLIENTS.c.client_id == client_id)
+                .where(DEVICES.c.id == mobile_device_id)
+                .with_for_update(read=True, of=[DEVICES, USERS, CLIENTS])
+            ).first()
+            if row is None:
+                return None
+            return ApprovalFacts(
+                client=client_from(row), user=user_from(row), device=device_from(row)
             )
 
     def of_user(self, user_id: str) -> list[MobileDevice]:
         with self._db.session() as s:
-            rows = s.scalars(
-                sa.select(MobileDeviceRow)
-                .filter_by(user_id=user_id)
-                .order_by(MobileDeviceRow.created_at.desc(), MobileDeviceRow.id)
+            rows = s.execute(
+                sa.select(DEVICES)
+                .where(DEVICES.c.user_id == user_id)
+                .order_by(DEVICES.c.created_at.desc(), DEVICES.c.id)
             )
-            return [d for d in map(self._to_device, rows) if d is not None]
+            return [device_from(row) for row in rows]
 
     def revoke(self, mobile_device_id: str, now: float) -> None:
         with self._db.session() as s:

@@ -9,6 +9,7 @@ from authserver.domain.errors import Conflict
 from authserver.domain.models import User
 from authserver.storage.models import UserRow
 from authserver.storage.sql.database import Database
+from authserver.storage.sql.rows import USERS, user_from
 
 
 class SqlUsers:
@@ -27,24 +28,22 @@ class SqlUsers:
                         created_at=now,
                     )
                 )
+                # Inside a unit of work the INSERT would wait for its commit: flush it here, so
+                # a taken name is this call's Conflict.
+                s.flush()
         except IntegrityError:
             raise Conflict(f"The username {user.username!r} is taken.") from None
 
-    @staticmethod
-    def _to_user(row: UserRow | None) -> User | None:
-        if row is None:
-            return None
-        return User(
-            row.user_id, row.username, row.display_name, row.password_hash, row.sessions_revoked_at
-        )
+    def _one(self, *where: sa.ColumnElement[bool]) -> User | None:
+        with self._db.session() as s:
+            row = s.execute(sa.select(USERS).where(*where)).first()
+            return None if row is None else user_from(row)
 
     def get(self, user_id: str) -> User | None:
-        with self._db.session() as s:
-            return self._to_user(s.get(UserRow, user_id))
+        return self._one(USERS.c.user_id == user_id)
 
     def by_username(self, username: str) -> User | None:
-        with self._db.session() as s:
-            return self._to_user(s.scalar(sa.select(UserRow).filter_by(username=username)))
+        return self._one(USERS.c.username == username)
 
     def mark_sessions_revoked(self, user_id: str, now: float) -> None:
         with self._db.session() as s:
@@ -55,18 +54,18 @@ class SqlUsers:
     def search(self, text: str, limit: int) -> list[User]:
         pattern = "%" + _escape_like(text.lower()) + "%"
         with self._db.session() as s:
-            rows = s.scalars(
-                sa.select(UserRow)
+            rows = s.execute(
+                sa.select(USERS)
                 .where(
                     sa.or_(
-                        sa.func.lower(UserRow.username).like(pattern, escape="\\"),
-                        sa.func.lower(UserRow.display_name).like(pattern, escape="\\"),
+                        sa.func.lower(USERS.c.username).like(pattern, escape="\\"),
+                        sa.func.lower(USERS.c.display_name).like(pattern, escape="\\"),
                     )
                 )
-                .order_by(UserRow.username)
+                .order_by(USERS.c.username)
                 .limit(limit)
             )
-            return [u for u in map(self._to_user, rows) if u is not None]
+            return [user_from(row) for row in rows]
 
 
 def _escape_like(text: str) -> str:
