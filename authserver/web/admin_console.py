@@ -32,7 +32,15 @@ from authserver.domain.models import Admin, AuditFilter, FamilyFilter
 from authserver.oauth.errors import to_wire
 from authserver.web import browser
 from authserver.web.admin_api import iso
-from authserver.web.common import client_ip, int_arg, path_ids_are_plain, plain_text, services
+from authserver.web.common import (
+    as_unavailable,
+    client_ip,
+    int_arg,
+    path_ids_are_plain,
+    plain_text,
+    services,
+)
+from authserver.web.pages import UNAVAILABLE_TEXT, UNAVAILABLE_TITLE
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +192,19 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def _unavailable_page(error: errors.TemporarilyUnavailable) -> Response:
+    """The 503 page, with the same Retry-After as the API's answer (RFC 9110 §10.2.3)."""
+    response = _page("admin/error.html", 503, title=UNAVAILABLE_TITLE, message=UNAVAILABLE_TEXT)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 @bp.errorhandler(errors.DomainError)
 def _domain_error(error: errors.DomainError) -> Response:
     if isinstance(error, errors.AdminAuthenticationFailed):
         return _to_login("expired")
+    if isinstance(error, errors.TemporarilyUnavailable):
+        return _unavailable_page(error)
     status, _, _ = to_wire(error)
     response = _page(
         "admin/error.html", status, title="That did not work", message=error.description
@@ -208,6 +225,9 @@ def _http_error(error: HTTPException) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(error: Exception) -> Response:
+    unavailable = as_unavailable(error)
+    if unavailable is not None:
+        return _unavailable_page(unavailable)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _page(
         "admin/error.html",
