@@ -13,7 +13,17 @@ from authserver.config import Config
 from authserver.domain.errors import DomainError
 from authserver.oauth.errors import http_to_wire, server_error, to_wire
 from authserver.oauth.metadata import server_metadata
-from authserver.web import admin_api, admin_console, api, mobile, oauth, pages, verification
+from authserver.web import (
+    admin_api,
+    admin_console,
+    api,
+    health,
+    hosts,
+    mobile,
+    oauth,
+    pages,
+    verification,
+)
 from authserver.web.common import as_unavailable, json_response
 
 log = logging.getLogger(__name__)
@@ -38,9 +48,11 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         admin_console.bp,
         pages.bp,
         verification.bp,
+        health.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+    hosts.install(app, config)  # before any other hook: a foreign Host gets no further
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Response:
