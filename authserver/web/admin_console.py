@@ -39,6 +39,7 @@ from authserver.web.common import (
     path_ids_are_plain,
     plain_text,
     services,
+    string_field,
 )
 from authserver.web.pages import UNAVAILABLE_TEXT, UNAVAILABLE_TITLE
 
@@ -283,8 +284,16 @@ def login() -> Response:
         return _csrf_refused()
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
-    if not username or not password or len(username) > 150 or len(password) > 1024:
+    if not username or not password:
         return _login_page(400, "Enter your admin username and password.", username[:150])
+    try:
+        # The admin API's rules, checked before any lookup: bounded, valid Unicode, and no
+        # control character in the username (PostgreSQL text cannot even hold NUL).
+        string_field({"username": username}, "username", max_len=150)
+        string_field({"password": password}, "password", max_len=1024, controls=True)
+    except errors.MalformedRequest:
+        message = "That username or password is too long or has characters it cannot have."
+        return _login_page(400, message)
     try:
         token, _ = services().admin_auth.sign_in(username, password, client_ip())
     except errors.AdminAuthenticationFailed:
