@@ -13,8 +13,18 @@ from authserver.config import Config
 from authserver.domain.errors import DomainError
 from authserver.oauth.errors import http_to_wire, server_error, to_wire
 from authserver.oauth.metadata import server_metadata
-from authserver.web import admin_api, admin_console, api, mobile, oauth, pages, verification
-from authserver.web.common import json_response
+from authserver.web import (
+    admin_api,
+    admin_console,
+    api,
+    health,
+    hosts,
+    mobile,
+    oauth,
+    pages,
+    verification,
+)
+from authserver.web.common import as_unavailable, json_response
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +48,11 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         admin_console.bp,
         pages.bp,
         verification.bp,
+        health.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+    hosts.install(app, config)  # before any other hook: a foreign Host gets no further
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Response:
@@ -55,6 +67,10 @@ def create_app(config: Config | None = None, services: Services | None = None) -
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
+        # A dependency that is down is a 503 the client retries (RFC 6749 §5.2 body).
+        unavailable = as_unavailable(error)
+        if unavailable is not None:
+            return json_response(*to_wire(unavailable))
         # A 5xx never leaks internals: log the trace, answer with a generic server_error.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response(*server_error())

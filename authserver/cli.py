@@ -11,6 +11,8 @@ from typing import Any, NoReturn
 
 import redis
 from alembic.util import CommandError as AlembicError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.bootstrap import Services, build_services
@@ -94,6 +96,27 @@ def _check_schema(svc: Services) -> None:
         )
 
 
+def _check_redis(config: Config) -> None:
+    """Refuse to serve on a configured Redis that does not answer PING within seconds."""
+    if not config.redis_url:
+        return
+    # A client of its own: one try, short timeouts (the app's client retries with backoff).
+    client = redis.Redis.from_url(
+        config.redis_url, socket_connect_timeout=3, socket_timeout=3, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        options = client.connection_pool.connection_kwargs
+        where = options.get("path") or f"{options.get('host')}:{options.get('port')}"  # no password
+        raise ConfigError(
+            f"Redis at {where} (AUTHSERVER_REDIS_URL) does not answer: {type(error).__name__}. "
+            "Start it or correct the URL, then start the server again."
+        ) from None
+    finally:
+        client.close()
+
+
 def _serving_config(args: argparse.Namespace) -> Config:
     """The config to serve with; without AUTHSERVER_ISSUER the issuer is where we listen."""
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
@@ -104,6 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _serving_config(args)
     svc = build_services(config)
     _check_schema(svc)
+    _check_redis(config)
     workers = args.workers
     if not config.redis_url and workers != 1:
         # The embedded flow store lives in one process; more would split the flows.

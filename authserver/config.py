@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+# A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)(:[0-9]{1,5})?")
 
 
 class ConfigError(ValueError):
@@ -49,6 +53,8 @@ class Config:
     login_attempts: int = 10  # failed mobile sign-ins per username per window
     rate_limit_window: int = 900
     trusted_proxies: int = 0  # X-Forwarded-For hops to trust for the client IP
+    # Host headers served besides the issuer's: "host" (any port) or "host:port", comma-separated.
+    allowed_hosts: str = ""
     scrypt_p: int = 3  # scrypt parallelism for new password hashes (N=2^15, r=8)
     redis_prefix: str = "authserver:"
 
@@ -63,6 +69,11 @@ class Config:
     @property
     def verification_uri(self) -> str:
         return f"{self.issuer}/device"
+
+    @property
+    def allowed_host_list(self) -> tuple[str, ...]:
+        """AUTHSERVER_ALLOWED_HOSTS as lower-case entries (web/hosts.py matches them)."""
+        return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
     @classmethod
     def from_env(
@@ -114,5 +125,15 @@ class Config:
             raise ConfigError("AUTHSERVER_ISSUER must have no query, fragment or trailing slash")
         if not self.scope_list:
             raise ConfigError("AUTHSERVER_SCOPES must name at least one scope")
+        for host in self.allowed_host_list:
+            parts = urlsplit(f"//{host}")
+            try:
+                port = parts.port
+            except ValueError:
+                port = -1
+            if not _HOST.fullmatch(host) or not parts.hostname or port == -1:
+                raise ConfigError(
+                    f"AUTHSERVER_ALLOWED_HOSTS: {host!r} is not a host name or host:port"
+                )
         if self.confirm_token_ttl > self.device_code_ttl:
             raise ConfigError("AUTHSERVER_CONFIRM_TOKEN_TTL must not exceed the device code TTL")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -58,6 +60,29 @@ class HttpResponse:
     def json_object(self) -> dict[str, Any]:
         """The body if it is a JSON object, else an empty dict."""
         return dict(self.body) if isinstance(self.body, dict) else {}
+
+    def header(self, name: str) -> str | None:
+        """A header's value, whatever its case on the wire (HTTP/2 sends lower case)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+
+    def retry_after(self, now: float) -> float | None:
+        """RFC 9110 §10.2.3 Retry-After in seconds (delay-seconds or an HTTP-date), or None.
+
+        `now` is the wall clock, for an HTTP-date.
+        """
+        value = (self.header("Retry-After") or "").strip()
+        if value.isascii() and value.isdigit():
+            return float(value)
+        try:
+            when = parsedate_to_datetime(value) if value else None
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:  # "-0000": UTC without a zone (RFC 5322 §3.3)
+            when = when.replace(tzinfo=UTC)
+        return max(when.timestamp() - now, 0.0)
 
 
 class Transport(Protocol):

@@ -7,12 +7,16 @@
 
 `wait` polls the token endpoint exactly as RFC 8628 §3.5 demands: it waits `interval` seconds
 between polls, adds 5 s for every later poll after `slow_down`, keeps going on
-`authorization_pending`, halves its pace after a connection failure, and stops with a typed
-exception on `access_denied` (AccessDenied), `expired_token` (ExpiredToken) and on any error
-it does not know (OAuthError). Meanwhile a background thread long-polls the server's status
-channel (`device_status_endpoint`, non-standard) to report "waiting for scan", "scanned,
-confirm on your phone", then "signed in", "denied" or "expired" through `on_status`. The status
-channel only informs the user: the tokens always come from the token endpoint.
+`authorization_pending`, and stops with a typed exception on `access_denied` (AccessDenied),
+`expired_token` (ExpiredToken) and on any error it does not know (OAuthError). A server that
+cannot be reached or answers 5xx (a 503 temporarily_unavailable while Redis or the database
+blips) is temporary: it keeps polling within the code's lifetime, halving its pace for each
+failure in a row and waiting at least what Retry-After says, and says "Cannot reach the
+server, retrying..." until the server answers again. Meanwhile a background thread
+long-polls the server's status channel (`device_status_endpoint`, non-standard) to report
+"waiting for scan", "scanned, confirm on your phone", then "signed in", "denied" or "expired"
+through `on_status`. The status channel only informs the user: the tokens always come from
+the token endpoint.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ __all__ = [
     "ServerMetadata",
     "Status",
     "StatusUpdate",
+    "TemporarilyUnavailable",
     "TokenStore",
     "Tokens",
     "TransportError",
@@ -65,7 +70,7 @@ DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 DEFAULT_INTERVAL = 5  # RFC 8628 §3.2: "If no value is provided, clients MUST use 5 as the default."
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: slow_down adds 5 s to this and all subsequent requests
-MAX_BACKOFF_INTERVAL = 60  # doubling after connection failures stops growing here
+MAX_BACKOFF_INTERVAL = 60  # doubling after connection failures and 5xx stops growing here
 STATUS_WAIT = 25.0  # seconds one status long-poll may wait (the server caps it too)
 EXPIRY_LEEWAY = 30.0  # an access token this close to its expiry counts as expired
 
@@ -107,24 +112,48 @@ class ExpiredToken(OAuthError):
     """expired_token: the device code expired before it was approved; start a new one."""
 
 
+class TemporarilyUnavailable(OAuthError):
+    """A 5xx answer (usually 503 temporarily_unavailable): try again, after `retry_after`
+    seconds if the server said (RFC 9110 §10.2.3)."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(error, description, status)
+        self.retry_after = retry_after
+
+
 _ERROR_CLASSES: dict[str, type[OAuthError]] = {
     "access_denied": AccessDenied,
     "expired_token": ExpiredToken,
 }
 
 
-def oauth_error(response: HttpResponse) -> OAuthError:
-    """The typed error an error answer stands for."""
+def oauth_error(response: HttpResponse, now: float | None = None) -> OAuthError:
+    """The typed error an error answer stands for (`now`: the wall clock, for Retry-After)."""
     body = response.json_object()
     code = body.get("error")
+    found = body.get("error_description")
+    description = found if isinstance(found, str) else None
+    if response.status >= 500:
+        # Whatever the body says (a proxy's 502 page has no OAuth error): the server, or what
+        # it depends on, is failing for now. RFC 6749 §5.2's own code for it is
+        # temporarily_unavailable (§4.1.2.1).
+        return TemporarilyUnavailable(
+            code if isinstance(code, str) and code else "temporarily_unavailable",
+            description or f"HTTP {response.status} from the server",
+            response.status,
+            response.retry_after(time.time() if now is None else now),
+        )
     if not isinstance(code, str) or not code:
         return OAuthError(
             "invalid_response", f"HTTP {response.status} without an OAuth error", response.status
         )
-    description = body.get("error_description")
-    return _ERROR_CLASSES.get(code, OAuthError)(
-        code, description if isinstance(description, str) else None, response.status
-    )
+    return _ERROR_CLASSES.get(code, OAuthError)(code, description, response.status)
 
 
 # --- what the server says -----------------------------------------------------------------
@@ -425,6 +454,14 @@ class DeviceLogin:
         raises something else.
         """
         reporter = _Reporter(on_status)
+
+        def unreachable(down: bool) -> None:
+            # The token poll's view; the status thread says the same of its own requests.
+            if down:
+                reporter.report(StatusUpdate(Status.UNREACHABLE))
+            else:
+                reporter.restore()
+
         stop = threading.Event()
         endpoint = self.metadata.device_status_endpoint
         if watch_status and endpoint:
@@ -435,7 +472,7 @@ class DeviceLogin:
         else:
             reporter.report(StatusUpdate(Status.PENDING, expires_in=authorization.expires_in))
         try:
-            tokens = self.poll_until_done(authorization)
+            tokens = self.poll_until_done(authorization, on_unreachable=unreachable)
         except AccessDenied:
             reporter.report(StatusUpdate(Status.DENIED))
             raise
@@ -450,11 +487,24 @@ class DeviceLogin:
         reporter.report(StatusUpdate(Status.SIGNED_IN))
         return tokens
 
-    def poll_until_done(self, authorization: DeviceAuthorization) -> Tokens:
-        """The RFC 8628 §3.5 polling loop alone, without the status channel."""
-        interval = float(authorization.interval)
+    def poll_until_done(
+        self,
+        authorization: DeviceAuthorization,
+        on_unreachable: Callable[[bool], None] | None = None,
+    ) -> Tokens:
+        """The RFC 8628 §3.5 polling loop alone, without the status channel.
+
+        A connection failure or a 5xx is temporary: the loop keeps polling until the code
+        expires, `on_unreachable(True)` is called at the first failure in a row and
+        `on_unreachable(False)` when the server answers again.
+        """
+        interval = float(authorization.interval)  # the server's pace, slow_down included
+        backoff = interval  # the pace while the server fails: doubles per failure in a row
+        pause = interval
+        failing = False
         while True:
-            self._sleep(interval)  # the user cannot have approved already: wait first
+            # The user cannot have approved already: wait first; never past the code's life.
+            self._sleep(max(min(pause, authorization.expires_at - self._clock()), 0.0))
             if self._clock() >= authorization.expires_at:
                 raise ExpiredToken("expired_token", "The code expired before it was approved.")
             try:
@@ -462,19 +512,32 @@ class DeviceLogin:
                     self.metadata.token_endpoint,
                     {"grant_type": DEVICE_CODE_GRANT, "device_code": authorization.device_code},
                 )
+                error = (
+                    None if response.status == 200 else oauth_error(response, self._wall_clock())
+                )
             except TransportError:
-                # §3.5: after a connection timeout, reduce the polling frequency (doubling).
-                interval = min(interval * 2, max(MAX_BACKOFF_INTERVAL, interval))
+                response, error = None, TemporarilyUnavailable("unreachable")
+            if isinstance(error, TemporarilyUnavailable):
+                # §3.5: after a connection timeout, reduce the polling frequency (doubling);
+                # a 5xx the same, and never sooner than its Retry-After (RFC 9110 §10.2.3).
+                backoff = min(backoff * 2, max(MAX_BACKOFF_INTERVAL, interval))
+                pause = max(backoff, min(error.retry_after or 0.0, MAX_BACKOFF_INTERVAL))
+                if not failing and on_unreachable is not None:
+                    on_unreachable(True)
+                failing = True
                 continue
-            if response.status == 200:
+            if failing and on_unreachable is not None:
+                on_unreachable(False)
+            failing = False
+            if response is not None and response.status == 200:
                 return Tokens.from_response(response.json_object(), self._wall_clock())
-            error = oauth_error(response)
-            if error.error == "authorization_pending":
-                continue
+            assert error is not None
             if error.error == "slow_down":
                 interval += SLOW_DOWN_STEP  # for this and all later polls
-                continue
-            raise error  # access_denied, expired_token, and anything else: stop
+            elif error.error != "authorization_pending":
+                raise error  # access_denied, expired_token, and anything else: stop
+            # The server answers again: back to its own pace.
+            backoff = pause = interval
 
     def status(
         self, authorization: DeviceAuthorization, known: str | None = None, wait: float = 0
@@ -564,6 +627,7 @@ class _Reporter:
         self._callback = callback
         self._lock = threading.Lock()
         self._last: StatusUpdate | None = None
+        self._known: StatusUpdate | None = None  # the last update that was not UNREACHABLE
         self._closed = False
 
     def report(self, update: StatusUpdate) -> None:
@@ -577,9 +641,18 @@ class _Reporter:
             ):
                 return
             self._last = update
+            if update.status is not Status.UNREACHABLE:
+                self._known = update
             self._closed = update.final
             if self._callback is not None:
                 self._callback(update)
+
+    def restore(self) -> None:
+        """After "cannot reach the server": show again where the sign-in stood."""
+        with self._lock:
+            known = self._known
+        if known is not None:
+            self.report(known)
 
     def close(self) -> None:
         with self._lock:
@@ -620,17 +693,22 @@ class StatusWatcher:
         failures = 0
         while not self._stopped():
             sent = clock()
+            retry_after: float | None = None
             try:
                 response = self._login.status(
                     self._authorization, known, self._login._status_wait if known else 0
                 )
+                if response.status >= 500:  # e.g. 503 while Redis blips: temporary
+                    retry_after = response.retry_after(self._login._wall_clock())
+                    raise TransportError(f"HTTP {response.status}")
             except TransportError:
                 failures += 1
                 if failures == 1:
                     # Say so, then report whatever the server says once it answers again.
                     self._report(StatusUpdate(Status.UNREACHABLE))
                     known = None
-                if self._pause(min(2.0**failures, 30.0)):
+                wait = max(min(2.0**failures, 30.0), min(retry_after or 0.0, 30.0))
+                if self._pause(wait):
                     return
                 continue
             failures = 0

@@ -90,6 +90,17 @@ class Conflict(DomainError):
     description = "The resource already exists."
 
 
+# --- The server itself -----------------------------------------------------------------------
+class TemporarilyUnavailable(DomainError):
+    """A dependency (database, Redis) is down or too slow: the client should retry."""
+
+    description = "A service this server depends on is unavailable. Try again shortly."
+
+    def __init__(self, retry_after: int = 1, description: str | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 # --- Resource servers (RFC 6750 §3.1) and introspection callers ----------------------------
 class MissingBearerToken(DomainError):
     # RFC 6750 §3.1: a request with no credentials gets a bare challenge and no error code.

@@ -54,6 +54,9 @@ ERROR_TABLE: dict[type[errors.DomainError], WireError] = {
     ),
     errors.AdminAuthenticationFailed: WireError("invalid_admin_credentials", 401),
     errors.NotFound: WireError("not_found", 404),
+    # RFC 6749 §4.1.2.1 defines the code (for redirects); it is used here in the §5.2 JSON
+    # shape with a 503 and Retry-After (RFC 9110 §15.6.4). Authlib has no class for it.
+    errors.TemporarilyUnavailable: WireError("temporarily_unavailable", 503),
 }
 
 # The protection space each bearer token belongs to (RFC 6750 §3): a phone's device token,
@@ -101,7 +104,7 @@ def to_wire(error: errors.DomainError) -> Wire:
         )
     if isinstance(error, errors.AdminAuthenticationFailed):
         headers.append(("WWW-Authenticate", 'Bearer realm="admin"'))
-    if isinstance(error, errors.RateLimited):
+    if isinstance(error, errors.RateLimited | errors.TemporarilyUnavailable):
         headers.append(("Retry-After", str(error.retry_after)))
     return status, body, headers
 

@@ -32,7 +32,16 @@ from authserver.domain.models import Admin, AuditFilter, FamilyFilter
 from authserver.oauth.errors import to_wire
 from authserver.web import browser
 from authserver.web.admin_api import iso
-from authserver.web.common import client_ip, int_arg, path_ids_are_plain, plain_text, services
+from authserver.web.common import (
+    as_unavailable,
+    client_ip,
+    int_arg,
+    path_ids_are_plain,
+    plain_text,
+    services,
+    string_field,
+)
+from authserver.web.pages import UNAVAILABLE_TEXT, UNAVAILABLE_TITLE
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +193,19 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def _unavailable_page(error: errors.TemporarilyUnavailable) -> Response:
+    """The 503 page, with the same Retry-After as the API's answer (RFC 9110 §10.2.3)."""
+    response = _page("admin/error.html", 503, title=UNAVAILABLE_TITLE, message=UNAVAILABLE_TEXT)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 @bp.errorhandler(errors.DomainError)
 def _domain_error(error: errors.DomainError) -> Response:
     if isinstance(error, errors.AdminAuthenticationFailed):
         return _to_login("expired")
+    if isinstance(error, errors.TemporarilyUnavailable):
+        return _unavailable_page(error)
     status, _, _ = to_wire(error)
     response = _page(
         "admin/error.html", status, title="That did not work", message=error.description
@@ -208,6 +226,9 @@ def _http_error(error: HTTPException) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(error: Exception) -> Response:
+    unavailable = as_unavailable(error)
+    if unavailable is not None:
+        return _unavailable_page(unavailable)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _page(
         "admin/error.html",
@@ -263,8 +284,16 @@ def login() -> Response:
         return _csrf_refused()
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
-    if not username or not password or len(username) > 150 or len(password) > 1024:
+    if not username or not password:
         return _login_page(400, "Enter your admin username and password.", username[:150])
+    try:
+        # The admin API's rules, checked before any lookup: bounded, valid Unicode, and no
+        # control character in the username (PostgreSQL text cannot even hold NUL).
+        string_field({"username": username}, "username", max_len=150)
+        string_field({"password": password}, "password", max_len=1024, controls=True)
+    except errors.MalformedRequest:
+        message = "That username or password is too long or has characters it cannot have."
+        return _login_page(400, message)
     try:
         token, _ = services().admin_auth.sign_in(username, password, client_ip())
     except errors.AdminAuthenticationFailed:

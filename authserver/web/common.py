@@ -1,7 +1,8 @@
-"""What every blueprint needs: the services of this app and JSON responses."""
+"""What every blueprint needs: the services of this app, JSON responses, checked input."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 from flask import Response, current_app, jsonify, request
@@ -9,6 +10,9 @@ from flask import Response, current_app, jsonify, request
 from authserver.bootstrap import Services
 from authserver.domain import errors
 from authserver.oauth.requests import has_control_characters
+from authserver.storage.failures import describe, is_unavailable
+
+log = logging.getLogger(__name__)
 
 
 def services() -> Services:
@@ -112,3 +116,23 @@ def path_ids_are_plain() -> bool:
 def client_ip() -> str:
     """The caller's IP (ProxyFix has applied AUTHSERVER_TRUSTED_PROXIES)."""
     return request.remote_addr or "unknown"
+
+
+def as_unavailable(error: BaseException) -> errors.TemporarilyUnavailable | None:
+    """The 503 that `error` stands for, or None if it is a real server error (a 500).
+
+    A TemporarilyUnavailable is its own answer; an infrastructure exception that means a
+    dependency is down (storage/failures.py decides) becomes one, logged as one warning line
+    with its class: an outage must not fill the log with stack traces.
+    """
+    if isinstance(error, errors.TemporarilyUnavailable):
+        return error
+    if not is_unavailable(error):
+        return None
+    log.warning(
+        "%s %s: a dependency is unavailable, answered 503 (%s)",
+        request.method,
+        request.path,
+        describe(error),
+    )
+    return errors.TemporarilyUnavailable()

@@ -28,7 +28,7 @@ from authserver.domain import errors
 from authserver.domain.models import ClientKind
 from authserver.oauth.errors import to_wire
 from authserver.web import browser
-from authserver.web.common import plain_text, services
+from authserver.web.common import as_unavailable, plain_text, services
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,28 @@ def error_page(
     return render_page("pages/error.html", status, title=title, message=message, back=back)
 
 
+# What a person reads while a dependency is down (the JSON API says temporarily_unavailable).
+UNAVAILABLE_TITLE = "Try again in a moment"
+UNAVAILABLE_TEXT = (
+    "This service is briefly unavailable. Wait a few seconds, then reload the page or send "
+    "the form again."
+)
+
+
+def unavailable_page(error: errors.TemporarilyUnavailable) -> Response:
+    """The 503 page, with the same Retry-After as the API's answer (RFC 9110 §10.2.3)."""
+    response = error_page(503, UNAVAILABLE_TITLE, UNAVAILABLE_TEXT)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 def install_html_errors(blueprint: Blueprint) -> None:
     """Every error of `blueprint` becomes an HTML page (never JSON, never a bare 500)."""
 
     @blueprint.errorhandler(errors.DomainError)
     def _domain_error(error: errors.DomainError) -> Response:
+        if isinstance(error, errors.TemporarilyUnavailable):
+            return unavailable_page(error)
         status, _, _ = to_wire(error)
         response = error_page(status, "That did not work", error.description)
         if isinstance(error, errors.RateLimited):
@@ -96,6 +113,9 @@ def install_html_errors(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
+        unavailable = as_unavailable(error)
+        if unavailable is not None:
+            return unavailable_page(unavailable)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_page(
             500, "Server error", "The server hit an unexpected condition. Try again later."

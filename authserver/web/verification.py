@@ -34,7 +34,7 @@ from authserver.domain.text import printable
 from authserver.services.accounts import DeviceCredentials, SignedInDevice
 from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
-from authserver.web.common import client_ip, plain_text, services
+from authserver.web.common import client_ip, plain_text, services, string_field
 from authserver.web.pages import PLAIN_CSP, error_page, install_html_errors, render_page
 
 bp = Blueprint("verification", __name__, template_folder="templates")
@@ -285,8 +285,13 @@ def enter_code() -> Response:
     user_code = format_user_code(normalized)
     if signing_in:
         password = request.form.get("password", "")
-        if not username or not password or len(password) > 1024:
+        if not username or not password:
             message = "Enter your username and password."
+            return _entry_page(400, user_code=user_code, username=username, error=message)
+        try:  # the mobile API's rules for a password: bounded, valid Unicode (never stored)
+            string_field({"password": password}, "password", max_len=1024, controls=True)
+        except errors.MalformedRequest:
+            message = "That password is too long or has characters it cannot have."
             return _entry_page(400, user_code=user_code, username=username, error=message)
         try:
             _sign_in(username, password)

@@ -20,6 +20,7 @@ from tests.clients.fakes import (
     FakeClock,
     FakeServer,
     Sent,
+    connection_refused,
     device_authorization,
     error,
     tokens_answer,
@@ -148,6 +149,27 @@ def test_denied_exits_1(
     out, err = capsys.readouterr()
     assert "Status: Denied" in out and "denied" in err
     assert not (tmp_path / "tokens.json").exists()
+
+
+def test_a_server_blip_is_waited_out_and_said_so(
+    server: FakeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Redis blip (503 + Retry-After) or a refused connection does not end the login."""
+    down = HttpResponse(
+        503, {"error": "temporarily_unavailable"}, {"Retry-After": "1", "Cache-Control": "no-store"}
+    )
+    server.script("/oauth/device_authorization", device_authorization(CODES[0], expires_in=600))
+    server.script("/oauth/token", PENDING, down, connection_refused(), PENDING, tokens_answer())
+    assert login(tmp_path) == 0
+    out, _ = capsys.readouterr()
+    lines = [line for line in out.splitlines() if line.startswith("Status: ")]
+    assert lines == [
+        "Status: Waiting for scan...",
+        "Status: Cannot reach the server, retrying...",
+        "Status: Waiting for scan...",
+        "Status: Signed in.",
+    ]
+    assert (tmp_path / "tokens.json").exists()
 
 
 def test_the_instructions_follow_rfc_8628(

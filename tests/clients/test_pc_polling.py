@@ -103,9 +103,8 @@ def test_slow_down_adds_five_seconds_to_every_later_poll(clock: FakeClock) -> No
         error("invalid_grant"),
         error("invalid_client", 401),
         error("unsupported_grant_type"),
-        error("server_error", 500),
         error("a_code_from_the_future"),
-        HttpResponse(502, None),  # not even JSON
+        HttpResponse(404, None),  # not even JSON
     ],
     ids=lambda answer: str(answer.json_object().get("error", answer.status)),
 )
@@ -163,16 +162,132 @@ def test_stops_at_expires_in_without_polling_past_it(clock: FakeClock) -> None:
 
 
 def test_connection_failures_double_the_interval(clock: FakeClock) -> None:
-    """RFC 8628 §3.5: after a connection timeout, poll less often (doubling is RECOMMENDED)."""
+    """RFC 8628 §3.5: after a connection timeout, poll less often (doubling is RECOMMENDED);
+    once the server answers again, its own interval applies again."""
     server = FakeServer(clock)
     server.script("/oauth/device_authorization", device_authorization(interval=2))
-    server.script(TOKEN, connection_refused(), connection_refused(), PENDING, tokens_answer())
+    server.script(
+        TOKEN, connection_refused(), connection_refused(), PENDING, PENDING, tokens_answer()
+    )
     login = make_login(server, clock)
     authorization = login.start()
 
     login.wait(authorization)
 
-    assert poll_gaps(server, authorization.started_at) == [2, 4, 8, 8]
+    assert poll_gaps(server, authorization.started_at) == [2, 4, 8, 2, 2]
+
+
+def unavailable(retry_after: str | None = None, status: int = 503) -> HttpResponse:
+    """The server's answer while a dependency is down (RFC 6749 §5.2 body, Retry-After)."""
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    body = {"error": "temporarily_unavailable", "error_description": "Try again shortly."}
+    return HttpResponse(status, body, {**headers, "Cache-Control": "no-store"})
+
+
+def test_5xx_answers_are_temporary_and_polling_goes_on(clock: FakeClock) -> None:
+    """A Redis or database blip (503), a crash (500), a proxy's page (502, not JSON) and a
+    refused connection all back off the same way; the flow then completes."""
+    server = FakeServer(clock)
+    server.script("/oauth/device_authorization", device_authorization(interval=2))
+    server.script(
+        TOKEN,
+        PENDING,
+        unavailable("1"),
+        error("server_error", 500),
+        HttpResponse(502, None),
+        connection_refused(),
+        PENDING,
+        tokens_answer(),
+    )
+    login = make_login(server, clock)
+    authorization = login.start()
+
+    tokens = login.wait(authorization)
+
+    assert tokens.access_token == "at-1"
+    assert poll_gaps(server, authorization.started_at) == [2, 2, 4, 8, 16, 32, 2]
+
+
+def test_retry_after_is_honoured_and_capped(clock: FakeClock) -> None:
+    server = FakeServer(clock)
+    server.script("/oauth/device_authorization", device_authorization(interval=2))
+    server.script(
+        TOKEN,
+        unavailable("20"),  # longer than the backoff (4): wait 20
+        unavailable(),  # no Retry-After: the backoff (8)
+        PENDING,
+        unavailable("3600"),  # capped at a minute, far inside the code's 10 minutes
+        unavailable("Thu, 01 Jan 1970 00:00:00 GMT"),  # a date in the past: the backoff
+        tokens_answer(),
+    )
+    login = make_login(server, clock)
+    authorization = login.start()
+
+    login.wait(authorization)
+
+    assert poll_gaps(server, authorization.started_at) == [2, 20, 8, 2, 60, 8]
+
+
+def test_an_outage_longer_than_the_code_ends_with_expired_token(clock: FakeClock) -> None:
+    server = FakeServer(clock)
+    server.script("/oauth/device_authorization", device_authorization(expires_in=30, interval=5))
+    server.script(TOKEN, unavailable("1"))
+    login = make_login(server, clock)
+    authorization = login.start()
+
+    with pytest.raises(ExpiredToken):
+        login.wait(authorization)
+
+    # 5, then 10 more (doubled), then the code ends at 30 before the next (20 s) poll.
+    assert [sent.at - authorization.started_at for sent in server.requests_to(TOKEN)] == [5, 15]
+    assert clock() - authorization.started_at == 30  # it said so on time, not 5 s later
+
+
+def test_the_user_is_told_while_the_server_cannot_be_reached(clock: FakeClock) -> None:
+    server = FakeServer(clock)
+    server.script(
+        TOKEN, PENDING, unavailable("1"), connection_refused(), PENDING, PENDING, tokens_answer()
+    )
+    login = make_login(server, clock)
+    updates: list[StatusUpdate] = []
+
+    login.wait(login.start(), on_status=updates.append, watch_status=False)
+
+    assert [update.status for update in updates] == [
+        Status.PENDING,
+        Status.UNREACHABLE,  # once, for two failures in a row
+        Status.PENDING,  # where it stood, once the server answers again
+        Status.SIGNED_IN,
+    ]
+    assert updates[1].message == "Cannot reach the server, retrying..."
+
+
+def test_after_a_blip_the_status_line_shows_the_scan_again() -> None:
+    """The token poll only knows "pending"; what the status channel said is shown again."""
+    from clients.pc import _Reporter
+
+    shown: list[Status] = []
+    reporter = _Reporter(lambda update: shown.append(update.status))
+    for status in (Status.PENDING, Status.SCANNED, Status.UNREACHABLE):
+        reporter.report(StatusUpdate(status))
+    reporter.restore()
+    reporter.restore()  # nothing new to say
+    assert shown == [Status.PENDING, Status.SCANNED, Status.UNREACHABLE, Status.SCANNED]
+
+
+def test_5xx_errors_are_typed_with_their_retry_after() -> None:
+    from clients.pc import TemporarilyUnavailable, oauth_error
+
+    now = 1445412470.0  # 10 s before the date below
+    found = oauth_error(unavailable("Wed, 21 Oct 2015 07:28:00 GMT"), now)
+    assert isinstance(found, TemporarilyUnavailable)
+    assert (found.error, found.status, found.retry_after) == ("temporarily_unavailable", 503, 10)
+    proxy = oauth_error(HttpResponse(502, "<html>Bad gateway</html>"), now)
+    assert isinstance(proxy, TemporarilyUnavailable) and proxy.retry_after is None
+    assert proxy.error == "temporarily_unavailable" and "502" in str(proxy)
+    lower_case = HttpResponse(503, None, {"retry-after": "7"})  # HTTP/2 header names
+    assert oauth_error(lower_case, now).retry_after == 7  # type: ignore[attr-defined]
+    assert not isinstance(oauth_error(error("invalid_grant"), now), TemporarilyUnavailable)
 
 
 def test_signed_in_is_reported_last(clock: FakeClock) -> None:
@@ -331,6 +446,29 @@ def test_status_watcher_backs_off_when_unreachable_and_stops_when_the_code_is_go
     assert updates[1].message == "Cannot reach the server, retrying..."
     assert pauses == [2.0, 4.0]
     assert len(server.requests_to(STATUS)) == 4
+
+
+def test_status_watcher_waits_out_a_503_and_reports_the_status_again(clock: FakeClock) -> None:
+    server = FakeServer(clock, status_channel=True)
+    server.script(
+        STATUS,
+        status("scanned"),
+        unavailable("10"),
+        unavailable(),
+        status("scanned"),
+        status("approved"),
+    )
+
+    updates, pauses, _ = run_watcher(server, clock)
+
+    assert [update.status for update in updates] == [
+        Status.SCANNED,
+        Status.UNREACHABLE,
+        Status.SCANNED,
+        Status.APPROVED,
+    ]
+    assert pauses == [10.0, 4.0]  # Retry-After, then the backoff of a second failure
+    assert len(server.requests_to(STATUS)) == 5
 
 
 def test_status_watcher_reports_the_status_again_once_the_server_is_back(

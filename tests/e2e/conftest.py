@@ -112,8 +112,8 @@ def _wait_ready(process: subprocess.Popen[bytes], base_url: str, workdir: Path) 
         try:
             if requests.get(base_url + METADATA_PATH, timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or a worker still loading the app on a busy machine
         time.sleep(0.05)
     _stop(process)
     log = (workdir / "server.err").read_text(errors="replace")

@@ -365,3 +365,66 @@ def test_a_tab_opened_in_the_background_asks_for_no_code_until_shown(
     expect(page.locator("#status-title")).to_have_text("Scan the QR code with the app")
     assert len(authorizations) == 1
     end_flow(live_server, page)
+
+
+# --- A server blip: 503 with Retry-After on the status channel and the token endpoint ------
+def test_the_login_page_keeps_trying_through_503s(watched: Pages, live_server: LiveServer) -> None:
+    """While a dependency blips the server answers 503 + Retry-After: the page says it cannot
+    reach the server, keeps trying, and signs in once the server answers again.
+
+    The 503s are played by the browser's network layer (Playwright routes), in the shape the
+    server gives them (tests/functional/test_unavailable.py checks the server's own).
+    """
+    from playwright.sync_api import expect
+
+    blip = {"status_down": False, "token_failures_left": 1, "code_failures_left": 1}
+    served: list[str] = []
+    unavailable = {
+        "status": 503,
+        "headers": {"Retry-After": "1", "Cache-Control": "no-store"},
+        "content_type": "application/json",
+        "body": '{"error": "temporarily_unavailable", "error_description": "Try again shortly."}',
+    }
+
+    def status_channel(route: Any) -> None:
+        if blip["status_down"]:
+            served.append("status 503")
+            route.fulfill(**unavailable)
+        else:
+            route.continue_()
+
+    def fails_first(name: str) -> Any:
+        def answer(route: Any) -> None:
+            if blip[f"{name}_failures_left"] > 0:
+                blip[f"{name}_failures_left"] -= 1
+                served.append(f"{name} 503")
+                route.fulfill(**unavailable)
+            else:
+                route.continue_()
+
+        return answer
+
+    watched.expected_statuses.add(503)  # the console notes each 503 the page received
+    page = watched(viewport={"width": 900, "height": 700})
+    page.route("**/oauth/device_status", status_channel)
+    page.route("**/oauth/token", fails_first("token"))
+    page.route("**/oauth/device_authorization", fails_first("code"))
+    page.goto(f"{live_server.base_url}/login?client_id={live_server.client_id}")
+    status = page.get_by_role("status")
+    # The first request for a code got a 503: the page asked again by itself.
+    expect(page.locator("#status-title")).to_have_text("Scan the QR code with the app")
+    assert served == ["code 503"]
+
+    blip["status_down"] = True
+    phone = Phone(live_server)
+    screen = phone.call("scan", {"user_code": shown_code(page)})  # ends the held long-poll
+    expect(status).to_contain_text("Cannot reach the server, retrying")
+    assert phone.call("confirm", {"confirm_token": screen["confirm_token"]}) == {
+        "status": "approved"
+    }
+    blip["status_down"] = False
+    # The status channel answers again (approved); the token endpoint fails once more. Each
+    # failure doubles the wait (from the demo's 1 s interval): allow for a few of them.
+    expect(status).to_contain_text("Signed in as Demo User", timeout=20_000)
+    assert served.count("token 503") == 1 and "status 503" in served
+    assert_no_tokens_stored(page)

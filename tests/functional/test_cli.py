@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -40,6 +41,21 @@ def test_serve_refuses_an_old_schema(
     code, out, err = run(["serve", "--port", "0"], monkeypatch, capsys)
     assert code == 2 and out is None
     assert "authserver db upgrade" in json.loads(err)["error"]
+
+
+def test_serve_refuses_a_redis_that_does_not_answer(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert run(["db", "upgrade"], monkeypatch, capsys)[0] == 0
+    monkeypatch.setenv("AUTHSERVER_REDIS_URL", f"redis://:pw-s3cret@127.0.0.1:{port}/0")
+    code, out, err = run(["serve", "--port", "0"], monkeypatch, capsys)
+    assert code == 2 and out is None
+    message = json.loads(err)["error"]
+    assert f"Redis at 127.0.0.1:{port} (AUTHSERVER_REDIS_URL) does not answer" in message
+    assert "pw-s3cret" not in err
 
 
 def test_db_upgrade_then_clients_and_users(

@@ -6,6 +6,10 @@
 // slow_down adds 5 s). Tokens live in this script's memory only, never in storage.
 // A hidden tab (Page Visibility API) stops long-polling and starts no new flow; when it is
 // shown again it checks the flow, and replaces it if it expired meanwhile.
+// A server that cannot be reached, or answers 5xx (503 temporarily_unavailable while one of
+// its dependencies blips) or 429, is temporary: the page says so, keeps trying within the
+// code's lifetime, doubles its wait for each failure in a row (RFC 8628 §3.5) and never asks
+// sooner than Retry-After says.
 "use strict";
 
 (() => {
@@ -15,6 +19,8 @@
   const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
   const LONG_POLL_SECONDS = 25; // the server caps it (AUTHSERVER_STATUS_MAX_WAIT)
   const MAX_AUTO_REFRESHES = 10; // new codes in a row with nobody looking; then a button
+  const MAX_BACKOFF_SECONDS = 60; // the longest wait between tries while the server fails
+  const MAX_START_TRIES = 8; // tries for a new code (about 3 minutes), then a button
 
   const byId = (id) => document.getElementById(id);
   const qrFrame = byId("qr-frame");
@@ -69,6 +75,27 @@
     return Object.assign({ client_id: cfg.clientId }, extra);
   }
 
+  // No answer (null), a 5xx or a 429: the server or what it depends on is failing for now.
+  function temporary(response) {
+    return !response || response.status >= 500 || response.status === 429;
+  }
+
+  // How long to wait before the next try, in ms: the backoff, or Retry-After if longer
+  // (RFC 9110 §10.2.3: seconds or an HTTP-date), never more than a minute.
+  function retryDelay(response, backoffSeconds) {
+    const header = response ? (response.headers.get("Retry-After") || "").trim() : "";
+    let seconds = 0;
+    if (/^\d+$/.test(header)) seconds = Number(header);
+    else if (header && !Number.isNaN(Date.parse(header))) {
+      seconds = (Date.parse(header) - Date.now()) / 1000;
+    }
+    return Math.min(Math.max(backoffSeconds, seconds), MAX_BACKOFF_SECONDS) * 1000;
+  }
+
+  function unreachable() {
+    say("Cannot reach the server, retrying…", "This page keeps trying by itself.");
+  }
+
   // --- A new device authorization ------------------------------------------------------------
   async function start() {
     phase = "need-flow";
@@ -83,11 +110,26 @@
     const params = clientParams(cfg.scope ? { scope: cfg.scope } : {});
     let response;
     let body;
-    try {
-      response = await post(cfg.deviceAuthorizationUrl, params);
-      body = await readJson(response);
-    } catch (e) {
-      return fail("The server cannot be reached. Check your connection.");
+    let backoff = 1;
+    for (let tries = 1; ; tries += 1) {
+      try {
+        response = await post(cfg.deviceAuthorizationUrl, params);
+        body = await readJson(response);
+      } catch (e) {
+        response = null;
+      }
+      if (!temporary(response)) break;
+      if (tries >= MAX_START_TRIES) {
+        return fail("The server cannot be reached. Check your connection.");
+      }
+      unreachable();
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_SECONDS);
+      await sleep(retryDelay(response, backoff));
+      if (phase !== "starting") return; // a button or the tab started over meanwhile
+      if (document.hidden) {
+        phase = "need-flow"; // asked again when the tab is shown
+        return;
+      }
     }
     if (!response.ok) return fail(body.error_description || "The server refused to give a code.");
     flow = {
@@ -153,13 +195,15 @@
   // Long-polls while the tab is visible and the flow waits; a hidden tab ends the loop.
   async function watch(mine) {
     watching = true;
+    let backoff = mine.interval;
     try {
       while (flow === mine && phase === "waiting" && !document.hidden) {
         controller = new AbortController();
         const began = Date.now();
+        let response = null;
         let body;
         try {
-          const response = await post(
+          response = await post(
             cfg.statusUrl,
             clientParams({
               device_code: mine.deviceCode,
@@ -169,19 +213,25 @@
             controller.signal,
           );
           body = await readJson(response);
-          if (!response.ok) {
-            if (body.error === "invalid_grant") {
-              body = { status: "expired" }; // the flow is gone from the server
-            } else if (response.status >= 500 || response.status === 429) {
-              throw new Error("try again later");
-            } else {
-              return fail(body.error_description || "The server refused the request.");
-            }
-          }
         } catch (e) {
           if (e.name === "AbortError") continue; // hidden, or the flow changed: re-check
-          await sleep(mine.interval * 1000); // the network or the server hiccupped
+          response = null; // the network failed
+        }
+        if (temporary(response)) {
+          if (flow !== mine || phase !== "waiting") return;
+          if (Date.now() >= mine.expiresAt) return expired();
+          unreachable();
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_SECONDS);
+          await sleep(retryDelay(response, backoff));
+          mine.status = ""; // then ask where the flow stands, and show it again
           continue;
+        }
+        backoff = mine.interval;
+        if (!response.ok) {
+          if (body.error !== "invalid_grant") {
+            return fail(body.error_description || "The server refused the request.");
+          }
+          body = { status: "expired" }; // the flow is gone from the server
         }
         if (flow !== mine || phase !== "waiting") return;
         // Answered at once without news (the server holds few long-polls): do not spin.
@@ -211,6 +261,8 @@
   // --- The token endpoint (RFC 8628 §3.4-3.5) ------------------------------------------------
   async function redeem(mine) {
     let interval = mine.interval;
+    let backoff = interval;
+    let failing = false;
     for (;;) {
       let response;
       let body;
@@ -224,16 +276,29 @@
         response = null;
       }
       if (flow !== mine) return;
-      if (response && response.ok) return signedIn(body);
-      const error = response ? body.error : "network";
-      if (error === "access_denied") return denied(body.error_description);
-      if (error === "expired_token") return expired();
-      if (error === "slow_down") interval += 5;
-      else if (error !== "authorization_pending" && error !== "network") {
-        return fail((body && body.error_description) || "The sign-in failed.");
+      let wait = interval * 1000;
+      if (temporary(response)) {
+        // §3.5: poll less often while the server fails, never sooner than Retry-After.
+        failing = true;
+        unreachable();
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_SECONDS);
+        wait = retryDelay(response, backoff);
+      } else {
+        if (response.ok) return signedIn(body);
+        const error = body.error;
+        if (error === "access_denied") return denied(body.error_description);
+        if (error === "expired_token") return expired();
+        if (error === "slow_down") interval += 5;
+        else if (error !== "authorization_pending") {
+          return fail(body.error_description || "The sign-in failed.");
+        }
+        if (failing) say("Approved", "Signing you in…");
+        failing = false;
+        backoff = interval;
+        wait = interval * 1000;
       }
       if (Date.now() >= mine.expiresAt) return expired();
-      await sleep(interval * 1000);
+      await sleep(Math.min(wait, Math.max(mine.expiresAt - Date.now(), 0)));
       if (flow !== mine) return;
     }
   }
