@@ -24,7 +24,7 @@ from authserver.web import (
     pages,
     verification,
 )
-from authserver.web.common import as_unavailable, json_response
+from authserver.web.common import as_unavailable, error_response, json_response
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Response:
-        return json_response(*to_wire(error))
+        return error_response(error)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

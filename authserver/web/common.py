@@ -9,6 +9,7 @@ from flask import Response, current_app, jsonify, request
 
 from authserver.bootstrap import Services
 from authserver.domain import errors
+from authserver.oauth.errors import to_wire
 from authserver.oauth.requests import has_control_characters
 from authserver.storage.failures import describe, is_unavailable
 
@@ -32,6 +33,29 @@ def json_response(
         else:
             response.headers[name] = value
     return response
+
+
+# The answers a PC gets on most token polls (RFC 8628 §3.5): the same bytes every time, so they
+# are rendered once per process instead of once per poll.
+_FIXED_ANSWERS = (errors.AuthorizationPending, errors.SlowDown)
+_rendered: dict[type[errors.DomainError], tuple[int, bytes, list[tuple[str, str]]]] = {}
+
+
+def error_response(error: errors.DomainError) -> Response:
+    """The wire answer of a domain error (oauth/errors.py's table), as a JSON response."""
+    kind = type(error)
+    if kind not in _FIXED_ANSWERS or error.description != kind.description:
+        return json_response(*to_wire(error))
+    rendered = _rendered.get(kind)
+    if rendered is None:
+        first = json_response(*to_wire(error))
+        rendered = _rendered[kind] = (
+            first.status_code,
+            first.get_data(),
+            [(k, v) for k, v in first.headers.items() if k.lower() != "content-length"],
+        )
+    status, body, headers = rendered
+    return Response(body, status, headers)
 
 
 def no_store(body: dict[str, Any], status: int = 200) -> Response:
