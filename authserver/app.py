@@ -9,8 +9,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authserver.bootstrap import Services, build_services
+from authserver.config import AccessLog as AccessLogSetting
 from authserver.config import Config
 from authserver.domain.errors import DomainError
+from authserver.logs import AccessLog, remember_route, route_of, stdout_writer
 from authserver.oauth.errors import http_to_wire, server_error, to_wire
 from authserver.oauth.metadata import server_metadata
 from authserver.web import (
@@ -28,12 +30,15 @@ from authserver.web.common import as_unavailable, error_response, json_response
 
 log = logging.getLogger(__name__)
 
+# Nothing here needs a bigger body; the HTTP server refuses bigger ones before they are read.
+MAX_BODY_BYTES = 64 * 1024
+
 
 def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
     """Build the app: services (Redis or embedded flow store), blueprints, error handlers."""
     config = config or (services.config if services else Config.from_env())
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # nothing here needs a bigger body
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["authserver"] = services or build_services(config)
     app.config["AUTHSERVER_METADATA"] = server_metadata(config)  # validated once, at start
     if config.trusted_proxies:
@@ -72,7 +77,13 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         if unavailable is not None:
             return json_response(*to_wire(unavailable))
         # A 5xx never leaks internals: log the trace, answer with a generic server_error.
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The route's template, never the path: user codes travel in paths (/qr/<code>.<fmt>).
+        log.exception("unhandled error on %s %s", request.method, route_of(request))
         return json_response(*server_error())
 
+    if config.access_log is AccessLogSetting.JSON:
+        app.before_request(remember_route)  # first of all hooks: app-level ones run first
+        # Outermost, so its duration covers ProxyFix too; ProxyFix sets REMOTE_ADDR in the
+        # shared environ, so the line carries the client's address, not the proxy's.
+        app.wsgi_app = AccessLog(app.wsgi_app, stdout_writer())  # type: ignore[method-assign]
     return app

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
@@ -19,6 +20,13 @@ class ConfigError(ValueError):
 
 # Settings where 0 means "none" or "off".
 _MAY_BE_ZERO = ("trusted_proxies", "refresh_grace")
+
+
+class AccessLog(StrEnum):
+    """What the server writes per request (AUTHSERVER_ACCESS_LOG)."""
+
+    JSON = "json"  # one JSON line per request on stdout, with its request id
+    OFF = "off"
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class Config:
     allowed_hosts: str = ""
     scrypt_p: int = 3  # scrypt parallelism for new password hashes (N=2^15, r=8)
     redis_prefix: str = "authserver:"
+    access_log: AccessLog = AccessLog.JSON
 
     @property
     def audience(self) -> str:
@@ -99,6 +108,15 @@ class Config:
                 except ValueError:
                     raise ConfigError(
                         f"AUTHSERVER_{field.name.upper()} must be a whole number, got {raw!r}"
+                    ) from None
+            elif isinstance(field.default, StrEnum):
+                vocabulary = type(field.default)
+                try:
+                    values[field.name] = vocabulary(raw.strip().lower())
+                except ValueError:
+                    choices = "|".join(vocabulary)
+                    raise ConfigError(
+                        f"AUTHSERVER_{field.name.upper()} must be one of {choices}, got {raw!r}"
                     ) from None
             else:
                 values[field.name] = raw

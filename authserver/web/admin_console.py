@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 
 from authserver.domain import errors
 from authserver.domain.models import Admin, AuditFilter, FamilyFilter
+from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
 from authserver.web import browser
 from authserver.web.admin_api import iso
@@ -229,7 +230,7 @@ def _unexpected(error: Exception) -> Response:
     unavailable = as_unavailable(error)
     if unavailable is not None:
         return _unavailable_page(unavailable)
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", request.method, route_of(request))
     return _page(
         "admin/error.html",
         500,

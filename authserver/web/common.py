@@ -9,6 +9,7 @@ from flask import Response, current_app, jsonify, request
 
 from authserver.bootstrap import Services
 from authserver.domain import errors
+from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
 from authserver.oauth.requests import has_control_characters
 from authserver.storage.failures import describe, is_unavailable
@@ -156,7 +157,7 @@ def as_unavailable(error: BaseException) -> errors.TemporarilyUnavailable | None
     log.warning(
         "%s %s: a dependency is unavailable, answered 503 (%s)",
         request.method,
-        request.path,
+        route_of(request),  # the template: user codes travel in paths
         describe(error),
     )
     return errors.TemporarilyUnavailable()

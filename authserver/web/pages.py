@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from authserver.domain import errors
 from authserver.domain.models import ClientKind
+from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
 from authserver.web import browser
 from authserver.web.common import as_unavailable, plain_text, services
@@ -116,7 +117,7 @@ def install_html_errors(blueprint: Blueprint) -> None:
         unavailable = as_unavailable(error)
         if unavailable is not None:
             return unavailable_page(unavailable)
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, route_of(request))
         return error_page(
             500, "Server error", "The server hit an unexpected condition. Try again later."
         )
