@@ -19,6 +19,7 @@ from authserver.bootstrap import Services, build_services
 from authserver.config import Config, ConfigError
 from authserver.domain.errors import DomainError
 from authserver.domain.models import ClientKind
+from authserver.http_server import ServerOptions, check_threads, granian_options, run
 from authserver.services.keys import KEY_ACTIVATION_DELAY
 
 DEMO_USERNAME = "demo"
@@ -123,28 +124,44 @@ def _serving_config(args: argparse.Namespace) -> Config:
     return Config.from_env(defaults={"issuer": f"http://{host}:{args.port}"})
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    config = _serving_config(args)
-    svc = build_services(config)
-    _check_schema(svc)
-    _check_redis(config)
-    workers = args.workers
-    if not config.redis_url and workers != 1:
+def _server_options(config: Config, args: argparse.Namespace) -> ServerOptions:
+    """What to serve with, checked before anything else is done: a wrong option never starts."""
+    extra: dict[str, str] = {}
+    for item in args.server_option:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--server-option takes NAME=VALUE, got {item!r}")
+        extra[name.strip().replace("-", "_")] = value
+    options = ServerOptions(args.host, args.port, args.workers, args.threads, extra)
+    if options.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if not config.redis_url and options.workers != 1:
         # The embedded flow store lives in one process; more would split the flows.
         raise ConfigError(
             "--workers > 1 needs AUTHSERVER_REDIS_URL (the embedded store is per process)."
         )
+    check_threads(config, options.threads)
+    granian_options(config, options)  # a wrong --server-option fails here
+    return options
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _serving_config(args)
+    options = _server_options(config, args)
+    svc = build_services(config)
+    _check_schema(svc)
+    _check_redis(config)
     svc.keys.jwks()  # create the signing key now, not on the first request
     svc.close()
-    from authserver.wsgi_server import run
-
-    run(config, host=args.host, port=args.port, workers=workers, threads=args.threads)
+    run(config, options)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Upgrade the database, create the demo client and user if missing, print how to try."""
     config = _serving_config(args)
+    args.workers = 1  # the embedded flow store lives in this one process
+    _server_options(config, args)
     svc = build_services(config)
     svc.database.upgrade()
     client = (
@@ -193,7 +210,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     sys.stdout.flush()
     svc.close()
-    args.workers = 1
     return cmd_serve(args)
 
 
@@ -205,14 +221,35 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="Alembic upgrade to head").set_defaults(func=cmd_db_upgrade)
 
     for name, func, help_text in (
-        ("serve", cmd_serve, "run the server (gunicorn)"),
-        ("demo", cmd_demo, "set up a demo client and user, then serve"),
+        ("serve", cmd_serve, "run the server (granian)"),
+        ("demo", cmd_demo, "set up a demo client and user, then serve (one process)"),
     ):
-        serve = commands.add_parser(name, help=help_text)
-        serve.add_argument("--host", default="127.0.0.1")
-        serve.add_argument("--port", type=int, default=8000)
-        serve.add_argument("--workers", type=int, default=1, help="processes (needs Redis if > 1)")
-        serve.add_argument("--threads", type=int, default=32, help="threads per process")
+        serve = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+        if name == "serve":
+            serve.add_argument(
+                "--workers", type=int, default=1, help="processes (more than 1 needs Redis)"
+            )
+        serve.add_argument(
+            "--threads",
+            type=int,
+            default=32,
+            help="app threads per process; at least AUTHSERVER_STATUS_MAX_WAITERS + 4",
+        )
+        serve.add_argument(
+            "--server-option",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a granian option, repeatable, e.g. backpressure=2048, "
+            "http1_header_read_timeout=5000 (ms), ssl_cert=PATH; README 'Serving'",
+        )
         serve.set_defaults(func=func)
 
     clients = commands.add_parser("clients").add_subparsers(dest="clients", required=True)

@@ -133,3 +133,36 @@ def test_usage_and_database_errors_are_json(
     monkeypatch.setenv("AUTHSERVER_DATABASE_URL", f"sqlite:///{tmp_path}/missing/dir/x.db")
     code, _, err = run(["clients", "create", "--name", "X"], monkeypatch, capsys)
     assert code == 2 and "OperationalError" in json.loads(err)["error"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--threads", "8"], "AUTHSERVER_STATUS_MAX_WAITERS"),
+        (["demo", "--threads", "19"], "AUTHSERVER_STATUS_MAX_WAITERS"),
+        (["serve", "--server-option", "log_access=true"], "raw paths"),
+        (["serve", "--server-option", "backlog"], "NAME=VALUE"),
+        (["serve", "--server-option", "http1-header-read-timeout=soon"], "not a valid int"),
+        (["serve", "--workers", "0"], "at least 1"),
+    ],
+)
+def test_serve_refuses_wrong_server_settings_before_starting(
+    env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    code, out, err = run(argv, monkeypatch, capsys)
+    assert code == 2 and out is None
+    assert message in json.loads(err)["error"]
+
+
+def test_serve_help_shows_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--workers WORKERS processes (more than 1 needs Redis) (default: 1)" in text
+    assert "(default: 32)" in text and "--server-option NAME=VALUE" in text
