@@ -12,7 +12,7 @@ from authserver.bootstrap import Services, build_services
 from authserver.config import AccessLog as AccessLogSetting
 from authserver.config import Config
 from authserver.domain.errors import DomainError
-from authserver.logs import AccessLog, remember_route, route_of, stdout_writer
+from authserver.logs import AccessLog, LoggedRequest, route_of, stdout_writer
 from authserver.oauth.errors import http_to_wire, server_error, to_wire
 from authserver.oauth.metadata import server_metadata
 from authserver.web import (
@@ -82,7 +82,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         return json_response(*server_error())
 
     if config.access_log is AccessLogSetting.JSON:
-        app.before_request(remember_route)  # first of all hooks: app-level ones run first
+        app.request_class = LoggedRequest  # the access log reads the matched route from it
         # Outermost, so its duration covers ProxyFix too; ProxyFix sets REMOTE_ADDR in the
         # shared environ, so the line carries the client's address, not the proxy's.
         app.wsgi_app = AccessLog(app.wsgi_app, stdout_writer())  # type: ignore[method-assign]
