@@ -1,6 +1,6 @@
 """Real servers for the end-to-end tests: `authserver` subprocesses started the README way.
 
-`live_server` is `authserver demo` (SQLite file, embedded flow store, one gunicorn worker);
+`live_server` is `authserver demo` (SQLite file, embedded flow store, one granian worker);
 `live_server_redis` is `authserver db upgrade` + `authserver serve --workers 2` on Redis and a
 fresh PostgreSQL schema, so a flow has to work whichever worker answers each request.
 """
@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,23 @@ class LiveServer:
     password: str
     workdir: Path
     kind: str
+    # An admin of its API and console: demo's own, or one `authserver admins create` made.
+    admin_username: str = ""
+    admin_password: str = field(default="", repr=False)
 
     @property
     def log_text(self) -> str:
-        """Everything the server wrote to stderr (gunicorn's error log, app tracebacks)."""
+        """Everything the server wrote to stderr: JSON log records (granian's, the app's)."""
         return (self.workdir / "server.err").read_text(errors="replace")
+
+    @property
+    def access_log_text(self) -> str:
+        """What the server wrote to stdout after `demo`'s own JSON: the access log lines."""
+        text = (self.workdir / "server.out").read_text(errors="replace")
+        if self.kind == "demo":
+            _, end = json.JSONDecoder().raw_decode(text.lstrip())
+            text = text.lstrip()[end:]
+        return text
 
 
 def _free_port() -> int:
@@ -63,9 +75,6 @@ def _server_env(workdir: Path, **settings: str) -> dict[str, str]:
     env.update(
         # RFC 8628 §3.2 interval: 1 s keeps the polling tests quick; clients must honour it.
         AUTHSERVER_POLL_INTERVAL="1",
-        # gunicorn >= 25 opens a control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn): give
-        # each test server its own, so parallel servers never unlink each other's.
-        XDG_RUNTIME_DIR=str(workdir),
         PYTHONUNBUFFERED="1",
     )
     env.update(settings)
@@ -89,7 +98,7 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = No
 
 
 def _spawn(args: list[str], env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
-    # stdout/stderr go to files: gunicorn's access log shares stdout and would fill a pipe.
+    # stdout/stderr go to files: the access log shares stdout and would fill a pipe.
     with (workdir / "server.out").open("wb") as out, (workdir / "server.err").open("wb") as err:
         return subprocess.Popen(
             [AUTHSERVER, *args],
@@ -98,7 +107,7 @@ def _spawn(args: list[str], env: dict[str, str], workdir: Path) -> subprocess.Po
             stderr=err,
             env=env,
             cwd=workdir,
-            start_new_session=True,  # its own process group: the gunicorn workers are in it
+            start_new_session=True,  # its own process group: the granian workers are in it
         )
 
 
@@ -121,7 +130,7 @@ def _wait_ready(process: subprocess.Popen[bytes], base_url: str, workdir: Path) 
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the gunicorn arbiter: it stops its workers gracefully, then exits."""
+    """SIGTERM granian's main process: it stops its workers gracefully, then exits."""
     if process.poll() is not None:
         return
     # Close the tests' idle keep-alive connections that only wait for the garbage collector
@@ -137,25 +146,34 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _demo_output(workdir: Path) -> dict:
-    """The JSON object `authserver demo` prints first (gunicorn's access log follows it)."""
+    """The JSON object `authserver demo` prints first (the access log follows it)."""
     text = (workdir / "server.out").read_text()
     payload, _ = json.JSONDecoder().raw_decode(text.lstrip())
     return dict(payload)
 
 
 @contextmanager
-def demo_server(workdir: Path, **settings: str) -> Iterator[LiveServer]:
-    """`authserver demo` in `workdir` (SQLite file, embedded flow store), with AUTHSERVER_*
-    `settings` on top of the test defaults; stopped when the block ends."""
+def demo_server(workdir: Path, *args: str, **settings: str) -> Iterator[LiveServer]:
+    """`authserver demo [args]` in `workdir` (SQLite file, embedded flow store), with
+    AUTHSERVER_* `settings` on top of the test defaults; stopped when the block ends."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    process = _spawn(["demo", "--port", str(port)], _server_env(workdir, **settings), workdir)
+    env = _server_env(workdir, **settings)
+    process = _spawn(["demo", "--port", str(port), *args], env, workdir)
     try:
         _wait_ready(process, base_url, workdir)
         demo = _demo_output(workdir)
         assert demo["issuer"] == base_url
+        admin = demo["admin_console"]
         yield LiveServer(
-            base_url, demo["demo_client_id"], DEMO_USERNAME, DEMO_PASSWORD, workdir, "demo"
+            base_url,
+            demo["demo_client_id"],
+            DEMO_USERNAME,
+            DEMO_PASSWORD,
+            workdir,
+            "demo",
+            admin["username"],
+            admin["password"],
         )
     finally:
         _stop(process)
@@ -194,9 +212,10 @@ def live_server_redis(
     _cli(["db", "upgrade"], env, workdir)
     process = _spawn(["serve", "--port", str(port), "--workers", "2"], env, workdir)
     try:
-        # Register the client and the user while the server boots, both at once.
+        # Register the client, the user and an admin while the server boots, all at once.
         username, password = f"erin-{uuid.uuid4().hex[:6]}", "correct horse battery"
-        with ThreadPoolExecutor(2) as pool:
+        admin, admin_password = f"ops-{uuid.uuid4().hex[:6]}", f"admin-{uuid.uuid4().hex}"
+        with ThreadPoolExecutor(3) as pool:
             client = pool.submit(_cli, ["clients", "create", "--name", "E2E PC"], env, workdir)
             user = pool.submit(
                 _cli,
@@ -205,15 +224,25 @@ def live_server_redis(
                 workdir,
                 stdin=password + "\n",
             )
-            client_id, _ = client.result()["client_id"], user.result()
+            admins = pool.submit(
+                _cli,
+                ["admins", "create", admin, "--password-stdin"],
+                env,
+                workdir,
+                stdin=admin_password + "\n",
+            )
+            client_id, _, _ = client.result()["client_id"], user.result(), admins.result()
         _wait_ready(process, base_url, workdir)
-        yield LiveServer(base_url, client_id, username, password, workdir, "redis")
+        yield LiveServer(
+            base_url, client_id, username, password, workdir, "redis", admin, admin_password
+        )
     finally:
         _stop(process)
         flows = redis.Redis.from_url(flow_redis)
         for key in flows.scan_iter(match=prefix + "*"):
             flows.delete(key)
         flows.close()
+    assert process.returncode in (0, -signal.SIGKILL), process.returncode
 
 
 @pytest.fixture(params=["embedded+sqlite", "redis+postgres"])
