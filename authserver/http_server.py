@@ -163,8 +163,8 @@ class WsgiBridge:
         if length is None and "transfer-encoding" not in headers:
             return b""  # RFC 9112 §6.3: no length, no chunks, no body
         if length is not None:
-            if not length.isdigit():
-                return 400
+            if not (length.isascii() and length.isdigit() and len(length) <= 18):
+                return 400  # hyper has parsed it already; this is belt and braces
             if int(length) > self._max_body:
                 return 413  # refused before a byte of it is read
             if length == "0":

@@ -186,8 +186,9 @@ def test_a_body_that_stops_arriving_is_a_408_and_never_reaches_the_app(
     assert answer["connection"] == "close" and json.loads(body)["error"] == "invalid_request"
 
 
-def test_a_malformed_content_length_is_a_400() -> None:
-    status, _, _ = serve(bridge(), Scope(Headers([("content-length", "-1")])), Protocol())
+@pytest.mark.parametrize("length", ["-1", "\u00b2", "1" * 19])
+def test_a_malformed_content_length_is_a_400(length: str) -> None:
+    status, _, _ = serve(bridge(), Scope(Headers([("content-length", length)])), Protocol())
     assert status == 400
 
 
