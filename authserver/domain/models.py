@@ -120,6 +120,17 @@ class DenialKind(enum.StrEnum):
     SESSION = "sid"  # the token family (session) was revoked: all its access tokens
 
 
+class DenyListAnswer(enum.StrEnum):
+    """What the deny-list says about an access token."""
+
+    DENIED = "denied"  # the token or its session was revoked
+    ALLOWED = "allowed"  # not listed, and the list was rebuilt from SQL recently
+    # Not listed; the list is complete but due for its periodic rebuild from SQL (which would
+    # catch anything Redis lost). While SQL is down no revocation can commit, so it stands.
+    STALE = "stale"
+    INCOMPLETE = "incomplete"  # the list was lost or a write to it failed: rebuild first
+
+
 @dataclass(frozen=True, slots=True)
 class Denial:
     """Access tokens to refuse until `until` (after which every token it names has expired)."""

@@ -14,6 +14,7 @@ from authserver.domain.models import (
     AuditFilter,
     Client,
     Denial,
+    DenyListAnswer,
     FamilyFilter,
     MobileDevice,
     PresentedRefreshToken,
@@ -191,9 +192,8 @@ class RevocationList(Protocol):
 
     def add(self, denials: list[Denial], now: float) -> None: ...
 
-    def is_denied(self, jti: str, sid: str, now: float) -> bool | None:
-        """True if the token or its session is denied, False if not, None if the list is
-        incomplete and must be rebuilt."""
+    def is_denied(self, jti: str, sid: str, now: float) -> DenyListAnswer:
+        """Whether the token or its session is denied, and whether the list can be trusted."""
 
     def mark_incomplete(self) -> None:
         """Make the next check rebuild the list (a write to it failed)."""

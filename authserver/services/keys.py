@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from authserver.domain.models import SigningKey
 from authserver.domain.ports import KeyRepository
 
+log = logging.getLogger(__name__)
+
 ALGORITHM = "ES256"
 # How long a process trusts its copy of the key table: processes that started together and each
 # stored a key converge on the same (oldest) signing key, and publish every key, within this.
@@ -27,6 +30,8 @@ JWKS_MAX_AGE = 300
 # A process may publish a new key up to KEY_RELOAD_SECONDS after it was stored; a cache that
 # fetched the JWKS just before that keeps the old set for JWKS_MAX_AGE more.
 KEY_ACTIVATION_DELAY = JWKS_MAX_AGE + int(KEY_RELOAD_SECONDS)
+# How soon to try again after a reload failed.
+KEY_RETRY_SECONDS = 5.0
 # Leeway for clocks between this server and resource servers when retiring an old key.
 CLOCK_LEEWAY = 60
 
@@ -67,7 +72,18 @@ class KeyRing:
     def _ensure(self) -> list[SigningKey]:
         with self._lock:
             if not self._loaded or time.monotonic() >= self._reload_at:
-                loaded = self._keys.all()
+                try:
+                    loaded = self._keys.all()
+                except Exception:
+                    if not self._loaded:
+                        raise
+                    # The key table is unreadable (SQL down): the keys we hold still sign and
+                    # verify; a rotation waits for the next successful reload.
+                    log.warning(
+                        "signing keys not reloaded: SQL unavailable; keeping %d", len(self._loaded)
+                    )
+                    self._reload_at = time.monotonic() + KEY_RETRY_SECONDS
+                    return self._loaded
                 if not loaded:
                     # Processes starting together may each add a key; after the next reload all
                     # of them sign with the oldest (see `current`) and publish every one.

@@ -11,6 +11,7 @@ from authserver.domain.models import (
     AuditEventType,
     Denial,
     DenialKind,
+    DenyListAnswer,
     FamilyFilter,
     RevocationReason,
     TokenFamily,
@@ -69,12 +70,24 @@ class Revocations:
         if self._needs_repair:
             self._repair()
         now = self._clock()
-        denied = self._deny_list.is_denied(jti, sid, now)
-        if denied is None:
-            log.warning("deny-list is incomplete; rebuilding it from SQL")
-            self._deny_list.rebuild(self._tokens.denials(now, self._access_token_ttl), now)
-            denied = self._deny_list.is_denied(jti, sid, now)
-        return bool(denied)
+        answer = self._deny_list.is_denied(jti, sid, now)
+        if answer is DenyListAnswer.DENIED:
+            return True
+        if answer is DenyListAnswer.ALLOWED:
+            return False
+        try:
+            denials = self._tokens.denials(now, self._access_token_ttl)
+        except Exception:
+            if answer is DenyListAnswer.STALE:
+                # SQL is unreadable, and while it is no revocation can commit: the complete
+                # list still answers, so resource checks keep working through a SQL outage.
+                log.warning("deny-list not refreshed: SQL unavailable; answering from it")
+                return False
+            raise  # incomplete and no way to complete it: fail closed
+        if answer is DenyListAnswer.INCOMPLETE:
+            log.warning("deny-list is incomplete; rebuilt it from SQL")
+        self._deny_list.rebuild(denials, now)
+        return self._deny_list.is_denied(jti, sid, now) is DenyListAnswer.DENIED
 
     # --- Revoking -----------------------------------------------------------------------
     def revoke_family(

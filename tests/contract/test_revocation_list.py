@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from authserver import create_app
-from authserver.domain.models import Denial, DenialKind
+from authserver.domain.models import Denial, DenialKind, DenyListAnswer
 from authserver.domain.ports import RevocationList
 from authserver.storage.embedded.deny_list import EmbeddedRevocationList
 from authserver.storage.redis_store.deny_list import RedisRevocationList
@@ -37,54 +37,62 @@ def deny_list(request: pytest.FixtureRequest) -> RevocationList:
 
 
 def test_a_new_list_is_incomplete_until_rebuilt(deny_list: RevocationList) -> None:
-    assert deny_list.is_denied("a", SID, NOW) is None
+    assert deny_list.is_denied("a", SID, NOW) is DenyListAnswer.INCOMPLETE
     deny_list.add([token("a", NOW + 100)], NOW)  # entries alone do not make it complete
-    assert deny_list.is_denied("a", SID, NOW) is None
-    assert deny_list.is_denied("b", SID, NOW) is None
+    assert deny_list.is_denied("a", SID, NOW) is DenyListAnswer.INCOMPLETE
+    assert deny_list.is_denied("b", SID, NOW) is DenyListAnswer.INCOMPLETE
 
     deny_list.rebuild([token("b", NOW + 100), token("gone", NOW - 1)], NOW)
-    assert deny_list.is_denied("a", SID, NOW) is True  # added before the rebuild: kept
-    assert deny_list.is_denied("b", SID, NOW) is True
-    assert deny_list.is_denied("gone", SID, NOW) is False  # already expired: never listed
-    assert deny_list.is_denied("never", SID, NOW) is False
+    assert (
+        deny_list.is_denied("a", SID, NOW) is DenyListAnswer.DENIED
+    )  # added before the rebuild: kept
+    assert deny_list.is_denied("b", SID, NOW) is DenyListAnswer.DENIED
+    assert (
+        deny_list.is_denied("gone", SID, NOW) is DenyListAnswer.ALLOWED
+    )  # already expired: never listed
+    assert deny_list.is_denied("never", SID, NOW) is DenyListAnswer.ALLOWED
 
 
 def test_an_entry_lasts_until_its_token_expires(deny_list: RevocationList) -> None:
     deny_list.rebuild([], NOW)
-    assert deny_list.is_denied("x", SID, NOW) is False
+    assert deny_list.is_denied("x", SID, NOW) is DenyListAnswer.ALLOWED
     deny_list.add([token("x", NOW + 600), token("y", NOW + 10)], NOW)
     deny_list.add([token("expired", NOW)], NOW)  # exp == now: already expired
-    assert deny_list.is_denied("x", SID, NOW) is True
-    assert deny_list.is_denied("y", SID, NOW + 9.5) is True
-    assert deny_list.is_denied("y", SID, NOW + 10) is False  # decided by `now`, not a wall clock
-    assert deny_list.is_denied("x", SID, NOW + 599) is True
-    assert deny_list.is_denied("x", SID, NOW + 600) is False
-    assert deny_list.is_denied("expired", SID, NOW) is False
+    assert deny_list.is_denied("x", SID, NOW) is DenyListAnswer.DENIED
+    assert deny_list.is_denied("y", SID, NOW + 9.5) is DenyListAnswer.DENIED
+    assert (
+        deny_list.is_denied("y", SID, NOW + 10) is DenyListAnswer.ALLOWED
+    )  # decided by `now`, not a wall clock
+    assert deny_list.is_denied("x", SID, NOW + 599) is DenyListAnswer.DENIED
+    assert deny_list.is_denied("x", SID, NOW + 600) is DenyListAnswer.ALLOWED
+    assert deny_list.is_denied("expired", SID, NOW) is DenyListAnswer.ALLOWED
     deny_list.add([], NOW)  # nothing to add is fine
     # Adding the same jti twice is harmless.
     deny_list.add([token("x", NOW + 600)], NOW + 1)
-    assert deny_list.is_denied("x", SID, NOW + 1) is True
+    assert deny_list.is_denied("x", SID, NOW + 1) is DenyListAnswer.DENIED
 
 
 def test_a_session_denial_refuses_every_token_of_the_session(deny_list: RevocationList) -> None:
     deny_list.rebuild([session("fam-1", NOW + 600)], NOW)
-    assert deny_list.is_denied("any-jti", "fam-1", NOW) is True
-    assert deny_list.is_denied("another-jti", "fam-1", NOW + 599) is True
-    assert deny_list.is_denied("any-jti", "fam-1", NOW + 600) is False  # all expired by then
-    assert deny_list.is_denied("any-jti", "fam-2", NOW) is False
+    assert deny_list.is_denied("any-jti", "fam-1", NOW) is DenyListAnswer.DENIED
+    assert deny_list.is_denied("another-jti", "fam-1", NOW + 599) is DenyListAnswer.DENIED
+    assert (
+        deny_list.is_denied("any-jti", "fam-1", NOW + 600) is DenyListAnswer.ALLOWED
+    )  # all expired by then
+    assert deny_list.is_denied("any-jti", "fam-2", NOW) is DenyListAnswer.ALLOWED
     # A jti that happens to equal a session id is not confused with it, nor the reverse.
-    assert deny_list.is_denied("fam-1", SID, NOW) is False
+    assert deny_list.is_denied("fam-1", SID, NOW) is DenyListAnswer.ALLOWED
     deny_list.add([token("t-1", NOW + 60)], NOW)
-    assert deny_list.is_denied("t-1", "t-1", NOW) is True
-    assert deny_list.is_denied("x", "t-1", NOW) is False
+    assert deny_list.is_denied("t-1", "t-1", NOW) is DenyListAnswer.DENIED
+    assert deny_list.is_denied("x", "t-1", NOW) is DenyListAnswer.ALLOWED
 
 
 def test_a_list_marked_incomplete_is_rebuilt(deny_list: RevocationList) -> None:
     deny_list.rebuild([token("a", NOW + 100)], NOW)
     deny_list.mark_incomplete()  # after a failed write: the next check rebuilds from SQL
-    assert deny_list.is_denied("a", SID, NOW) is None
+    assert deny_list.is_denied("a", SID, NOW) is DenyListAnswer.INCOMPLETE
     deny_list.rebuild([token("b", NOW + 100)], NOW)
-    assert deny_list.is_denied("b", SID, NOW) is True
+    assert deny_list.is_denied("b", SID, NOW) is DenyListAnswer.DENIED
 
 
 def test_redis_entries_expire_in_redis_and_the_marker_is_the_completeness(
@@ -95,15 +103,23 @@ def test_redis_entries_expire_in_redis_and_the_marker_is_the_completeness(
     ttl = redis_client.ttl(f"{redis_prefix}deny:jti:x")
     assert 600 < ttl <= 600 + RedisRevocationList.GRACE  # outlives the token by the grace
     # The marker expires, so the list is rebuilt from SQL at least that often.
-    assert 0 < redis_client.ttl(f"{redis_prefix}deny-complete") <= RedisRevocationList.COMPLETE_TTL
+    assert 0 < redis_client.ttl(f"{redis_prefix}deny-fresh") <= RedisRevocationList.FRESH_TTL
+    assert redis_client.ttl(f"{redis_prefix}deny-complete") > 0
     # Another process sharing the prefix sees the same list.
-    assert RedisRevocationList(redis_client, redis_prefix).is_denied("x", SID, NOW) is True
     assert (
-        RedisRevocationList(redis_client, "other:" + redis_prefix).is_denied("x", SID, NOW) is None
+        RedisRevocationList(redis_client, redis_prefix).is_denied("x", SID, NOW)
+        is DenyListAnswer.DENIED
+    )
+    assert (
+        RedisRevocationList(redis_client, "other:" + redis_prefix).is_denied("x", SID, NOW)
+        is DenyListAnswer.INCOMPLETE
     )
 
+    redis_client.delete(f"{redis_prefix}deny-fresh")  # due for its periodic rebuild
+    assert deny_list.is_denied("x", SID, NOW) is DenyListAnswer.DENIED
+    assert deny_list.is_denied("y", SID, NOW) is DenyListAnswer.STALE
     redis_client.delete(f"{redis_prefix}deny-complete")  # as a Redis restart would lose it
-    assert deny_list.is_denied("x", SID, NOW) is None
+    assert deny_list.is_denied("x", SID, NOW) is DenyListAnswer.INCOMPLETE
 
 
 # --- Rebuilt from SQL through the real services ------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from authserver.domain.models import Denial, DenialKind
+from authserver.domain.models import Denial, DenialKind, DenyListAnswer
 
 
 class EmbeddedRevocationList:
@@ -24,14 +24,16 @@ class EmbeddedRevocationList:
                 self._denied = {k: until for k, until in self._denied.items() if until > now}
             self._denied.update(((d.kind.value, d.id), d.until) for d in denials if d.until > now)
 
-    def is_denied(self, jti: str, sid: str, now: float) -> bool | None:
+    def is_denied(self, jti: str, sid: str, now: float) -> DenyListAnswer:
+        # Every write happens in this process, so a complete list stays complete (and fresh).
         with self._lock:
             if not self._complete:
-                return None
-            return (
+                return DenyListAnswer.INCOMPLETE
+            denied = (
                 self._denied.get((DenialKind.ACCESS_TOKEN.value, jti), 0.0) > now
                 or self._denied.get((DenialKind.SESSION.value, sid), 0.0) > now
             )
+            return DenyListAnswer.DENIED if denied else DenyListAnswer.ALLOWED
 
     def mark_incomplete(self) -> None:
         with self._lock:
