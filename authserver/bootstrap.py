@@ -34,6 +34,7 @@ from authserver.storage.sql.audit import SqlAuditLog
 from authserver.storage.sql.clients import SqlClients
 from authserver.storage.sql.database import Database
 from authserver.storage.sql.devices import SqlMobileDevices
+from authserver.storage.sql.guard import SqlLimits
 from authserver.storage.sql.keys import SqlKeys
 from authserver.storage.sql.tokens import SqlTokens
 from authserver.storage.sql.users import SqlUsers
@@ -75,7 +76,7 @@ def wall_clock() -> float:
 
 def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> Services:
     """Wire stores and services for `config`: Redis when configured, else the embedded store."""
-    database = Database(config.database_url)
+    database = Database(config.database_url, SqlLimits.from_config(config))
     client: redis.Redis | None = None
     store: FlowStore
     limiter: RateLimiter

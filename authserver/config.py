@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ class ConfigError(ValueError):
 
 
 # Settings where 0 means "none" or "off".
-_MAY_BE_ZERO = ("trusted_proxies", "refresh_grace")
+_MAY_BE_ZERO = ("trusted_proxies", "refresh_grace", "sql_pool_overflow")
 
 
 class AccessLog(StrEnum):
@@ -66,6 +67,16 @@ class Config:
     scrypt_p: int = 3  # scrypt parallelism for new password hashes (N=2^15, r=8)
     redis_prefix: str = "authserver:"
     access_log: AccessLog = AccessLog.JSON
+    # Every wait on a dependency is bounded (seconds; fractions allowed). storage/sql/guard.py
+    # and storage/redis_store/client.py apply them.
+    sql_connect_timeout: float = 3.0  # libpq counts whole seconds, at least 2
+    sql_statement_timeout: float = 5.0  # server-side; a hung server is cut off a moment later
+    sql_lock_timeout: float = 2.0
+    sql_pool_timeout: float = 2.0  # waiting for a free connection of the pool
+    sql_pool_size: int = 5  # connections kept open per process
+    sql_pool_overflow: int = 5  # more connections opened under load, closed when returned
+    sql_max_threads: int = 12  # threads per process using or waiting for SQL; beyond: 503
+    redis_timeout: float = 2.0  # connect and every command
 
     @property
     def audience(self) -> str:
@@ -118,6 +129,13 @@ class Config:
                     raise ConfigError(
                         f"AUTHSERVER_{field.name.upper()} must be one of {choices}, got {raw!r}"
                     ) from None
+            elif field.type in ("float", float):
+                try:
+                    values[field.name] = float(raw)
+                except ValueError:
+                    raise ConfigError(
+                        f"AUTHSERVER_{field.name.upper()} must be a number, got {raw!r}"
+                    ) from None
             else:
                 values[field.name] = raw
         values.update(overrides)
@@ -131,6 +149,10 @@ class Config:
             value = getattr(self, field.name)
             if field.type in ("int", int) and field.name not in _MAY_BE_ZERO and value <= 0:
                 raise ConfigError(f"AUTHSERVER_{field.name.upper()} must be positive")
+            if field.type in ("float", float) and not (math.isfinite(value) and value > 0):
+                raise ConfigError(
+                    f"AUTHSERVER_{field.name.upper()} must be a positive number of seconds"
+                )
         for name in _MAY_BE_ZERO:
             if getattr(self, name) < 0:
                 raise ConfigError(f"AUTHSERVER_{name.upper()} must be 0 or more")

@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from authserver.storage.sql.guard import SqlLimits, bounded_engine
+
 # The top-level migrations/ folder, reached through the package's link to it (authserver/
 # migrations), so the same path works from a checkout and from an installed wheel.
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -47,10 +49,11 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 class Database:
     """The engine and session factory of one database URL, and its units of work."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, limits: SqlLimits | None = None) -> None:
         self.url = url
         # hide_parameters: a logged SQL error never carries the values it was called with.
-        self.engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        # bounded_engine: every wait is bounded, and SQL cannot take every thread (guard.py).
+        self.engine = bounded_engine(url, limits or SqlLimits(), hide_parameters=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
