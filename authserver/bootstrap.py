@@ -26,6 +26,7 @@ from authserver.services.tokens import AccessTokenVerifier, TokenMinter
 from authserver.storage.embedded.deny_list import EmbeddedRevocationList
 from authserver.storage.embedded.flows import EmbeddedFlowStore
 from authserver.storage.embedded.limits import EmbeddedRateLimiter
+from authserver.storage.redis_store.client import connect_redis
 from authserver.storage.redis_store.deny_list import RedisRevocationList
 from authserver.storage.redis_store.flows import RedisFlowStore
 from authserver.storage.redis_store.limits import RedisRateLimiter
@@ -82,12 +83,7 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
     limiter: RateLimiter
     deny_list: RevocationList
     if config.redis_url:
-        client = redis.Redis.from_url(
-            config.redis_url,
-            health_check_interval=30,
-            socket_connect_timeout=5,
-            socket_timeout=5,  # above the status channel's 1 s pub/sub reads
-        )
+        client = connect_redis(config.redis_url, config.redis_timeout)
         store = RedisFlowStore(client, config.redis_prefix)
         limiter = RedisRateLimiter(client, config.redis_prefix)
         deny_list = RedisRevocationList(client, config.redis_prefix)
