@@ -204,7 +204,7 @@ def test_the_breaker_answers_at_once_then_recovers_when_the_server_does(
 
     proxy.restore()
     time.sleep(LIMITS.cooloff)
-    select_one(database)  # the probe: the pooled connection that idled through the pause
+    select_one(database)  # the probe: it reconnects (the timed-out connection was closed)
     assert guard(database).breaker.state is BreakerState.CLOSED
 
     # No dead connection was left in the pool: both connections work at once.
@@ -237,20 +237,23 @@ def test_threads_beyond_the_bulkhead_are_refused_at_once(
 ) -> None:
     """pool_size 2, max_threads 3: two hang on their connections, one waits for the pool
     (pool timeout), every other thread is refused without waiting."""
-    started = threading.Barrier(3)
+    connected = threading.Barrier(3)
+    paused = threading.Event()
 
     def hang_on_a_connection() -> None:
         with database.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-            started.wait()
+            connected.wait()
+            paused.wait()
             conn.execute(sa.text("SELECT 2"))
 
     with ThreadPoolExecutor(3) as pool:
         hung: list[Future[tuple[float, BaseException | None]]] = [
             pool.submit(timed, hang_on_a_connection) for _ in range(2)
         ]
-        started.wait()
+        connected.wait()
         proxy.pause()
+        paused.set()
         waiting = pool.submit(timed, lambda: select_one(database))
         wait_until(lambda: guard(database).bulkhead.inside == 3)
         refused = [timed(lambda: select_one(database)) for _ in range(5)]

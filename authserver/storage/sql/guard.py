@@ -122,6 +122,9 @@ class SqlGuard:
             raise
 
     def leave(self) -> None:
+        # A probe that got no round trip done (its pool wait timed out, its request needed no
+        # SQL after all) hands the turn on instead of holding it for the whole probe window.
+        self.breaker.released()
         self.bulkhead.leave()
 
 
