@@ -109,10 +109,8 @@ class CircuitBreaker:
         return self._state is BreakerState.CLOSED
 
     def _unavailable(self, remaining: float) -> TemporarilyUnavailable:
-        return TemporarilyUnavailable(
-            retry_after=max(1, math.ceil(remaining)),
-            description=f"The {self.name} is unavailable. Try again shortly.",
-        )
+        # The standard description: which dependency is down is the operator's business.
+        return TemporarilyUnavailable(retry_after=max(1, math.ceil(remaining)))
 
 
 class Bulkhead:
@@ -137,8 +135,7 @@ class Bulkhead:
         with self._lock:
             if self._inside >= self.limit:
                 raise TemporarilyUnavailable(
-                    retry_after=1,
-                    description=f"The {self.name} is busy. Try again shortly.",
+                    retry_after=1, description="The server is busy. Try again shortly."
                 )
             self._inside += 1
 

@@ -81,7 +81,7 @@ class GuardedRetry(Retry):
 
 def connect_redis(url: str, timeout: float) -> redis.Redis:
     """A client for `url` whose connect and every reply wait at most `timeout` seconds."""
-    breaker = CircuitBreaker("Redis server", min(MAX_COOLOFF, timeout), probe_window=2 * timeout)
+    breaker = CircuitBreaker("redis", min(MAX_COOLOFF, timeout), probe_window=2 * timeout)
     return redis.Redis.from_url(
         url,
         health_check_interval=HEALTH_CHECK_INTERVAL,

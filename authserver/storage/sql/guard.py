@@ -197,8 +197,14 @@ class BoundedConnection(psycopg.Connection[TupleRow]):
         return result
 
 
-class _Connector:
-    """SQLAlchemy's do_connect hook for psycopg: bounded connections, admitted by the breaker."""
+class BoundedPsycopg:
+    """psycopg as SQLAlchemy's DBAPI module (create_engine's `module=`), connecting bounded.
+
+    Everything is psycopg's except connect(): it opens a BoundedConnection with the timeouts
+    and keepalives, admitted by the breaker and reporting to it. Being the DBAPI's connect (not
+    a do_connect listener that returns a connection), it runs after every do_connect listener
+    has had its say about the parameters.
+    """
 
     def __init__(self, limits: SqlLimits, breaker: CircuitBreaker) -> None:
         self._limits = limits
@@ -219,9 +225,10 @@ class _Connector:
             "tcp_user_timeout": math.ceil(limits.round_trip_timeout * 1000),
         }
 
-    def __call__(
-        self, dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]
-    ) -> BoundedConnection:
+    def __getattr__(self, name: str) -> Any:
+        return getattr(psycopg, name)
+
+    def connect(self, *cargs: Any, **cparams: Any) -> BoundedConnection:
         self._breaker.admit()  # a reconnect after a failed pre-ping is asked again
         params = {**self._params, **cparams}  # what the URL says wins
         # Ours first, the URL's after: libpq applies the last -c of a name.
@@ -243,8 +250,10 @@ def bounded_engine(url: str, limits: SqlLimits, **options: Any) -> sa.Engine:
     if not issubclass(dialect.get_pool_class(parsed), QueuePool):
         # e.g. an in-memory SQLite database: one connection per thread, nothing to wait for.
         return sa.create_engine(url, **options)
-    name = f"database ({parsed.get_backend_name()})"
+    name = "database"  # what a 503 says is unavailable: no product or host names
     breaker = CircuitBreaker(name, limits.cooloff, limits.probe_window)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        options = {**options, "module": BoundedPsycopg(limits, breaker)}
     engine = sa.create_engine(
         url,
         poolclass=GuardedQueuePool,
@@ -256,8 +265,6 @@ def bounded_engine(url: str, limits: SqlLimits, **options: Any) -> sa.Engine:
     )
     assert isinstance(engine.pool, GuardedQueuePool)
     engine.pool.guard = SqlGuard(breaker, Bulkhead(name, limits.max_threads))
-    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
-        sa.event.listen(engine, "do_connect", _Connector(limits, breaker))
     return engine
 
 
