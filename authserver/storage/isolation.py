@@ -26,10 +26,12 @@ class BreakerState(enum.Enum):
 class CircuitBreaker:
     """Open after a failure, answer at once for a cool-off, then let one probe through.
 
-    What counts is decided by the caller: `failed()` for evidence that the dependency is down
-    (a timeout, a refused connection), `succeeded()` for an answer from it, `released()` for
-    a call that proved nothing either way. One failure opens: the failures that count cost a
-    whole timeout each, so waiting for a second one would cost every waiting thread another.
+    It exists to spare callers a wait, so what opens it is a wait: the caller says `failed()`
+    when a call to the dependency ran out its timeout (a hung or unreachable server),
+    `succeeded()` for an answer from it, `released()` for a call that proved nothing (a refused
+    or reset connection fails at once by itself, and a retry may well reach a healthy server).
+    One failure opens: each cost a whole timeout, and a second would cost every waiting thread
+    another.
     """
 
     def __init__(

@@ -6,6 +6,7 @@ a SIGSTOPped one does; the shared server itself is never paused. Timeouts are 0.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -93,6 +94,21 @@ def test_connecting_to_a_hung_redis_times_out(redis_url: str, proxy: PausablePro
         assert isinstance(error, (redis.TimeoutError, redis.ConnectionError))
         assert elapsed < 2 * TIMEOUT + SLACK  # TCP connect + the handshake's reply, at most
         assert breaker(client).state is BreakerState.OPEN
+    finally:
+        client.close()
+
+
+def test_a_refused_connection_fails_at_once_and_leaves_the_breaker_closed() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    client = connect_redis(f"redis://127.0.0.1:{closed_port}/0", TIMEOUT)
+    try:
+        for _ in range(2):
+            elapsed, error = timed(client.ping)
+            assert isinstance(error, redis.ConnectionError)
+            assert elapsed < AT_ONCE
+        assert breaker(client).state is BreakerState.CLOSED
     finally:
         client.close()
 

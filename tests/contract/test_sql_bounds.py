@@ -8,6 +8,7 @@ under a second; the connect hang costs libpq's minimum connect timeout, 2 s.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -182,6 +183,21 @@ def test_connecting_to_a_hung_server_fails_within_the_connect_timeout(
         assert guard(database).breaker.state is BreakerState.OPEN
     finally:
         proxy.restore()
+        database.dispose()
+
+
+def test_a_refused_connection_fails_at_once_and_leaves_the_breaker_closed() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    database = Database(f"postgresql+psycopg://postgres@127.0.0.1:{closed_port}/test", LIMITS)
+    try:
+        for _ in range(2):  # nobody waited, so nothing is held against the next caller
+            elapsed, error = timed(lambda: select_one(database))
+            assert isinstance(error, sa.exc.OperationalError)
+            assert elapsed < AT_ONCE
+        assert guard(database).breaker.state is BreakerState.CLOSED
+    finally:
         database.dispose()
 
 

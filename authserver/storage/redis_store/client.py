@@ -8,9 +8,10 @@ No command is retried: a command that timed out may still run on the server (a c
 included), and a retry would make a hung Redis cost twice the timeout.
 
 Every call, command, pipeline or pub/sub read, goes through the connection's Retry object
-(redis-py's one hook around each attempt), so that is where the breaker sits: after a timeout
-or a refused connection, Redis is not asked again for a short cool-off and callers get
-TemporarilyUnavailable (503, Retry-After) at once; then one probe goes through.
+(redis-py's one hook around each attempt), so that is where the breaker sits: after a timeout,
+Redis is not asked again for a short cool-off and callers get TemporarilyUnavailable (503,
+Retry-After) at once; then one probe goes through. A refused connection fails at once by
+itself and does not open it.
 """
 
 from __future__ import annotations
@@ -61,13 +62,14 @@ class GuardedRetry(Retry):
         self._depth.value = 1
         try:
             result = super().call_with_retry(do, fail, is_retryable, with_failure_count)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except redis.TimeoutError:
             self.breaker.failed()
             raise
         except redis.ResponseError:
             self.breaker.succeeded()  # an error reply is an answer
             raise
         except BaseException:
+            # Refused or reset: answered at once, nobody waited; or we were interrupted.
             self.breaker.released()
             raise
         finally:

@@ -13,8 +13,9 @@ everything that waits for the server: statements, COMMIT, ROLLBACK and the pool'
 
 The wait for a free connection is bounded by AUTHSERVER_SQL_POOL_TIMEOUT, and GuardedQueuePool
 admits a thread into the pool (waiting for or holding a connection) only while
-- the circuit breaker is closed: after a round trip timed out or a connect failed, the database
-  is not asked again for a short cool-off; then one probe goes through (storage/isolation.py);
+- the circuit breaker is closed: after a round trip or a connect timed out, the database is not
+  asked again for a short cool-off; then one probe goes through (storage/isolation.py). A
+  refused connection fails at once by itself: it does not open the breaker;
 - fewer than AUTHSERVER_SQL_MAX_THREADS threads are already inside.
 Otherwise the thread gets TemporarilyUnavailable (503, Retry-After) at once, so a hung
 database holds at most that many threads and the SQL-free paths (pending poll, status channel,
@@ -235,8 +236,12 @@ class BoundedPsycopg:
         params["options"] = " ".join(filter(None, [self._options, cparams.get("options")]))
         try:
             connection = BoundedConnection.connect(*cargs, **params)
-        except psycopg.OperationalError:
+        except psycopg.errors.ConnectionTimeout:
             self._breaker.failed()
+            raise
+        except BaseException:
+            # Refused, reset, too many connections: answered at once, nobody waited.
+            self._breaker.released()
             raise
         connection.bound(self._limits.round_trip_timeout, self._breaker)
         self._breaker.succeeded()
