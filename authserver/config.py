@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from authserver.domain.flow import DEFAULT_REDEMPTION_LEASE
+
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)(:[0-9]{1,5})?")
 
@@ -48,7 +50,7 @@ class Config:
     refresh_grace: int = 0
     # Seconds a token poll's claim on an approved flow lasts; a claim that never issued lapses
     # then and the next poll claims again (keep it above every bounded SQL wait of one step).
-    redemption_lease: int = 10
+    redemption_lease: int = DEFAULT_REDEMPTION_LEASE
     mobile_token_ttl: int = 90 * 24 * 3600
     admin_session_ttl: int = 8 * 3600  # admin API token and console cookie
     web_session_ttl: int = 3600  # a browser signed in on the verification page (/device)
@@ -175,5 +177,14 @@ class Config:
                 raise ConfigError(
                     f"AUTHSERVER_ALLOWED_HOSTS: {host!r} is not a host name or host:port"
                 )
+        # A live claim must never be taken over: one redemption's slowest bounded path is a pool
+        # wait, a connect and a statement.
+        slowest_step = self.sql_pool_timeout + self.sql_connect_timeout + self.sql_statement_timeout
+        if self.redemption_lease < slowest_step:
+            raise ConfigError(
+                "AUTHSERVER_REDEMPTION_LEASE must be at least AUTHSERVER_SQL_POOL_TIMEOUT + "
+                "AUTHSERVER_SQL_CONNECT_TIMEOUT + AUTHSERVER_SQL_STATEMENT_TIMEOUT "
+                f"({slowest_step:g})"
+            )
         if self.confirm_token_ttl > self.device_code_ttl:
             raise ConfigError("AUTHSERVER_CONFIRM_TOKEN_TTL must not exceed the device code TTL")

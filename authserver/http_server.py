@@ -96,12 +96,19 @@ class ServerOptions:
 
 
 def check_threads(config: Config, threads: int) -> None:
-    """Long-polls on the status channel must leave threads for token polls and pages."""
+    """Long-polls on the status channel and requests that wait for SQL must leave threads for
+    the SQL-free paths (token polls, the status channel, resource checks)."""
     if threads < config.status_max_waiters + THREADS_BEYOND_LONG_POLLS:
         raise ConfigError(
             f"--threads {threads} is too few: AUTHSERVER_STATUS_MAX_WAITERS "
             f"({config.status_max_waiters}) long-polls may hold threads at once, and "
             f"{THREADS_BEYOND_LONG_POLLS} more must stay for everything else."
+        )
+    if threads <= config.sql_max_threads:
+        raise ConfigError(
+            f"--threads {threads} is too few: AUTHSERVER_SQL_MAX_THREADS "
+            f"({config.sql_max_threads}) may wait for SQL at once, and a hung database "
+            "must not take every thread; lower it or raise --threads."
         )
 
 

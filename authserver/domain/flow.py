@@ -41,7 +41,7 @@ CLEANUP_GRACE = 600
 # How long a claim may take to commit its tokens before another poll may claim again. Above
 # every bounded SQL wait of one redemption (connect, lock, statements), so a live claim is never
 # taken over; short enough that a stranded one costs the PC a few polls.
-DEFAULT_REDEMPTION_LEASE = 10
+DEFAULT_REDEMPTION_LEASE = 15
 
 # Fields a token poll changes without a version bump (so polls do not wake status waiters).
 # Compare-and-set writers (scan, confirm, deny) never change them, so stores keep the stored
