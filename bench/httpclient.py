@@ -6,6 +6,7 @@ import http.client
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -50,10 +51,12 @@ class Http:
         return answer
 
 
-def wait_until_serving(port: int, timeout: float = 60.0) -> None:
+def wait_until_serving(port: int, alive: Callable[[], bool], timeout: float = 60.0) -> None:
     """Until the app answers (gunicorn workers load the app after binding)."""
     deadline = time.monotonic() + timeout
     while True:
+        if not alive():
+            raise RuntimeError(f"the server on port {port} exited")
         try:
             client = Http(port)
             try:

@@ -9,7 +9,8 @@ The server is pinned to core 0 with taskset, wrk to core 1, so requests/s is per
 op is the server's process tree's utime+stime from /proc across the run, divided by ops.
 
 `--baseline REF` also checks REF out into a temporary git worktree with its own venv and
-measures both builds interleaved (A, B, A, B ...) in one invocation.
+measures both builds interleaved in one invocation: each scenario on A then B, the next round
+B then A, and so on.
 
     python -m bench                                  # this checkout, both backends
     python -m bench --baseline main --repeat 3       # main vs this checkout, side by side
@@ -23,7 +24,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from pathlib import Path
 from bench import builds, scenarios
 from bench.ceiling import CeilingRow, measure_ceiling
 from bench.loadgen import run_wrk, wrk_path
-from bench.measure import Measurement, measure
+from bench.measure import Measurement, measure, wait_for_quiet
 from bench.results import Results
 from bench.servers import Backend, Build, Server
 
@@ -64,7 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="`serve --workers` (Redis only if > 1)")
     p.add_argument("--threads", type=int, default=32, help="`serve --threads`")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of logins before measuring")
-    p.add_argument("--settle", type=float, default=2.0, help="pause before each run, seconds")
+    p.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0.2,
+        help="before each run, wait until other processes keep the server's core less busy "
+        "than this share (0-1)",
+    )
+    p.add_argument("--quiet-wait", type=float, default=30.0, help="but no longer than this, s")
     p.add_argument("--ceiling-seconds", type=float, default=3.0, help="0: skip the wrk ceiling")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--load-cpu", type=int, default=1)
@@ -90,7 +97,8 @@ def _progress(m: Measurement) -> None:
         f"{m.ops_per_s:8.1f}/s p50 {p.get('p50', 0):6.1f} ms p99 {p.get('p99', 0):6.1f} ms "
         f"cpu {m.server_cpu_ms_per_op:6.2f} ms/op server {100 * m.server_core_share:3.0f}% "
         f"others {100 * (m.server_core_others_share + m.server_core_steal_share):3.0f}% "
-        f"wrk {100 * m.loadgen_core_share:3.0f}% {dict(m.answers)}",
+        f"wrk {100 * m.loadgen_core_share:3.0f}% waited {m.waited_for_quiet_s:.0f} s "
+        f"{dict(m.answers)}",
         file=sys.stderr,
         flush=True,
     )
@@ -178,7 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                     in_order = servers if round_no % 2 else servers[::-1]
                     for scenario in chosen:
                         for server in in_order:
-                            time.sleep(args.settle)
+                            waited = wait_for_quiet(
+                                args.server_cpu,
+                                busy_below=args.quiet_below,
+                                max_wait=args.quiet_wait,
+                            )
                             m = measure(
                                 server,
                                 scenario,
@@ -186,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                                 round_no=round_no,
                                 load_cpu=args.load_cpu,
                                 poll_pool=args.poll_pool,
+                                waited_for_quiet=waited,
                             )
                             _progress(m)
                             measurements.append(m)
@@ -198,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             f"- server pinned to core {args.server_cpu} (`serve --workers {args.workers} "
             f"--threads {args.threads}`), wrk to core {args.load_cpu}; {args.seconds:g} s per "
             f"run, {args.repeat} rounds, {args.connections} connections "
-            f"({args.p99_connections} for the p99 run), {args.phones} phones",
+            f"({args.p99_connections} for the p99 run), {args.phones} phones; each run waited "
+            f"up to {args.quiet_wait:g} s for others to keep core {args.server_cpu} below "
+            f"{100 * args.quiet_below:g}% busy",
             f"- builds: {', '.join(b.label for b in build_list)}",
         ],
         scenarios=chosen,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 from bench import httpclient, procstat
 
@@ -98,6 +98,7 @@ class Server:
         self._phone_count = phones
         self.cpu = cpu  # the core it is pinned to
         self._process: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
         self._schema = f"bench_{uuid.uuid4().hex[:10]}"
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
         self._env.update(SETTINGS)
@@ -142,6 +143,7 @@ class Server:
         # Setup only: two at a time, one per core.
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(self._create_user, usernames))
+        self._log = (self.workdir / "server.log").open("wb")
         self._process = subprocess.Popen(
             [
                 "taskset",
@@ -157,10 +159,14 @@ class Server:
                 str(self._threads),
             ],
             env=self._env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "server.log", "wb"),  # noqa: SIM115  # closed by the child
+            stdout=subprocess.DEVNULL,  # gunicorn's access log
+            stderr=self._log,
         )
-        httpclient.wait_until_serving(self.port)
+        process = self._process
+        try:
+            httpclient.wait_until_serving(self.port, alive=lambda: process.poll() is None)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; its log ends:\n{self.server_log_tail()}") from None
         self.phones = [
             Phone(
                 f"phone-{name}",
@@ -182,6 +188,9 @@ class Server:
                 self._process.kill()
                 self._process.wait()
             self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         if self.backend is Backend.REDIS:
             import redis
 
