@@ -7,6 +7,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import redis
+
 from bench import procstat
 from bench.loadgen import WrkResult, run_wrk
 from bench.scenarios import Scenario, collect_codes, prepare
@@ -63,8 +65,6 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def _redis_cpu() -> float:
-    import redis
-
     r = redis.Redis.from_url(REDIS_URL)
     try:
         info = r.info("cpu")

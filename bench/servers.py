@@ -22,6 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+import redis
+import sqlalchemy as sa
+
 from bench import httpclient, procstat
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -103,7 +106,7 @@ class Server:
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
         self._env.update(SETTINGS)
         self._env["AUTHSERVER_DATABASE_URL"] = f"sqlite:///{self.workdir}/bench.db"
-        self._admin: Any = None  # SQLAlchemy engine on the shared database (Redis backend)
+        self._admin: sa.Engine | None = None  # on the shared database (Redis backend)
         if backend is Backend.REDIS:
             self._env["AUTHSERVER_DATABASE_URL"] = (
                 f"{POSTGRES_URL}?options=-csearch_path%3D{self._schema}"
@@ -132,8 +135,6 @@ class Server:
     def start(self) -> None:
         """Fresh data, `db upgrade`, a client and users by the CLI, serve, sign phones in."""
         if self.backend is Backend.REDIS:
-            import sqlalchemy as sa
-
             self._admin = sa.create_engine(POSTGRES_URL)
             with self._admin.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA "{self._schema}"'))
@@ -192,8 +193,6 @@ class Server:
             self._log.close()
             self._log = None
         if self.backend is Backend.REDIS:
-            import redis
-
             r = redis.Redis.from_url(REDIS_URL)
             batch: list[bytes] = []
             for key in r.scan_iter(match=f"{self._schema}:*", count=1000):
@@ -205,8 +204,6 @@ class Server:
                 r.delete(*batch)
             r.close()
             if self._admin is not None:
-                import sqlalchemy as sa
-
                 with self._admin.begin() as conn:
                     conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE'))
                 self._admin.dispose()
@@ -231,8 +228,6 @@ class Server:
         """CPU seconds of each PostgreSQL backend serving this server (empty on SQLite)."""
         if self._admin is None:
             return {}
-        import sqlalchemy as sa
-
         with self._admin.connect() as conn:
             pids = conn.execute(
                 sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
