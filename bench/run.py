@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         help="before each run, wait until other processes keep the server's core less busy "
         "than this share (0-1)",
     )
-    p.add_argument("--quiet-wait", type=float, default=30.0, help="but no longer than this, s")
+    p.add_argument("--quiet-wait", type=float, default=15.0, help="but no longer than this, s")
     p.add_argument("--ceiling-seconds", type=float, default=3.0, help="0: skip the wrk ceiling")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--load-cpu", type=int, default=1)
