@@ -105,20 +105,18 @@ def _progress(m: Measurement) -> None:
 
 
 def _warm_up(server: Server, seconds: float, phones: int, load_cpu: int) -> None:
-    """Not measured: every step of a login once through the cold paths (pools, caches)."""
+    """Not measured: logins through every cold path (connection pools, caches, imports)."""
     if seconds <= 0:
         return
+    logins = scenarios.build([scenarios.LOGINS], connections=1, p99_connections=1, phones=phones)[0]
+    env = scenarios.prepare(logins, server, seconds=seconds, cpu=load_cpu, poll_pool=0)
     run_wrk(
         server.url,
-        "login.lua",
-        threads=phones,
-        connections=phones,
+        logins.script,
+        threads=logins.threads,
+        connections=logins.connections,
         seconds=seconds,
-        env={
-            "BENCH_CLIENT_ID": server.client_id,
-            "BENCH_PHONES": str(server.phones_file),
-            "BENCH_INTERVAL": str(scenarios.POLL_INTERVAL),
-        },
+        env=env,
         cpu=load_cpu,
     )
 

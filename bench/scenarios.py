@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench import httpclient
 from bench.loadgen import run_wrk
-from bench.servers import Server
+from bench.servers import POLL_INTERVAL, Server
 
 DEVICE_AUTHORIZATIONS = "device_authorizations"
 PENDING_POLLS = "pending_polls"
@@ -20,7 +20,6 @@ RESOURCE_TOKENS = 20
 # "email" only, as bench/polling.py --resource: GET /api/v1/me then reads no user row, so
 # what is measured is the token check itself (signature, claims, deny-list).
 RESOURCE_SCOPE = "email"
-POLL_INTERVAL = 1  # seconds; the servers run with AUTHSERVER_POLL_INTERVAL=1
 POOL_FILE = "pending-codes.txt"
 
 

@@ -29,6 +29,7 @@ from bench import httpclient, procstat
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/12"
+POLL_INTERVAL = 1  # seconds (RFC 8628 §3.2 interval) the servers run with
 PHONE_PASSWORD = "bench phone password 1"  # a throwaway account on a throwaway database
 
 # Settings both builds get. Only settings the oldest build to compare understands, passed the
@@ -36,7 +37,7 @@ PHONE_PASSWORD = "bench phone password 1"  # a throwaway account on a throwaway 
 # know). Set for the scenarios, not for speed:
 SETTINGS = {
     # pending polls every second per code are accepted (RFC 8628 §3.5 slow_down otherwise)
-    "AUTHSERVER_POLL_INTERVAL": "1",
+    "AUTHSERVER_POLL_INTERVAL": str(POLL_INTERVAL),
     # the poll pool and the warm-up's codes stay valid over a long interleaved run
     "AUTHSERVER_DEVICE_CODE_TTL": "3600",
     # every device authorization comes from one client and one IP
