@@ -1,0 +1,152 @@
+"""Issue 8, PostgreSQL: paused (hung), killed mid-redemption, and a commit whose answer is lost.
+
+While PostgreSQL hangs, what needs no SQL (the pending poll, the status channel, the resource
+check) keeps answering fast even when a flood of SQL requests arrives first; what needs SQL
+answers 503 within about one timeout. Afterwards every login completes without a restart.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.faults.actors import (
+    FAST_BOUND,
+    FAULT_ANSWER_BOUND,
+    PC,
+    Answer,
+    Login,
+    Phone,
+    Stage,
+    call,
+    me,
+    poll_in_flight,
+    sign_in_and_login,
+    signed_in_session,
+    slower_than,
+    status_agrees,
+    unavailable_in_time,
+)
+from tests.faults.conftest import Stack
+from tests.faults.proxy import UP
+from tests.faults.servers import REDEMPTION_LEASE, THREADS
+
+pytestmark = pytest.mark.faults
+
+SETTLE = REDEMPTION_LEASE + 6
+FLOOD = 2 * THREADS + 4  # more SQL requests than both workers have threads
+
+
+def test_postgres_paused_sql_free_paths_stay_fast_the_rest_503_then_every_login_completes(
+    healthy_stack: Stack,
+) -> None:
+    server = healthy_stack.server
+    pc, phone = PC(server), Phone.sign_in(server)
+    logins: dict[Stage, Login] = {stage: phone.bring_to(pc.start(), stage) for stage in Stage}
+    _, session = signed_in_session(server)
+
+    healthy_stack.postgres.pause()
+    try:
+        with ThreadPoolExecutor(FLOOD + 12) as pool:
+            # Requests that need SQL arrive first and could take every thread...
+            flood = [pool.submit(pc.authorize) for _ in range(FLOOD)]
+            time.sleep(0.3)
+            # ...then what needs no SQL, and the other steps that do.
+            sql_free = [
+                pool.submit(pc.poll, logins[Stage.PENDING]),
+                pool.submit(pc.poll, logins[Stage.SCANNED]),
+                *(pool.submit(pc.status, login) for login in logins.values()),
+                pool.submit(me, server, session["access_token"]),
+            ]
+            needs_sql = [
+                pool.submit(phone.scan, logins[Stage.PENDING]),
+                pool.submit(phone.confirm, logins[Stage.SCANNED]),
+                pool.submit(pc.poll, logins[Stage.APPROVED]),
+            ]
+            page = pool.submit(
+                call, "GET", f"{server.base_url}/login?client_id={server.client_id}", what="page"
+            )
+            fast = [f.result() for f in sql_free]
+            refused = [f.result() for f in needs_sql + flood]
+            html = page.result()
+        assert healthy_stack.postgres.paused  # every answer came while PostgreSQL hung
+    finally:
+        healthy_stack.postgres.resume()
+
+    assert not slower_than(fast, FAST_BOUND), slower_than(fast, FAST_BOUND)
+    assert [a.error for a in fast[:2]] == ["authorization_pending"] * 2, [str(a) for a in fast]
+    statuses = [a.json().get("status") for a in fast[2:5]]
+    assert statuses == ["pending", "scanned", "approved"], [str(a) for a in fast]
+    assert fast[5].status == 200, fast[5]  # the resource check reads no SQL
+    assert not unavailable_in_time(refused), unavailable_in_time(refused)
+    # The PC's login page says "try again in a moment": a 503 page, Retry-After, no internals.
+    assert html.status == 503 and html.seconds < FAULT_ANSWER_BOUND, html
+    assert html.headers.get("Content-Type", "").startswith("text/html"), html.headers
+    assert html.headers.get("Retry-After", "").isdigit(), html.headers
+    assert "Traceback" not in str(html.body)
+
+    healthy_stack.wait_serving()
+    rescanned = phone.scan(logins[Stage.PENDING])
+    assert rescanned.status == 200, rescanned
+    for login in (logins[Stage.PENDING], logins[Stage.SCANNED]):
+        confirmed = phone.confirm(login)
+        assert confirmed.status == 200, confirmed
+    for stage, login in logins.items():
+        assert pc.poll_until_settled(login, within=SETTLE) == "tokens", (stage, login.history())
+        assert len(login.token_responses) == 1
+        assert status_agrees(pc, login) is None, status_agrees(pc, login)
+
+
+def test_postgres_killed_mid_redemption_and_restarted_delivers_tokens_once(
+    healthy_stack: Stack,
+) -> None:
+    """One redemption has its SQL in flight when PostgreSQL dies, another polls while it is
+    down; after the restart both PCs get their tokens, once, from the same server processes."""
+    server = healthy_stack.server
+    pc, in_flight = sign_in_and_login(server)
+    _, while_down = sign_in_and_login(server)
+    healthy_stack.postgres_proxy.pause()
+    poll = poll_in_flight(pc, in_flight)
+    try:
+        assert healthy_stack.postgres_proxy.wait_held(timeout=3, direction=UP), "no SQL used"
+        healthy_stack.postgres.kill()  # the held statement now meets a dead server
+    finally:
+        healthy_stack.postgres_proxy.restore()
+    answers: list[Answer] = [poll.answer(), pc.poll(while_down)]
+    in_flight.polls.append(answers[0])
+    healthy_stack.postgres.restart()
+
+    assert not unavailable_in_time(answers), unavailable_in_time(answers)
+    for login in (in_flight, while_down):
+        assert pc.poll_until_settled(login, within=SETTLE) == "tokens", login.history()
+        assert len(login.token_responses) == 1
+        assert me(server, login.tokens["access_token"]).status == 200
+        assert status_agrees(pc, login) is None, status_agrees(pc, login)
+
+
+def test_postgres_losing_the_answer_to_the_redemptions_commit_voids_the_login(
+    healthy_stack: Stack,
+) -> None:
+    """The commit reaches PostgreSQL, its answer never comes back: the PC never got the
+    tokens, so the next claim finds the family in SQL, revokes it and ends the login with
+    expired_token (core-design.md), never "approved" with invalid_grant."""
+    server = healthy_stack.server
+    pc, login = sign_in_and_login(server)
+    proxy = healthy_stack.postgres_proxy
+    # Table name from authserver/storage/models.py: the family row is the issue.
+    proxy.hold_after(b"INSERT INTO token_families", b"COMMIT")
+    try:
+        first = pc.poll(login)
+        held = bool(proxy.held())
+        committed = healthy_stack.families(login.device_code)
+    finally:
+        proxy.restore()
+    assert held and len(committed) == 1, f"the redemption did not commit: {first}"
+    assert first.unavailable and first.seconds < FAULT_ANSWER_BOUND, first
+
+    assert pc.poll_until_settled(login, within=SETTLE) == "expired_token", login.history()
+    assert not login.token_responses
+    assert all(revoked_at for _, revoked_at in healthy_stack.families(login.device_code))
+    assert status_agrees(pc, login) is None, status_agrees(pc, login)
