@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import http.client
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,8 +26,8 @@ from tests.faults.servers import DEPENDENCY_TIMEOUT, FaultServer
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 # The longest a caller waits for any answer: a server that takes longer has hung, and the
-# test says so instead of waiting with it.
-HTTP_TIMEOUT = 6.0
+# test says so instead of waiting with it (just above FAULT_ANSWER_BOUND).
+HTTP_TIMEOUT = 3.5 * DEPENDENCY_TIMEOUT + 1
 # An answer during a fault: one dependency timeout (1 s) plus room for a noisy 2-core machine.
 # The faults last longer than this, so an answer within it did not wait for the fault to end.
 FAULT_ANSWER_BOUND = 3.5 * DEPENDENCY_TIMEOUT
@@ -108,6 +109,38 @@ def concurrently(*calls: Callable[[], Answer]) -> list[Answer]:
     """Run the calls at once; their answers in the same order."""
     with ThreadPoolExecutor(len(calls)) as pool:
         return [future.result() for future in [pool.submit(c) for c in calls]]
+
+
+class Flood:
+    """`callers` threads sending `action` again and again (`gap` s apart) until the block
+    ends: steady traffic, like the PCs and phones of a real deployment during an outage."""
+
+    def __init__(self, action: Callable[[], Answer], callers: int, gap: float = 0.2) -> None:
+        self._action = action
+        self._gap = gap
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(callers)]
+        self._lock = threading.Lock()
+        self.answers: list[Answer] = []
+        self.started = 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            answer = self._action()
+            with self._lock:
+                self.answers.append(answer)
+            self._stop.wait(self._gap)
+
+    def __enter__(self) -> Flood:
+        self.started = time.monotonic()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=HTTP_TIMEOUT + 1)
 
 
 class Stage(enum.IntEnum):
@@ -206,9 +239,14 @@ class PC:
 
     def poll_until_settled(self, login: Login, within: float) -> str:
         """Poll as RFC 8628 §3.5 says (every `interval` s, +5 after slow_down, on through 503
-        and connection errors) until tokens or a terminal error; return which."""
+        and connection errors) until tokens or a terminal error; return which.
+
+        A login polled before (e.g. during a fault) waits one interval first, as a PC would.
+        """
         deadline = time.monotonic() + within
         interval = float(login.interval)
+        if login.polls:
+            time.sleep(interval)
         while time.monotonic() < deadline:
             answer = self.poll(login)
             if login.outcome is not None:

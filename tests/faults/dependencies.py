@@ -29,6 +29,7 @@ from tests.faults.processes import (
     is_stopped,
     signal_all,
     wait_gone,
+    wait_state,
 )
 
 START_TIMEOUT = 20.0
@@ -111,9 +112,11 @@ class PrivateRedis:
 
     def pause(self) -> None:
         os.kill(self.pid, signal.SIGSTOP)
+        wait_state([self.pid], stopped=True)
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
+        wait_state([self.pid], stopped=False)
 
     @property
     def paused(self) -> bool:
@@ -307,11 +310,19 @@ class PrivatePostgres:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def pause(self) -> None:
-        """SIGSTOP the postmaster first (no new forks), then every child."""
-        signal_all(self.processes(), signal.SIGSTOP)
+        """SIGSTOP the postmaster first (so it forks no more), then every child it has."""
+        postmaster = self.pid
+        assert postmaster is not None, "not running"
+        os.kill(postmaster, signal.SIGSTOP)
+        wait_state([postmaster], stopped=True)
+        pids = self.processes()
+        signal_all(pids, signal.SIGSTOP)
+        wait_state(pids, stopped=True)
 
     def resume(self) -> None:
-        signal_all(list(reversed(self.processes())), signal.SIGCONT)
+        pids = list(reversed(self.processes()))
+        signal_all(pids, signal.SIGCONT)
+        wait_state(pids, stopped=False)
 
     @property
     def paused(self) -> bool:

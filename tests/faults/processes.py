@@ -99,6 +99,16 @@ def wait_gone(pids: list[int], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def wait_state(pids: list[int], *, stopped: bool, timeout: float = 5.0) -> None:
+    """Wait until every live process in `pids` is (or is no longer) stopped: a signal is
+    delivered asynchronously, and a test that pauses a server must not race ahead of it."""
+    deadline = time.monotonic() + timeout
+    while left := [p for p in pids if is_alive(p) and is_stopped(p) != stopped]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"processes not {'stopped' if stopped else 'running'}: {left}")
+        time.sleep(0.002)
+
+
 def _tcp_inodes(local_port: int, remote_port: int) -> set[str]:
     """Inodes of the IPv4/IPv6 TCP sockets with these two ports (any address)."""
     inodes = set()

@@ -35,11 +35,11 @@ CHECKS = 8
 
 
 def resource_statuses(stack: Stack, access_token: str, samples: int = 3) -> list[int | None]:
-    """Statuses of /api/v1/me over ~1.5 s after a fault, on fresh connections."""
+    """Statuses of /api/v1/me over ~1 s after a fault, on fresh connections."""
     seen: list[int | None] = []
     for sample in range(samples):
         if sample:
-            time.sleep(0.75)
+            time.sleep(0.5)
         seen += [
             a.status for a in concurrently(*[partial(me, stack.server, access_token)] * CHECKS)
         ]

@@ -34,6 +34,8 @@ def test_worker_killed_before_the_redemption_committed_tokens_arrive_once_after_
         worker = server.worker_serving(poll.local_port)
         assert worker is not None, "no process holds the poll's connection"
         server.kill(worker)
+        # What the proxy holds was still on the dead worker's side of the wire: gone with it.
+        healthy_stack.postgres_proxy.drop()
     finally:
         healthy_stack.postgres_proxy.restore()
     lost = poll.answer()
@@ -68,6 +70,7 @@ def test_worker_killed_after_the_redemption_committed_voids_the_login_and_its_to
         committed = healthy_stack.families(login.device_code)
         assert len(committed) == 1, committed  # issued in SQL, the PC has nothing yet
         server.kill(worker)
+        redis_proxy.drop()  # its "mark issued" never left the dead worker
     finally:
         healthy_stack.postgres_proxy.restore()
         redis_proxy.restore()
