@@ -243,6 +243,8 @@ class PC:
 
         A login polled before (e.g. during a fault) waits one interval first, as a PC would.
         """
+        if login.outcome is not None:
+            return login.outcome  # settled already: a PC stops polling
         deadline = time.monotonic() + within
         interval = float(login.interval)
         if login.polls:
@@ -325,8 +327,11 @@ class Phone:
         return login
 
 
-def sign_in(server: FaultServer, username: str, password: str, device_id: str = "") -> Answer:
-    """The mobile app's sign-in (rate-limited per username and address)."""
+def sign_in(
+    server: FaultServer, username: str, password: str, device_id: str = "", address: str = ""
+) -> Answer:
+    """The mobile app's sign-in (rate-limited per username and address); `address` is the
+    phone's IP as the trusted reverse proxy reports it (X-Forwarded-For)."""
     return call(
         "POST",
         f"{server.base_url}/mobile/v1/sessions",
@@ -336,6 +341,7 @@ def sign_in(server: FaultServer, username: str, password: str, device_id: str = 
             "device": {"id": device_id or f"phone-{uuid.uuid4().hex[:8]}", "name": "Fault phone",
                        "platform": "android"},
         },
+        headers={"X-Forwarded-For": address} if address else None,
         what="sign-in",
     )  # fmt: skip
 

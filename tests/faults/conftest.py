@@ -13,9 +13,10 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import psycopg
 import pytest
@@ -48,6 +49,27 @@ class Stack:
     postgres: PrivatePostgres
     postgres_proxy: FaultProxy
     database: str
+
+    @contextmanager
+    def outage(
+        self, dependency: Literal["redis", "postgres"], fault: Literal["pause", "kill"]
+    ) -> Iterator[None]:
+        """`dependency` hung (SIGSTOP) or dead (SIGKILL) for the block, then resumed or
+        restarted (Redis restarts empty)."""
+        target: PrivateRedis | PrivatePostgres = (
+            self.redis if dependency == "redis" else self.postgres
+        )
+        if fault == "pause":
+            target.pause()
+        else:
+            target.kill()
+        try:
+            yield
+        finally:
+            if fault == "pause":
+                target.resume()
+            else:
+                target.restart()
 
     def heal(self) -> None:
         """Both proxies passing, both dependencies running and answering."""

@@ -32,7 +32,7 @@ from tests.faults.actors import (
     unavailable_in_time,
 )
 from tests.faults.conftest import Stack
-from tests.faults.proxy import UP
+from tests.faults.proxy import UP, Fault
 from tests.faults.servers import REDEMPTION_LEASE, THREADS
 
 pytestmark = pytest.mark.faults
@@ -110,14 +110,17 @@ def test_postgres_paused_sql_free_paths_stay_fast_the_rest_503_then_every_login_
         assert status_agrees(pc, login) is None, status_agrees(pc, login)
 
 
-def test_postgres_killed_mid_redemption_and_restarted_delivers_tokens_once(
+def test_postgres_killed_at_every_stage_and_mid_redemption_then_every_login_completes(
     healthy_stack: Stack,
 ) -> None:
-    """One redemption has its SQL in flight when PostgreSQL dies, another polls while it is
-    down; after the restart both PCs get their tokens, once, from the same server processes."""
+    """One redemption has its SQL in flight when PostgreSQL dies; while it is down the SQL-free
+    paths answer fast and every step that needs SQL a quick 503; after the restart every PC
+    gets its tokens, once, from the same server processes."""
     server = healthy_stack.server
-    pc, in_flight = sign_in_and_login(server)
-    _, while_down = sign_in_and_login(server)
+    pc, phone = PC(server), Phone.sign_in(server)
+    logins: dict[Stage, Login] = {stage: phone.bring_to(pc.start(), stage) for stage in Stage}
+    in_flight = phone.bring_to(pc.start(), Stage.APPROVED)
+    _, session = signed_in_session(server)
     healthy_stack.postgres_proxy.pause()
     poll = poll_in_flight(pc, in_flight)
     try:
@@ -125,12 +128,29 @@ def test_postgres_killed_mid_redemption_and_restarted_delivers_tokens_once(
         healthy_stack.postgres.kill()  # the held statement now meets a dead server
     finally:
         healthy_stack.postgres_proxy.restore()
-    answers: list[Answer] = [poll.answer(), pc.poll(while_down)]
-    in_flight.polls.append(answers[0])
-    healthy_stack.postgres.restart()
+    try:
+        in_flight.polls.append(poll.answer())
+        fast = sql_free_checks(pc, logins, session["access_token"])
+        needs_sql = concurrently(
+            partial(phone.scan, logins[Stage.PENDING]),
+            partial(phone.confirm, logins[Stage.SCANNED]),
+            partial(pc.poll, logins[Stage.APPROVED]),
+        )
+    finally:
+        healthy_stack.postgres.restart()
 
-    assert not unavailable_in_time(answers), unavailable_in_time(answers)
-    for login in (in_flight, while_down):
+    refused = [in_flight.polls[-1], *needs_sql]
+    assert not unavailable_in_time(refused), unavailable_in_time(refused)
+    assert not slower_than(fast, FAST_BOUND), slower_than(fast, FAST_BOUND)
+    assert [a.error for a in fast[:2]] == ["authorization_pending"] * 2, [str(a) for a in fast]
+    assert fast[5].status == 200, fast[5]
+
+    healthy_stack.wait_serving()
+    assert phone.scan(logins[Stage.PENDING]).status == 200
+    for login in (logins[Stage.PENDING], logins[Stage.SCANNED]):
+        confirmed = phone.confirm(login)
+        assert confirmed.status == 200, confirmed
+    for login in (*logins.values(), in_flight):
         assert pc.poll_until_settled(login, within=SETTLE) == "tokens", login.history()
         assert len(login.token_responses) == 1
         assert me(server, login.tokens["access_token"]).status == 200
@@ -150,11 +170,11 @@ def test_postgres_losing_the_answer_to_the_redemptions_commit_voids_the_login(
     proxy.hold_after(b"INSERT INTO token_families", b"COMMIT")
     try:
         first = pc.poll(login)
-        held = bool(proxy.held())
+        triggered = proxy.fault is Fault.PAUSE  # the COMMIT went through, then all was held
         committed = healthy_stack.families(login.device_code)
     finally:
         proxy.restore()
-    assert held and len(committed) == 1, f"the redemption did not commit: {first}"
+    assert triggered and len(committed) == 1, f"the redemption did not commit: {first}"
     assert first.unavailable and first.seconds < FAULT_ANSWER_BOUND, first
 
     assert pc.poll_until_settled(login, within=SETTLE) == "expired_token", login.history()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Literal
 
 import pytest
 
@@ -85,10 +86,9 @@ def test_a_token_revoked_while_redis_is_down_stays_revoked_after_its_restart(
     server = healthy_stack.server
     pc, revoked = signed_in_session(server)
     _, kept = signed_in_session(server)
-    healthy_stack.redis.kill()
-    answer = pc.revoke(revoked["refresh_token"])
-    check = me(server, revoked["access_token"])
-    healthy_stack.redis.restart()
+    with healthy_stack.outage("redis", "kill"):
+        answer = pc.revoke(revoked["refresh_token"])
+        check = me(server, revoked["access_token"])
 
     assert answer.status == 200 and answer.seconds < FAULT_ANSWER_BOUND, answer
     assert check.status != 200 and check.unavailable, check
@@ -128,22 +128,36 @@ def test_redis_hanging_between_the_revocations_commit_and_its_deny_list_write(
     assert 200 not in after, f"a revoked token was accepted after Redis returned: {after}"
 
 
-def test_refresh_during_a_postgres_hang_is_503_and_the_same_token_works_after(
-    healthy_stack: Stack,
+@pytest.mark.parametrize("fault", ["pause", "kill"])
+def test_refresh_during_a_postgres_outage_is_503_and_the_same_token_works_after(
+    healthy_stack: Stack, fault: Literal["pause", "kill"]
 ) -> None:
     server = healthy_stack.server
     pc, session = signed_in_session(server)
-    healthy_stack.postgres.pause()
-    try:
+    with healthy_stack.outage("postgres", fault):
         during = pc.refresh(session["refresh_token"])
-        assert healthy_stack.postgres.paused
-    finally:
-        healthy_stack.postgres.resume()
     assert not unavailable_in_time([during]), during
     healthy_stack.wait_serving()
     again = pc.refresh(session["refresh_token"])  # nothing rotated: the token still stands
     assert again.status == 200, again
     assert me(server, again.json()["access_token"]).status == 200
+
+
+@pytest.mark.parametrize("fault", ["pause", "kill"])
+def test_a_revocation_during_a_postgres_outage_is_503_and_its_retry_holds(
+    healthy_stack: Stack, fault: Literal["pause", "kill"]
+) -> None:
+    """SQL is the record: without it nothing is revoked and the caller is told to retry
+    (never a 200 for a revocation that did not happen)."""
+    server = healthy_stack.server
+    pc, session = signed_in_session(server)
+    with healthy_stack.outage("postgres", fault):
+        during = pc.revoke(session["refresh_token"])
+    assert not unavailable_in_time([during]), during
+    healthy_stack.wait_serving()
+    assert pc.revoke(session["refresh_token"]).status == 200
+    after = resource_statuses(healthy_stack, session["access_token"], samples=1)
+    assert 200 not in after, after
 
 
 def test_a_refresh_whose_answer_was_lost_can_be_retried_with_the_same_token(
