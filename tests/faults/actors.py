@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from tests.faults.servers import DEPENDENCY_TIMEOUT, FaultServer
 
@@ -35,7 +36,6 @@ FAULT_ANSWER_BOUND = 3.5 * DEPENDENCY_TIMEOUT
 # below one SQL timeout, so they cannot have waited for SQL or for a thread that did.
 FAST_BOUND = 0.8 * DEPENDENCY_TIMEOUT
 TERMINAL_ERRORS = frozenset({"access_denied", "expired_token", "invalid_grant"})
-KEEP_POLLING = frozenset({"authorization_pending", "slow_down", "temporarily_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Answer:
 
     status: int | None
     body: Any
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive
     seconds: float
     what: str = ""
     failure: str = ""  # why there was no answer
@@ -101,7 +101,11 @@ def call(
     except ValueError:
         body = response.text
     return Answer(
-        response.status_code, body, dict(response.headers), time.monotonic() - started, what
+        response.status_code,
+        body,
+        CaseInsensitiveDict(response.headers),
+        time.monotonic() - started,
+        what,
     )
 
 
@@ -174,7 +178,7 @@ class Login:
 
     @property
     def outcome(self) -> str | None:
-        """ "tokens", a terminal error code, or None while the PC would keep polling."""
+        """Either "tokens", a terminal error code, or None while the PC would keep polling."""
         if self.token_responses:
             return "tokens"
         last = self.polls[-1] if self.polls else None
@@ -414,6 +418,15 @@ def status_agrees(pc: PC, login: Login) -> str | None:
     return f"the login has not settled: {login.history()}"
 
 
+def replay_is_refused(pc: PC, login: Login) -> str | None:
+    """None if presenting the device code once more gets no second token response (RFC 8628
+    §3.5: a code is redeemed once); else what happened. It revokes the login's tokens."""
+    again = pc.poll(login)
+    if len(login.token_responses) != 1 or again.error != "invalid_grant":
+        return f"replay: {again}; history: {login.history()}"
+    return None
+
+
 # --- a request the test can see in flight ----------------------------------------------------
 class InFlight:
     """An HTTP request sent on a connection whose local port is known before it is answered,
@@ -450,7 +463,11 @@ class InFlight:
         except ValueError:
             body = raw.decode(errors="replace")
         return Answer(
-            response.status, body, dict(response.headers), time.monotonic() - self._started, path
+            response.status,
+            body,
+            CaseInsensitiveDict(response.getheaders()),
+            time.monotonic() - self._started,
+            path,
         )
 
     def answer(self, timeout: float = HTTP_TIMEOUT) -> Answer:

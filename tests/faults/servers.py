@@ -45,8 +45,10 @@ FAULT_SETTINGS: dict[str, str] = {
     "AUTHSERVER_SQL_POOL_TIMEOUT": str(DEPENDENCY_TIMEOUT),
     "AUTHSERVER_REDEMPTION_LEASE": str(REDEMPTION_LEASE),
     "AUTHSERVER_REFRESH_GRACE": "30",
-    # Long-polls hold a thread each: keep them well below the few threads the servers get.
+    # Long-polls and SQL users hold a thread each: together below the servers' THREADS, so
+    # the SQL-free paths always find one.
     "AUTHSERVER_STATUS_MAX_WAITERS": "2",
+    "AUTHSERVER_SQL_MAX_THREADS": "3",
     "AUTHSERVER_STATUS_MAX_WAIT": "5",
     # The suite starts many flows from one address; the limit is not under test here.
     "AUTHSERVER_DEVICE_AUTHORIZATIONS_PER_MINUTE": "100000",

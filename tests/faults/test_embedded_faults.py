@@ -89,6 +89,6 @@ def test_embedded_worker_killed_mid_redemption_ends_the_login_cleanly(
     assert outcome in TERMINAL_ERRORS, login.history()  # its flow died with the worker
     assert not login.token_responses
     assert all(revoked_at for _, revoked_at in embedded.families(login.device_code))
-    assert status_agrees(pc, login) is None, status_agrees(pc, login)
+    assert (disagreement := status_agrees(pc, login)) is None, disagreement
     fresh_pc, fresh = sign_in_and_login(server)
     assert fresh_pc.poll_until_settled(fresh, within=SETTLE) == "tokens", fresh.history()

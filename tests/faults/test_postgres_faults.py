@@ -25,6 +25,7 @@ from tests.faults.actors import (
     concurrently,
     me,
     poll_in_flight,
+    replay_is_refused,
     sign_in_and_login,
     signed_in_session,
     slower_than,
@@ -107,7 +108,7 @@ def test_postgres_paused_sql_free_paths_stay_fast_the_rest_503_then_every_login_
     for stage, login in logins.items():
         assert pc.poll_until_settled(login, within=SETTLE) == "tokens", (stage, login.history())
         assert len(login.token_responses) == 1
-        assert status_agrees(pc, login) is None, status_agrees(pc, login)
+        assert (disagreement := status_agrees(pc, login)) is None, disagreement
 
 
 def test_postgres_killed_at_every_stage_and_mid_redemption_then_every_login_completes(
@@ -154,7 +155,8 @@ def test_postgres_killed_at_every_stage_and_mid_redemption_then_every_login_comp
         assert pc.poll_until_settled(login, within=SETTLE) == "tokens", login.history()
         assert len(login.token_responses) == 1
         assert me(server, login.tokens["access_token"]).status == 200
-        assert status_agrees(pc, login) is None, status_agrees(pc, login)
+        assert (disagreement := status_agrees(pc, login)) is None, disagreement
+        assert (replayed := replay_is_refused(pc, login)) is None, replayed
 
 
 def test_postgres_losing_the_answer_to_the_redemptions_commit_voids_the_login(
@@ -180,4 +182,4 @@ def test_postgres_losing_the_answer_to_the_redemptions_commit_voids_the_login(
     assert pc.poll_until_settled(login, within=SETTLE) == "expired_token", login.history()
     assert not login.token_responses
     assert all(revoked_at for _, revoked_at in healthy_stack.families(login.device_code))
-    assert status_agrees(pc, login) is None, status_agrees(pc, login)
+    assert (disagreement := status_agrees(pc, login)) is None, disagreement

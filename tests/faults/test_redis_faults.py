@@ -27,6 +27,7 @@ from tests.faults.actors import (
     concurrently,
     me,
     poll_in_flight,
+    replay_is_refused,
     sign_in,
     sign_in_and_login,
     signed_in_session,
@@ -88,7 +89,8 @@ def test_redis_paused_at_every_stage_answers_503_quickly_then_every_login_comple
     for stage, login in logins.items():
         assert pc.poll_until_settled(login, within=SETTLE) == "tokens", (stage, login.history())
         assert me(server, login.tokens["access_token"]).status == 200
-        assert status_agrees(pc, login) is None, status_agrees(pc, login)
+        assert (disagreement := status_agrees(pc, login)) is None, disagreement
+        assert (replayed := replay_is_refused(pc, login)) is None, replayed
     latest = refreshed.json() if refreshed.status == 200 else session
     assert session_pc.refresh(latest["refresh_token"]).status == 200
 
@@ -117,7 +119,7 @@ def test_redis_killed_at_every_stage_ends_each_login_cleanly_and_serves_again(
     for stage, login in logins.items():
         outcome = pc.poll_until_settled(login, within=SETTLE)
         assert outcome in TERMINAL_ERRORS, (stage, login.history())
-        assert status_agrees(pc, login) is None, (stage, status_agrees(pc, login))
+        assert (disagreement := status_agrees(pc, login)) is None, (stage, disagreement)
         assert not login.token_responses
     healthy_stack.wait_serving()
     fresh_pc, fresh = sign_in_and_login(server)
@@ -157,7 +159,7 @@ def test_redis_hanging_right_after_the_redemption_committed_delivers_tokens_once
         assert len(active) == 1
     else:
         assert active == [], "tokens the PC never received are still active"
-    assert status_agrees(pc, login) is None, status_agrees(pc, login)
+    assert (disagreement := status_agrees(pc, login)) is None, disagreement
 
 
 @pytest.mark.parametrize("dependency", ["redis", "postgres"])
