@@ -263,6 +263,13 @@ class PC:
             time.sleep(interval)
         raise AssertionError(f"not settled within {within} s: {login.history()}")
 
+    def settle_all(self, logins: list[Login], within: float) -> list[str | BaseException]:
+        """poll_until_settled for several logins at once (as several PCs would: their
+        intervals overlap); each outcome, or what poll_until_settled raised."""
+        with ThreadPoolExecutor(len(logins)) as pool:
+            futures = [pool.submit(self.poll_until_settled, login, within) for login in logins]
+            return [future.exception() or future.result() for future in futures]
+
     def refresh(self, refresh_token: str, timeout: float = HTTP_TIMEOUT) -> Answer:
         return call(
             "POST",

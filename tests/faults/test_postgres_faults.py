@@ -105,8 +105,9 @@ def test_postgres_paused_sql_free_paths_stay_fast_the_rest_503_then_every_login_
     for login in (logins[Stage.PENDING], logins[Stage.SCANNED]):
         confirmed = phone.confirm(login)
         assert confirmed.status == 200, confirmed
-    for stage, login in logins.items():
-        assert pc.poll_until_settled(login, within=SETTLE) == "tokens", (stage, login.history())
+    outcomes = pc.settle_all(list(logins.values()), within=SETTLE)
+    assert outcomes == ["tokens"] * len(logins), outcomes
+    for login in logins.values():
         assert len(login.token_responses) == 1
         assert (disagreement := status_agrees(pc, login)) is None, disagreement
 
@@ -151,8 +152,10 @@ def test_postgres_killed_at_every_stage_and_mid_redemption_then_every_login_comp
     for login in (logins[Stage.PENDING], logins[Stage.SCANNED]):
         confirmed = phone.confirm(login)
         assert confirmed.status == 200, confirmed
-    for login in (*logins.values(), in_flight):
-        assert pc.poll_until_settled(login, within=SETTLE) == "tokens", login.history()
+    every = [*logins.values(), in_flight]
+    outcomes = pc.settle_all(every, within=SETTLE)
+    assert outcomes == ["tokens"] * len(every), outcomes
+    for login in every:
         assert len(login.token_responses) == 1
         assert me(server, login.tokens["access_token"]).status == 200
         assert (disagreement := status_agrees(pc, login)) is None, disagreement
