@@ -411,6 +411,10 @@ def status_agrees(pc: PC, login: Login) -> str | None:
     """None if the status channel tells the same story as the token endpoint's last word;
     else what it said. Never "approved" there while the token endpoint refuses the code."""
     answer = pc.status(login)
+    deadline = time.monotonic() + 5
+    while answer.unavailable and time.monotonic() < deadline:  # a 503 says: ask again soon
+        time.sleep(0.25)
+        answer = pc.status(login)
     said = answer.json().get("status") if answer.status == 200 else answer.error
     expected = {
         "tokens": {"approved"},
@@ -465,23 +469,46 @@ class InFlight:
             return Answer(None, None, {}, time.monotonic() - self._started, path, repr(exc))
         finally:
             self._conn.close()
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            body = raw.decode(errors="replace")
-        return Answer(
-            response.status,
-            body,
-            CaseInsensitiveDict(response.getheaders()),
-            time.monotonic() - self._started,
-            path,
-        )
+        return _answer(response, raw, self._started, path)
 
     def answer(self, timeout: float = HTTP_TIMEOUT) -> Answer:
         try:
             return self._answer.result(timeout=timeout)
         finally:
             self._pool.shutdown(wait=False)
+
+
+def _answer(response: http.client.HTTPResponse, raw: bytes, started: float, what: str) -> Answer:
+    try:
+        body: Any = json.loads(raw)
+    except ValueError:
+        body = raw.decode(errors="replace")
+    headers = CaseInsensitiveDict(response.getheaders())
+    return Answer(response.status, body, headers, time.monotonic() - started, what)
+
+
+def authorize_on_some_worker(server: FaultServer) -> tuple[Answer, int | None]:
+    """A device authorization (Redis and SQL) and the process that served it: the connection
+    is kept open until that process, its owner, has been looked up."""
+    url = urlsplit(server.base_url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=HTTP_TIMEOUT)
+    started = time.monotonic()
+    what = "device authorization"
+    try:
+        conn.request(
+            "POST",
+            "/oauth/device_authorization",
+            body=urlencode({"client_id": server.client_id}),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        response = conn.getresponse()
+        answer = _answer(response, response.read(), started, what)
+        port = conn.sock.getsockname()[1] if conn.sock is not None else None
+        return answer, server.worker_serving(port) if port else None
+    except (OSError, http.client.HTTPException) as exc:
+        return Answer(None, None, {}, time.monotonic() - started, what, repr(exc)), None
+    finally:
+        conn.close()
 
 
 def poll_in_flight(pc: PC, login: Login, timeout: float = HTTP_TIMEOUT) -> InFlight:

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from tests.conftest import _unavailable
-from tests.faults.actors import PC
+from tests.faults.actors import authorize_on_some_worker
 from tests.faults.dependencies import PrivatePostgres, PrivateRedis, Unavailable
 from tests.faults.proxy import FaultProxy
 from tests.faults.servers import FaultServer, demo, serve
@@ -78,21 +78,25 @@ class Stack:
         self.redis.heal()
         self.postgres.heal()
 
-    def wait_serving(self, consecutive: int = 4, timeout: float = SERVING_TIMEOUT) -> None:
-        """Until device authorizations (Redis and SQL) succeed on fresh connections several
-        times in a row, so both workers have reconnected and no cool-off is left."""
-        pc = PC(self.server)
+    def wait_serving(self, consecutive: int = 3, timeout: float = SERVING_TIMEOUT) -> None:
+        """Until device authorizations (Redis and SQL) succeed several times in a row and on
+        every worker process: each has its own connections and circuit breakers, and a
+        worker still in its cool-off would answer the test's next step with a 503."""
         deadline = time.monotonic() + timeout
-        streak = 0
-        while streak < consecutive:
-            answer = pc.authorize()
-            streak = streak + 1 if answer.status == 200 else 0
+        streak, served = 0, set[int]()
+        while streak < consecutive or len(served) < self.server.http_workers:
+            answer, worker = authorize_on_some_worker(self.server)
+            if answer.status == 200:
+                streak += 1
+                served |= {worker} if worker is not None else set()
+            else:
+                streak, served = 0, set()
+                time.sleep(0.1)
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"not serving again after healing: {answer}\n{self.server.log_text[-3000:]}"
+                    f"not serving on every worker after healing: {answer} (served by {served})"
+                    f"\n{self.server.log_text[-3000:]}"
                 )
-            if not streak:
-                time.sleep(0.1)
 
     def families(self, device_code: str) -> list[tuple[str, float | None]]:
         """(id, revoked_at) of every token family issued for this device code, read straight

@@ -79,6 +79,7 @@ class FaultServer:
     username: str
     password: str
     kind: str  # "embedded" or "redis+postgres"
+    http_workers: int  # worker processes it was started with
     resource_server: tuple[str, str] | None = None  # (client_id, secret) that may introspect
     killed: list[int] = field(default_factory=list)
 
@@ -224,7 +225,7 @@ def serve(
         _wait_ready(process, base_url, workdir)
         yield FaultServer(
             process, base_url, port, workdir, env, client_id, username, password,
-            "redis+postgres", resource_server,
+            "redis+postgres", workers, resource_server,
         )  # fmt: skip
     finally:
         _halt(process)
@@ -247,7 +248,7 @@ def demo(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[Faul
         client_id = str(_demo_output(workdir)["demo_client_id"])
         yield FaultServer(
             process, base_url, port, workdir, env, client_id, DEMO_USERNAME, DEMO_PASSWORD,
-            "embedded",
+            "embedded", 1,
         )  # fmt: skip
     finally:
         _halt(process)

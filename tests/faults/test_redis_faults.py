@@ -154,6 +154,7 @@ def test_redis_hanging_right_after_the_redemption_committed_delivers_tokens_once
     if first.status != 200:
         assert pc.poll_until_settled(login, within=SETTLE) == "expired_token", login.history()
     active = [f for f, revoked_at in healthy_stack.families(login.device_code) if not revoked_at]
+    healthy_stack.wait_serving()  # the worker that met the hang may still be cooling off
     if login.outcome == "tokens":
         assert len(login.token_responses) == 1
         assert me(server, login.tokens["access_token"]).status == 200
