@@ -447,6 +447,7 @@ class InFlight:
         self, server: FaultServer, path: str, form: Mapping[str, str], timeout: float
     ) -> None:
         url = urlsplit(server.base_url)
+        self._timeout = timeout
         self._conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
         self._conn.connect()
         assert self._conn.sock is not None
@@ -471,9 +472,10 @@ class InFlight:
             self._conn.close()
         return _answer(response, raw, self._started, path)
 
-    def answer(self, timeout: float = HTTP_TIMEOUT) -> Answer:
+    def answer(self) -> Answer:
+        """The answer, or an Answer without a status once the connection's timeout passed."""
         try:
-            return self._answer.result(timeout=timeout)
+            return self._answer.result(timeout=self._timeout + 1)
         finally:
             self._pool.shutdown(wait=False)
 
