@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import http.client
 import json
+import re
 import threading
 import time
 import uuid
@@ -355,6 +356,39 @@ def sign_in(
         headers={"X-Forwarded-For": address} if address else None,
         what="sign-in",
     )  # fmt: skip
+
+
+def device_page_sign_in(server: FaultServer, login: Login, address: str) -> Answer:
+    """A browser on the verification page (RFC 8628 §3.3): open the form, then sign in with
+    the login's user code, from `address` (X-Forwarded-For). Signing in needs SQL."""
+    with requests.Session() as browser:
+        browser.headers["X-Forwarded-For"] = address
+        form = browser.get(f"{server.base_url}/device", timeout=HTTP_TIMEOUT)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert form.status_code == 200 and csrf, f"no form on /device: {form.status_code}"
+        started = time.monotonic()
+        try:
+            response = browser.post(
+                f"{server.base_url}/device",
+                data={
+                    "csrf_token": csrf.group(1),
+                    "user_code": login.user_code,
+                    "username": server.username,
+                    "password": server.password,
+                },
+                timeout=HTTP_TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            seconds = time.monotonic() - started
+            return Answer(None, None, {}, seconds, "verification page", type(exc).__name__)
+    return Answer(
+        response.status_code,
+        response.text,
+        CaseInsensitiveDict(response.headers),
+        time.monotonic() - started,
+        "verification page",
+    )
 
 
 def me(server: FaultServer, access_token: str) -> Answer:

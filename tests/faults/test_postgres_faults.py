@@ -21,8 +21,8 @@ from tests.faults.actors import (
     Login,
     Phone,
     Stage,
-    call,
     concurrently,
+    device_page_sign_in,
     me,
     poll_in_flight,
     replay_is_refused,
@@ -78,9 +78,7 @@ def test_postgres_paused_sql_free_paths_stay_fast_the_rest_503_then_every_login_
                 partial(phone.confirm, logins[Stage.SCANNED]),
                 partial(pc.poll, logins[Stage.APPROVED]),
             )
-            page = call(
-                "GET", f"{server.base_url}/login?client_id={server.client_id}", what="login page"
-            )
+            page = device_page_sign_in(server, logins[Stage.PENDING], address="10.9.0.1")
             time.sleep(max(0.0, 1.8 - (time.monotonic() - flood.started)))
             steady = sql_free_checks(pc, logins, session["access_token"])
         assert healthy_stack.postgres.paused  # every answer came while PostgreSQL hung
@@ -96,7 +94,7 @@ def test_postgres_paused_sql_free_paths_stay_fast_the_rest_503_then_every_login_
         assert answers[5].status == 200, answers[5]  # the resource check reads no SQL
     refused = needs_sql + flood.answers
     assert not unavailable_in_time(refused), unavailable_in_time(refused)[:5]
-    # The PC's login page says "try again in a moment": a 503 page, Retry-After, no internals.
+    # The verification page says "try again in a moment": a 503 page, Retry-After, no internals.
     assert page.status == 503 and page.seconds < FAULT_ANSWER_BOUND, page
     assert page.headers.get("Content-Type", "").startswith("text/html"), page.headers
     assert page.headers.get("Retry-After", "").isdigit(), page.headers
