@@ -13,8 +13,10 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal, NoReturn
 
@@ -78,25 +80,26 @@ class Stack:
         self.redis.heal()
         self.postgres.heal()
 
-    def wait_serving(self, consecutive: int = 3, timeout: float = SERVING_TIMEOUT) -> None:
-        """Until device authorizations (Redis and SQL) succeed several times in a row and on
-        every worker process: each has its own connections and circuit breakers, and a
+    def wait_serving(self, timeout: float = SERVING_TIMEOUT) -> None:
+        """Until a round of concurrent device authorizations (Redis and SQL) all succeed and
+        reach every worker process: each has its own connections and circuit breakers, and a
         worker still in its cool-off would answer the test's next step with a 503."""
         deadline = time.monotonic() + timeout
-        streak, served = 0, set[int]()
-        while streak < consecutive or len(served) < self.server.http_workers:
-            answer, worker = authorize_on_some_worker(self.server)
-            if answer.status == 200:
-                streak += 1
-                served |= {worker} if worker is not None else set()
-            else:
-                streak, served = 0, set()
-                time.sleep(0.1)
+        calls = [partial(authorize_on_some_worker, self.server)] * (2 * self.server.http_workers)
+        while True:
+            with ThreadPoolExecutor(len(calls)) as pool:
+                results = [future.result() for future in [pool.submit(c) for c in calls]]
+            served = {worker for answer, worker in results if answer.status == 200}
+            if all(answer.status == 200 for answer, _ in results) and (
+                len(served - {None}) >= self.server.http_workers
+            ):
+                return
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"not serving on every worker after healing: {answer} (served by {served})"
-                    f"\n{self.server.log_text[-3000:]}"
+                    f"not serving on every worker after healing: {[str(a) for a, _ in results]}"
+                    f" (served by {served})\n{self.server.log_text[-3000:]}"
                 )
+            time.sleep(0.1)
 
     def families(self, device_code: str) -> list[tuple[str, float | None]]:
         """(id, revoked_at) of every token family issued for this device code, read straight
