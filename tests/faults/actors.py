@@ -523,28 +523,64 @@ def _answer(response: http.client.HTTPResponse, raw: bytes, started: float, what
     return Answer(response.status, body, headers, time.monotonic() - started, what)
 
 
-def authorize_on_some_worker(server: FaultServer) -> tuple[Answer, int | None]:
-    """A device authorization (Redis and SQL) and the process that served it: the connection
-    is kept open until that process, its owner, has been looked up."""
+def on_some_worker(
+    server: FaultServer,
+    method: str,
+    path: str,
+    *,
+    form: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    what: str = "",
+) -> tuple[Answer, int | None]:
+    """One request and the process that served it: the connection is kept open until that
+    process, its owner, has been looked up."""
     url = urlsplit(server.base_url)
     conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=HTTP_TIMEOUT)
     started = time.monotonic()
-    what = "device authorization"
+    sent = dict(headers or {})
+    if form is not None:
+        sent["Content-Type"] = "application/x-www-form-urlencoded"
     try:
-        conn.request(
-            "POST",
-            "/oauth/device_authorization",
-            body=urlencode({"client_id": server.client_id}),
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
+        conn.request(method, path, body=urlencode(form) if form is not None else None, headers=sent)
         response = conn.getresponse()
-        answer = _answer(response, response.read(), started, what)
+        answer = _answer(response, response.read(), started, what or path)
         port = conn.sock.getsockname()[1] if conn.sock is not None else None
         return answer, server.worker_serving(port) if port else None
     except (OSError, http.client.HTTPException) as exc:
-        return Answer(None, None, {}, time.monotonic() - started, what, repr(exc)), None
+        return Answer(None, None, {}, time.monotonic() - started, what or path, repr(exc)), None
     finally:
         conn.close()
+
+
+def authorize_on_some_worker(server: FaultServer) -> tuple[Answer, int | None]:
+    """A device authorization (it needs Redis and SQL) and the worker that served it."""
+    return on_some_worker(
+        server,
+        "POST",
+        "/oauth/device_authorization",
+        form={"client_id": server.client_id},
+        what="device authorization",
+    )
+
+
+def resource_checks_on_every_worker(
+    server: FaultServer, access_token: str, timeout: float = 10.0
+) -> None:
+    """Until every worker has accepted `access_token` at /api/v1/me: each then holds fresh
+    copies of what a resource check may read from SQL (signing keys, a complete deny-list)."""
+    deadline = time.monotonic() + timeout
+    served: set[int] = set()
+    while len(served) < server.http_workers:
+        answer, worker = on_some_worker(
+            server,
+            "GET",
+            "/api/v1/me",
+            headers={"Authorization": f"Bearer {access_token}"},
+            what="resource check",
+        )
+        assert answer.status == 200, answer
+        served |= {worker} if worker is not None else set()
+        assert time.monotonic() < deadline, f"only {served} of the workers answered"
 
 
 def poll_in_flight(pc: PC, login: Login, timeout: float = HTTP_TIMEOUT) -> InFlight:

@@ -26,6 +26,7 @@ from tests.faults.actors import (
     me,
     poll_in_flight,
     replay_is_refused,
+    resource_checks_on_every_worker,
     sign_in_and_login,
     signed_in_session,
     slower_than,
@@ -64,9 +65,8 @@ def test_postgres_paused_sql_free_paths_stay_fast_the_rest_503_then_every_login_
     pc, phone = PC(server), Phone.sign_in(server)
     logins: dict[Stage, Login] = {stage: phone.bring_to(pc.start(), stage) for stage in Stage}
     _, session = signed_in_session(server)
-    # A session in use: its resource checks went through before the hang (and whatever the
-    # deny-list needed from SQL it had then).
-    assert me(server, session["access_token"]).status == 200
+    # A session in use: its resource checks went through on every worker before the hang.
+    resource_checks_on_every_worker(server, session["access_token"])
 
     healthy_stack.postgres.pause()
     try:
@@ -124,7 +124,7 @@ def test_postgres_killed_at_every_stage_and_mid_redemption_then_every_login_comp
     logins: dict[Stage, Login] = {stage: phone.bring_to(pc.start(), stage) for stage in Stage}
     in_flight = phone.bring_to(pc.start(), Stage.APPROVED)
     _, session = signed_in_session(server)
-    assert me(server, session["access_token"]).status == 200  # in use before the outage
+    resource_checks_on_every_worker(server, session["access_token"])  # in use before
     healthy_stack.postgres_proxy.pause()
     poll = poll_in_flight(pc, in_flight)
     try:
