@@ -129,34 +129,28 @@ def test_redis_hanging_between_the_revocations_commit_and_its_deny_list_write(
 
 
 @pytest.mark.parametrize("fault", ["pause", "kill"])
-def test_refresh_during_a_postgres_outage_is_503_and_the_same_token_works_after(
+def test_refresh_and_revocation_during_a_postgres_outage_are_503_and_work_after(
     healthy_stack: Stack, fault: Literal["pause", "kill"]
 ) -> None:
+    """SQL is the record: without it nothing rotates and nothing is revoked, and the caller
+    is told to retry (never a 200 for a revocation that did not happen). Afterwards the same
+    refresh token still works, and the retried revocation holds."""
     server = healthy_stack.server
-    pc, session = signed_in_session(server)
+    pc, refreshing = signed_in_session(server)
+    _, revoking = signed_in_session(server)
     with healthy_stack.outage("postgres", fault):
-        during = pc.refresh(session["refresh_token"])
-    assert not unavailable_in_time([during]), during
+        during = concurrently(
+            partial(pc.refresh, refreshing["refresh_token"]),
+            partial(pc.revoke, revoking["refresh_token"]),
+        )
+    assert not unavailable_in_time(during), unavailable_in_time(during)
     healthy_stack.wait_serving()
-    again = pc.refresh(session["refresh_token"])  # nothing rotated: the token still stands
+
+    again = pc.refresh(refreshing["refresh_token"])  # nothing rotated: the token still stands
     assert again.status == 200, again
     assert me(server, again.json()["access_token"]).status == 200
-
-
-@pytest.mark.parametrize("fault", ["pause", "kill"])
-def test_a_revocation_during_a_postgres_outage_is_503_and_its_retry_holds(
-    healthy_stack: Stack, fault: Literal["pause", "kill"]
-) -> None:
-    """SQL is the record: without it nothing is revoked and the caller is told to retry
-    (never a 200 for a revocation that did not happen)."""
-    server = healthy_stack.server
-    pc, session = signed_in_session(server)
-    with healthy_stack.outage("postgres", fault):
-        during = pc.revoke(session["refresh_token"])
-    assert not unavailable_in_time([during]), during
-    healthy_stack.wait_serving()
-    assert pc.revoke(session["refresh_token"]).status == 200
-    after = resource_statuses(healthy_stack, session["access_token"], samples=1)
+    assert pc.revoke(revoking["refresh_token"]).status == 200
+    after = resource_statuses(healthy_stack, revoking["access_token"], samples=1)
     assert 200 not in after, after
 
 
