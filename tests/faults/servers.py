@@ -64,6 +64,7 @@ FAULT_SETTINGS: dict[str, str] = {
 # quickly: what the SQL-free paths must survive.
 THREADS = 6
 READY_TIMEOUT = 20.0
+KILL_SPACING = 6.5  # see FaultServer.space_kills
 
 
 @dataclass
@@ -82,6 +83,7 @@ class FaultServer:
     http_workers: int  # worker processes it was started with
     resource_server: tuple[str, str] | None = None  # (client_id, secret) that may introspect
     killed: list[int] = field(default_factory=list)
+    last_kill: float = float("-inf")
 
     @property
     def log_text(self) -> str:
@@ -123,6 +125,16 @@ class FaultServer:
         os.kill(pid, signal.SIGKILL)
         wait_gone([pid])
         self.killed.append(pid)
+        self.last_kill = time.monotonic()
+
+    def space_kills(self) -> None:
+        """Wait until the last kill is KILL_SPACING seconds old, before a scenario that kills.
+
+        granian takes a worker that dies within 5.5 s of its (re)start for a crash loop and
+        shuts the whole server down; each scenario here is about one death, so two are kept
+        further apart than that. (Two real crashes that close would stop the server.)
+        """
+        time.sleep(max(0.0, self.last_kill + KILL_SPACING - time.monotonic()))
 
     def wait_answering(self, timeout: float = READY_TIMEOUT) -> None:
         """Until the metadata answers again on fresh connections (e.g. a worker respawned)."""

@@ -33,6 +33,7 @@ def test_worker_killed_before_the_redemption_committed_tokens_arrive_once_after_
     healthy_stack: Stack,
 ) -> None:
     server = healthy_stack.server
+    server.space_kills()
     pc, login = sign_in_and_login(server)
     healthy_stack.postgres_proxy.pause()
     poll = poll_in_flight(pc, login)
@@ -67,6 +68,7 @@ def test_worker_killed_after_the_redemption_committed_voids_the_login_and_its_to
     healthy_stack: Stack,
 ) -> None:
     server, redis_proxy = healthy_stack.server, healthy_stack.redis_proxy
+    server.space_kills()
     pc, login = sign_in_and_login(server)
     healthy_stack.postgres_proxy.pause()
     poll = poll_in_flight(pc, login)
