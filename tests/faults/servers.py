@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -82,7 +82,6 @@ class FaultServer:
     kind: str  # "embedded" or "redis+postgres"
     http_workers: int  # worker processes it was started with
     resource_server: tuple[str, str] | None = None  # (client_id, secret) that may introspect
-    killed: list[int] = field(default_factory=list)
     last_kill: float = float("-inf")
 
     @property
@@ -124,7 +123,6 @@ class FaultServer:
         assert pid in self._processes(), f"{pid} is not a process of this server"
         os.kill(pid, signal.SIGKILL)
         wait_gone([pid])
-        self.killed.append(pid)
         self.last_kill = time.monotonic()
 
     def space_kills(self) -> None:
