@@ -361,13 +361,16 @@ def sign_in(
 def device_page_sign_in(server: FaultServer, login: Login, address: str) -> Answer:
     """A browser on the verification page (RFC 8628 §3.3): open the form, then sign in with
     the login's user code, from `address` (X-Forwarded-For). Signing in needs SQL."""
+    started = time.monotonic()
+    what = "verification page"
     with requests.Session() as browser:
         browser.headers["X-Forwarded-For"] = address
-        form = browser.get(f"{server.base_url}/device", timeout=HTTP_TIMEOUT)
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert form.status_code == 200 and csrf, f"no form on /device: {form.status_code}"
-        started = time.monotonic()
         try:
+            form = browser.get(f"{server.base_url}/device", timeout=HTTP_TIMEOUT)
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            if form.status_code != 200 or csrf is None:
+                return Answer(form.status_code, form.text, form.headers, 0.0, f"{what} form")
+            started = time.monotonic()
             response = browser.post(
                 f"{server.base_url}/device",
                 data={
@@ -380,14 +383,13 @@ def device_page_sign_in(server: FaultServer, login: Login, address: str) -> Answ
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            seconds = time.monotonic() - started
-            return Answer(None, None, {}, seconds, "verification page", type(exc).__name__)
+            return Answer(None, None, {}, time.monotonic() - started, what, type(exc).__name__)
     return Answer(
         response.status_code,
         response.text,
         CaseInsensitiveDict(response.headers),
         time.monotonic() - started,
-        "verification page",
+        what,
     )
 
 
