@@ -34,9 +34,9 @@ from tests.faults.processes import descendants, tcp_connection_owner, wait_gone
 # Every dependency wait of the server under test is bounded by 1 s (core-design.md's
 # settings), so an answer during a fault arrives in about a second however long the fault.
 DEPENDENCY_TIMEOUT = 1
-# The claim on an approved flow lapses after this many seconds if it never issued (the name
-# is this suite's guess: core-design.md only says "a lease (a few seconds)").
-REDEMPTION_LEASE = 2
+# The claim on an approved flow lapses after this many seconds if it never issued; the server
+# requires at least pool + connect + statement timeouts (3 s here).
+REDEMPTION_LEASE = 4
 FAULT_SETTINGS: dict[str, str] = {
     "AUTHSERVER_REDIS_TIMEOUT": str(DEPENDENCY_TIMEOUT),
     "AUTHSERVER_SQL_CONNECT_TIMEOUT": str(DEPENDENCY_TIMEOUT),
