@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -29,14 +29,19 @@ def alembic_config(database_url: str) -> Any:
     return config
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the one writer
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-    # Transactions are begun by _sqlite_begin below, not implicitly by the driver.
-    dbapi_connection.isolation_level = None
+def _sqlite_pragmas(lock_timeout: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the one writer
+        # Waiting for the one write lock is a lock wait: bounded by AUTHSERVER_SQL_LOCK_TIMEOUT,
+        # after which "database is locked" is a 503 like any unavailable dependency.
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        cursor.close()
+        # Transactions are begun by _sqlite_begin below, not implicitly by the driver.
+        dbapi_connection.isolation_level = None
+
+    return on_connect
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
@@ -53,9 +58,10 @@ class Database:
         self.url = url
         # hide_parameters: a logged SQL error never carries the values it was called with.
         # bounded_engine: every wait is bounded, and SQL cannot take every thread (guard.py).
-        self.engine = bounded_engine(url, limits or SqlLimits(), hide_parameters=True)
+        limits = limits or SqlLimits()
+        self.engine = bounded_engine(url, limits, hide_parameters=True)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas(limits.lock_timeout))
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # The unit of work this thread (or task) is inside, if any.
