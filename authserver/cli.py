@@ -58,7 +58,13 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
 
 def cmd_users_create(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
-    user = _services().accounts.create_user(args.username, password, args.display_name)
+    user = _services().accounts.create_user(
+        args.username,
+        password,
+        args.display_name,
+        email=args.email,
+        email_verified=args.email_verified,
+    )
     _print({"user_id": user.user_id})
     return 0
 
@@ -280,6 +286,14 @@ def _parser() -> argparse.ArgumentParser:
     create_user.add_argument("username")
     create_user.add_argument("--password-stdin", action="store_true", required=True)
     create_user.add_argument("--display-name", default=None)
+    create_user.add_argument(
+        "--email", default=None, help="released to clients granted the email scope (OIDC)"
+    )
+    create_user.add_argument(
+        "--email-verified",
+        action="store_true",
+        help="the address is known to be the user's (the email_verified claim)",
+    )
     create_user.set_defaults(func=cmd_users_create)
     return parser
 

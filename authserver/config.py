@@ -55,7 +55,9 @@ class Config:
     admin_session_ttl: int = 8 * 3600  # admin API token and console cookie
     web_session_ttl: int = 3600  # a browser signed in on the verification page (/device)
     access_token_audience: str = ""  # empty: the issuer
-    scopes: str = "profile email"
+    # What clients may be allowed; the default is what OpenID Connect clients such as MSAL send
+    # (`openid profile offline_access`) plus email. domain/oidc.py says what each one means.
+    scopes: str = "openid profile email offline_access"
     status_max_wait: int = 25  # longest long-poll of the status channel, seconds
     status_max_waiters: int = 16  # long-polls held at once per process (keep < threads)
     device_authorizations_per_minute: int = 60  # per client and IP

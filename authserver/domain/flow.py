@@ -95,6 +95,7 @@ class Flow:
     scanner_platform: str | None = None
     confirm_token_hash: str | None = None
     confirm_expires_at: float | None = None
+    approved_at: float | None = None  # the user approved then: the ID token's auth_time
     family_id: str | None = None  # set when the tokens are committed
     issued: bool = False  # the redemption's tokens are committed; a later poll is a replay
     lease_until: float | None = None  # a claim (REDEEMED, not issued) lapses then
@@ -184,7 +185,10 @@ def _consume_confirm_token(
         raise errors.InvalidConfirmToken()
     if flow.confirm_expires_at is None or now >= flow.confirm_expires_at:
         raise errors.InvalidConfirmToken("The confirm token has expired: scan again.")
-    return flow._next(state=outcome, confirm_token_hash=None, confirm_expires_at=None)
+    approved_at = now if outcome is FlowState.APPROVED else None
+    return flow._next(
+        state=outcome, confirm_token_hash=None, confirm_expires_at=None, approved_at=approved_at
+    )
 
 
 def confirm(

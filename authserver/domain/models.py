@@ -42,6 +42,8 @@ class User:
     password_hash: str
     # An admin revoked all of this user's sessions then: approvals of older flows are void too.
     sessions_revoked_at: float | None = None
+    email: str | None = None  # released with the `email` scope (OIDC Core §5.4)
+    email_verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,10 @@ class TokenFamily:
     revoked_reason: str | None = None
     requester_ip: str = ""  # the PC that asked (RFC 8628 §3.1), shown to admins
     requester_user_agent: str = ""
+    # How the user authenticated for this login (OIDC Core §2 auth_time and amr), so a refreshed
+    # ID token says the same (§12.2). None and () for families issued before they were kept.
+    auth_time: float | None = None
+    amr: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,9 +134,10 @@ class MobileDeviceRepository(Protocol):
 class TokenRepository(Protocol):
     """Persistent grants. Issuing, rotation and revocation are each one unit of work."""
 
-    def issue(self, family: TokenFamily, refresh: RefreshToken) -> bool:
-        """Store a new family with its first refresh token; False (and nothing stored) if a
-        family already holds this device code: one grant per code, whatever the flow store says."""
+    def issue(self, family: TokenFamily, refresh: RefreshToken | None) -> bool:
+        """Store a new family with its first refresh token (None: a grant without one); False
+        (and nothing stored) if a family already holds this device code: one grant per code,
+        whatever the flow store says."""
 
     def family(self, family_id: str) -> TokenFamily | None: ...
 

@@ -59,17 +59,32 @@ class AccountService:
         self._transaction = transaction
         self._clock = clock
 
-    def create_user(self, username: str, password: str, display_name: str | None) -> User:
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        display_name: str | None,
+        *,
+        email: str | None = None,
+        email_verified: bool = False,
+    ) -> User:
         username = username.strip()
         if not username or len(username) > 150:
             raise errors.MalformedRequest("A username is 1 to 150 characters.")
         if len(password) < 8:
             raise errors.MalformedRequest("A password has at least 8 characters.")
+        email = email.strip() if email else None
+        if email is not None and not _plausible_email(email):
+            raise errors.MalformedRequest("The email address is not valid.")
+        if email_verified and email is None:
+            raise errors.MalformedRequest("Only an email address can be verified.")
         user = User(
             user_id=str(uuid.uuid4()),
             username=username,
             display_name=(display_name or username).strip(),
             password_hash=hash_password(password, self._config.scrypt_p),
+            email=email,
+            email_verified=email_verified,
         )
         self._users.add(user, self._clock())
         return user
@@ -183,3 +198,17 @@ class AccountService:
     def sign_out_everywhere(self, user_id: str, device_id: str) -> list[str]:
         """End every live session of this user's phone with this device id (an admin unbinds it)."""
         return self._devices.revoke_device(user_id, device_id, self._clock())
+
+
+def _plausible_email(email: str) -> bool:
+    """local@domain within RFC 5321's lengths, printable, no spaces: what an operator meant to
+    type. Whether it receives mail is what email_verified says, not this check."""
+    local, at, domain = email.rpartition("@")
+    return (
+        bool(at and local and domain)
+        and len(email) <= 320
+        and len(local) <= 64
+        and "." in domain.strip(".")
+        and email.isprintable()
+        and not any(ch.isspace() for ch in email)
+    )

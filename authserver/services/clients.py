@@ -10,6 +10,7 @@ from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
 from authserver.domain.models import Client, ClientKind
+from authserver.domain.oidc import Scope
 from authserver.domain.ports import ClientRepository
 
 # How long a process trusts its copy of a client row. Every request authenticates its client,
@@ -126,10 +127,12 @@ class ClientService:
         return client
 
     def resolve_scope(self, client: Client, requested: str | None) -> str:
-        """The scope to grant: the requested one if allowed, else the default (RFC 6749 §3.3)."""
+        """The scope to grant: the requested one if allowed, else the default (RFC 6749 §3.3):
+        what the client may have, but `openid`, which only an OpenID Connect request asks for
+        (OIDC Core §3.1.2.1), so a plain OAuth client's grant stays what it was."""
         allowed = client.scope.split()
         if requested is None or not requested.strip():
-            return " ".join(allowed)
+            return " ".join(s for s in allowed if s != Scope.OPENID)
         asked = requested.split()
         if not set(asked) <= set(allowed):
             raise errors.InvalidScope()

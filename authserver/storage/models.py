@@ -61,6 +61,8 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(300))
     created_at: Mapped[float] = mapped_column(Timestamp())
     sessions_revoked_at: Mapped[float | None] = mapped_column(Timestamp())
+    email: Mapped[str | None] = mapped_column(sa.String(320))  # RFC 5321 §4.5.3.1 limits
+    email_verified: Mapped[bool] = mapped_column(sa.Boolean(), server_default=sa.false())
 
 
 class MobileDeviceRow(Base):
@@ -110,6 +112,10 @@ class TokenFamilyRow(Base):
     # response was lost), it rotates once more instead of revoking the family; once only.
     previous_refresh_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     grace_until: Mapped[float | None] = mapped_column(Timestamp())
+    # How the user authenticated (OIDC Core §2), so refreshed ID tokens repeat it (§12.2):
+    # auth_time, and the amr values space-separated.
+    auth_time: Mapped[float | None] = mapped_column(Timestamp())
+    amr: Mapped[str] = mapped_column(sa.String(100), server_default="")
 
 
 class SpentRefreshTokenRow(Base):

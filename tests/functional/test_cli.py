@@ -95,6 +95,45 @@ def test_db_upgrade_then_clients_and_users(
     assert code == 2 and "admin" in json.loads(err)["error"]
 
 
+def test_users_with_an_email(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(["db", "upgrade"], monkeypatch, capsys)
+    code, made, _ = run(
+        [
+            "users",
+            "create",
+            "dora",
+            "--password-stdin",
+            "--email=dora@example.com ",
+            "--email-verified",
+        ],
+        monkeypatch,
+        capsys,
+        stdin="a long passphrase\n",
+    )
+    assert code == 0
+    code, _, _ = run(
+        ["users", "create", "erik", "--password-stdin", "--email", "erik@example.org"],
+        monkeypatch,
+        capsys,
+        stdin="a long passphrase\n",
+    )
+    assert code == 0
+    accounts = build_services(Config.from_env()).accounts
+    dora, erik = accounts.find_user("dora"), accounts.find_user("erik")
+    assert dora is not None and dora.user_id == made["user_id"]
+    assert (dora.email, dora.email_verified) == ("dora@example.com", True)
+    assert erik is not None and (erik.email, erik.email_verified) == ("erik@example.org", False)
+    for argv in (
+        ["users", "create", "f", "--password-stdin", "--email", "not an address"],
+        ["users", "create", "g", "--password-stdin", "--email", "g@localhost"],
+        ["users", "create", "h", "--password-stdin", "--email-verified"],
+    ):
+        code, _, err = run(argv, monkeypatch, capsys, stdin="a long passphrase\n")
+        assert code == 2 and "email" in json.loads(err)["error"].lower(), argv
+
+
 def test_several_workers_need_redis(
     env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

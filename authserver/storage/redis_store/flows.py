@@ -31,7 +31,14 @@ from authserver.domain.flow import (
 from authserver.storage.redis_store.scripts import load_script
 
 _INT_FIELDS = {"interval", "version"}
-_FLOAT_FIELDS = {"created_at", "expires_at", "last_poll_at", "confirm_expires_at", "lease_until"}
+_FLOAT_FIELDS = {
+    "created_at",
+    "expires_at",
+    "last_poll_at",
+    "confirm_expires_at",
+    "approved_at",
+    "lease_until",
+}
 
 
 def _encode(flow: Flow) -> dict[str, str]:

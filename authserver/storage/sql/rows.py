@@ -36,6 +36,8 @@ def user_from(row: Any) -> User:
         display_name=m[USERS.c.display_name],
         password_hash=m[USERS.c.password_hash],
         sessions_revoked_at=m[USERS.c.sessions_revoked_at],
+        email=m[USERS.c.email],
+        email_verified=bool(m[USERS.c.email_verified]),
     )
 
 

@@ -38,6 +38,8 @@ _FAMILY_COLUMNS = (
     _FAMILY.c.revoked_reason,
     _FAMILY.c.requester_ip,
     _FAMILY.c.requester_user_agent,
+    _FAMILY.c.auth_time,
+    _FAMILY.c.amr,
 )
 
 
@@ -54,6 +56,8 @@ def _family(row: Any) -> TokenFamily:
         revoked_reason=row.revoked_reason,
         requester_ip=row.requester_ip,
         requester_user_agent=row.requester_user_agent,
+        auth_time=row.auth_time,
+        amr=tuple(row.amr.split()),
     )
 
 
@@ -84,7 +88,7 @@ class SqlTokens:
             .returning(_FAMILY.c.id)
         )
 
-    def issue(self, family: TokenFamily, refresh: RefreshToken) -> bool:
+    def issue(self, family: TokenFamily, refresh: RefreshToken | None) -> bool:
         with self._db.session() as s:
             result = s.execute(
                 self._insert_family.values(
@@ -97,8 +101,11 @@ class SqlTokens:
                     created_at=family.created_at,
                     requester_ip=family.requester_ip,
                     requester_user_agent=family.requester_user_agent,
-                    refresh_hash=refresh.token_hash,
-                    refresh_expires_at=refresh.expires_at,
+                    auth_time=family.auth_time,
+                    amr=" ".join(family.amr),
+                    # No refresh token (OpenID Connect without offline_access): none to match.
+                    refresh_hash=refresh.token_hash if refresh else None,
+                    refresh_expires_at=refresh.expires_at if refresh else None,
                 )
             )
             return result.first() is not None

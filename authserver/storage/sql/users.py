@@ -26,6 +26,8 @@ class SqlUsers:
                         display_name=user.display_name,
                         password_hash=user.password_hash,
                         created_at=now,
+                        email=user.email,
+                        email_verified=user.email_verified,
                     )
                 )
                 # Inside a unit of work the INSERT would wait for its commit: flush it here, so
