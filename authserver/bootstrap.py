@@ -16,6 +16,7 @@ from authserver.services.approvals import Approvals
 from authserver.services.audit import Auditor
 from authserver.services.clients import ClientService
 from authserver.services.device_grant import DeviceGrant
+from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.keys import KeyRing
 from authserver.services.lifecycle import TokenLifecycle
 from authserver.services.refresh_grant import RefreshGrant
@@ -51,6 +52,7 @@ class Services:
     flow_store: FlowStore
     keys: KeyRing
     minter: TokenMinter
+    id_tokens: IdTokenMinter
     verifier: AccessTokenVerifier
     revocations: Revocations
     auditor: Auditor
@@ -104,11 +106,11 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
     )
     keys = KeyRing(SqlKeys(database), clock, access_token_ttl=config.access_token_ttl)
     minter = TokenMinter(config, token_repo, keys, clock)
+    id_tokens = IdTokenMinter(config, keys)
     verifier = AccessTokenVerifier(config, keys, revocations, clock)
     clients = ClientService(config, client_repo, clock)
-    accounts = AccountService(
-        config, SqlUsers(database), device_repo, limiter, auditor, transaction, clock
-    )
+    user_repo = SqlUsers(database)
+    accounts = AccountService(config, user_repo, device_repo, limiter, auditor, transaction, clock)
     device_grant = DeviceGrant(
         config,
         store,
@@ -116,6 +118,7 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         token_repo,
         device_repo,
         minter,
+        id_tokens,
         revocations,
         limiter,
         auditor,
@@ -123,7 +126,16 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         clock,
     )
     refresh_grant = RefreshGrant(
-        config, clients, token_repo, minter, revocations, auditor, transaction, clock
+        config,
+        clients,
+        token_repo,
+        user_repo,
+        minter,
+        id_tokens,
+        revocations,
+        auditor,
+        transaction,
+        clock,
     )
     approvals = Approvals(config, store, clients, accounts, limiter, auditor, transaction, clock)
     lifecycle = TokenLifecycle(config, token_repo, clients, accounts, verifier, revocations, clock)
@@ -138,6 +150,7 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         flow_store=store,
         keys=keys,
         minter=minter,
+        id_tokens=id_tokens,
         verifier=verifier,
         revocations=revocations,
         auditor=auditor,

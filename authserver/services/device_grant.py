@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -25,7 +26,14 @@ from authserver.domain.flow import (
     FlowState,
     PollOutcome,
 )
-from authserver.domain.models import Actor, AuditEventType, RevocationReason, TokenFamily
+from authserver.domain.models import (
+    Actor,
+    ApprovalFacts,
+    AuditEventType,
+    RevocationReason,
+    TokenFamily,
+)
+from authserver.domain.oidc import approval_authentication, context_of, wants_id_token
 from authserver.domain.ports import (
     FlowStore,
     MobileDeviceRepository,
@@ -36,6 +44,7 @@ from authserver.domain.ports import (
 from authserver.domain.text import printable
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
+from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.revocation import Revocations
 from authserver.services.token_endpoint import TokenRequest
 from authserver.services.tokens import IssuedTokens, TokenMinter
@@ -56,6 +65,15 @@ class DeviceAuthorization:
     qr_png: str  # images of verification_uri_complete, served by this server
     qr_svg: str
 
+    @property
+    def message(self) -> str:
+        """One line telling the user what to do (an RFC 8628 §3.2 extension parameter, which
+        Microsoft's clients print as it is)."""
+        return (
+            f"To sign in, scan the QR code with your phone's app, or open {self.verification_uri} "
+            f"and enter the code {self.user_code}."
+        )
+
 
 def verification_uri_complete(config: Config, user_code: str) -> str:
     """RFC 8628 §3.3.1: the verification URI with the user code, which the QR code encodes."""
@@ -75,6 +93,7 @@ class DeviceGrant:
         tokens: TokenRepository,
         devices: MobileDeviceRepository,
         minter: TokenMinter,
+        id_tokens: IdTokenMinter,
         revocations: Revocations,
         limiter: RateLimiter,
         auditor: Auditor,
@@ -88,6 +107,7 @@ class DeviceGrant:
         self._devices = devices
         self._transaction = transaction
         self._minter = minter
+        self._id_tokens = id_tokens
         self._revocations = revocations
         self._limiter = limiter
         self._audit = auditor
@@ -241,9 +261,15 @@ class DeviceGrant:
                 withdrawn = flows.withdrawal_reason(facts, flow, now)
                 if withdrawn is not None:
                     raise errors.AccessDenied(withdrawn)
+                assert facts is not None  # withdrawal_reason withdraws an approval without them
+                family = self._authenticated(family, facts, flow)
                 issued = self._minter.issue(family)
                 if issued is None:
                     raise _IssuedBefore()
+                if wants_id_token(family.scope):
+                    issued = dataclasses.replace(
+                        issued, id_token=self._id_token(family, facts, now)
+                    )
                 self._audit.record(
                     AuditEventType.FLOW_REDEEMED, caller, ip=ip, family_id=family.id, **refs
                 )
@@ -268,6 +294,34 @@ class DeviceGrant:
             raise
         self._settle(flow, claim, ClaimSettlement.ISSUED, family.id)
         return issued
+
+    @staticmethod
+    def _authenticated(family: TokenFamily, facts: ApprovalFacts, flow: Flow) -> TokenFamily:
+        """The family with how its user authenticated, kept for refreshed ID tokens (OIDC
+        Core §12.2): the approval on a phone, or the password of a browser on /device."""
+        authentication = approval_authentication(
+            facts.device.platform,
+            approved_at=flow.approved_at or family.created_at,
+            signed_in_at=facts.device.created_at,
+        )
+        return dataclasses.replace(
+            family, auth_time=authentication.time, amr=tuple(authentication.methods)
+        )
+
+    def _id_token(self, family: TokenFamily, facts: ApprovalFacts, now: float) -> str:
+        """OIDC Core §3.1.3.6; the device authorization request carries no nonce (RFC 8628
+        defines none), so neither does the ID token."""
+        assert family.auth_time is not None
+        return self._id_tokens.id_token(
+            user=facts.user,
+            client_id=family.client_id,
+            scope=family.scope,
+            auth_time=family.auth_time,
+            amr=family.amr,
+            acr=context_of(family.amr),
+            nonce=None,
+            now=now,
+        )
 
     def _void(self, flow: Flow, claim: int, caller: Actor, ip: str) -> None:
         """An earlier claim committed this code's tokens and never finished (its worker died

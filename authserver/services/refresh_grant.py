@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from authserver.config import Config
@@ -13,10 +14,13 @@ from authserver.domain.models import (
     PresentedRefreshToken,
     RefreshTokenStanding,
     RevocationReason,
+    TokenFamily,
 )
-from authserver.domain.ports import TokenRepository, Transaction
+from authserver.domain.oidc import context_of, wants_id_token
+from authserver.domain.ports import TokenRepository, Transaction, UserRepository
 from authserver.services.audit import Auditor
 from authserver.services.clients import ClientService
+from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.revocation import Revocations
 from authserver.services.token_endpoint import TokenRequest
 from authserver.services.tokens import IssuedTokens, TokenMinter
@@ -36,7 +40,9 @@ class RefreshGrant:
         config: Config,
         clients: ClientService,
         tokens: TokenRepository,
+        users: UserRepository,
         minter: TokenMinter,
+        id_tokens: IdTokenMinter,
         revocations: Revocations,
         auditor: Auditor,
         transaction: Transaction,
@@ -45,7 +51,9 @@ class RefreshGrant:
         self._config = config
         self._clients = clients
         self._tokens = tokens
+        self._users = users
         self._minter = minter
+        self._id_tokens = id_tokens
         self._revocations = revocations
         self._audit = auditor
         self._transaction = transaction
@@ -91,6 +99,10 @@ class RefreshGrant:
                     now,
                     now + grace if from_current and grace else None,
                 )
+                if issued is not None and wants_id_token(granted):
+                    issued = dataclasses.replace(
+                        issued, id_token=self._id_token(family, granted, now)
+                    )
             caller = Actor("client", client_id)
             if issued is None:
                 self._revocations.revoke_family(
@@ -111,6 +123,23 @@ class RefreshGrant:
             # Raised after the unit of work, which committed the revocation.
             raise errors.InvalidGrant(_REPLAYED)
         return issued
+
+    def _id_token(self, family: TokenFamily, scope: str, now: float) -> str:
+        """A new ID token about the same authentication (OIDC Core §12.2): same iss, sub and
+        aud, a new iat, the original auth_time, amr and acr, and no nonce (no new request)."""
+        user = self._users.get(family.user_id)
+        if user is None:
+            raise errors.InvalidGrant("The refresh token's user no longer exists.")
+        return self._id_tokens.id_token(
+            user=user,
+            client_id=family.client_id,
+            scope=scope,
+            auth_time=family.auth_time if family.auth_time is not None else family.created_at,
+            amr=family.amr,
+            acr=context_of(family.amr),
+            nonce=None,
+            now=now,
+        )
 
     def _may_rotate(self, presented: PresentedRefreshToken, now: float) -> bool:
         """The current token, or the previous one inside its one-time grace period."""

@@ -15,6 +15,7 @@ from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token
 from authserver.domain.models import PresentedRefreshToken, RefreshToken, TokenFamily
+from authserver.domain.oidc import gets_refresh_token
 from authserver.domain.ports import TokenRepository
 from authserver.services.keys import ALGORITHM, KeyRing
 from authserver.services.revocation import Revocations
@@ -25,11 +26,12 @@ class IssuedTokens:
     """What the token endpoint returns (RFC 6749 §5.1)."""
 
     access_token: str
-    refresh_token: str
+    refresh_token: str | None  # None: an OpenID Connect grant without offline_access
     expires_in: int
     scope: str
     family_id: str
     user_id: str
+    id_token: str | None = None  # OIDC Core §3.1.3.3: when `openid` was granted
 
 
 class TokenMinter:
@@ -82,10 +84,14 @@ class TokenMinter:
         )
 
     def issue(self, family: TokenFamily) -> IssuedTokens | None:
-        """A new family with its first access and refresh token, stored in the caller's unit of
-        work; None (nothing stored) if a family already holds its device code."""
+        """A new family with its first access token and, if its scope gets one, refresh token,
+        stored in the caller's unit of work; None (nothing stored) if a family already holds
+        its device code."""
         now = self._clock()
-        refresh, stored = self._refresh_token(family, now)
+        refresh: str | None = None
+        stored: RefreshToken | None = None
+        if gets_refresh_token(family.scope):
+            refresh, stored = self._refresh_token(family, now)
         if not self._tokens.issue(family, stored):
             return None
         access, _, _ = self.access_token(family, now)
