@@ -46,8 +46,10 @@ __all__ = [
 ]
 
 SCOPE_MEANINGS = {
+    "openid": "who you are: your account's identifier",
     "profile": "your name and username",
     "email": "your email address",
+    "offline_access": "stay signed in after you leave",
 }
 
 

@@ -77,8 +77,9 @@ def _ascii(text: str) -> str:
     return "".join(ch for ch in text if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\')
 
 
-def to_wire(error: errors.DomainError) -> Wire:
-    """(status, JSON body, headers) for a domain error, per the table above."""
+def to_wire(error: errors.DomainError, *, realm: str | None = None) -> Wire:
+    """(status, JSON body, headers) for a domain error, per the table above; `realm` names the
+    protection space of a bearer-token challenge where it is not the error's usual one."""
     wire = next(
         (entry for cls, entry in ERROR_TABLE.items() if isinstance(error, cls)),
         WireError("invalid_request", 400),
@@ -92,7 +93,7 @@ def to_wire(error: errors.DomainError) -> Wire:
     # RFC 9110 §11.6.1: every 401 carries a challenge; the mobile API's is Bearer (RFC 6750).
     if wire.code == "invalid_credentials":
         headers.append(("WWW-Authenticate", 'Bearer realm="mobile"'))
-    realm = _REALMS.get(type(error))
+    realm = realm or _REALMS.get(type(error))
     if isinstance(error, errors.MissingBearerToken):
         headers.append(("WWW-Authenticate", f'Bearer realm="{realm}"'))
     elif wire.code in ("invalid_token", "insufficient_scope"):

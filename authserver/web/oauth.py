@@ -1,4 +1,5 @@
-"""Endpoints for PC clients: RFC 8414 metadata, RFC 8628 device flow, token, JWKS, status."""
+"""Endpoints for PC clients: RFC 8414 and OIDC Discovery metadata, RFC 8628 device flow, token,
+JWKS, userinfo, status."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from flask import Blueprint, Response, abort, current_app, request
 
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
+from authserver.domain.oidc import Scope, claims_for
+from authserver.oauth.errors import to_wire
 from authserver.oauth.requests import client_credentials, form_params, required
 from authserver.services.device_grant import verification_uri_complete
 from authserver.services.token_endpoint import TokenRequest
-from authserver.web.common import cacheable, client_ip, no_store, services
+from authserver.web.api import bearer_claims
+from authserver.web.common import cacheable, client_ip, json_response, no_store, services
 from authserver.web.qr import qr_png, qr_svg
+
+USERINFO_REALM = "userinfo"
 
 bp = Blueprint("oauth", __name__)
 
@@ -24,8 +30,31 @@ def _params() -> dict[str, str]:
 @bp.get("/.well-known/oauth-authorization-server")
 @bp.get("/.well-known/openid-configuration")
 def metadata() -> Response:
-    """RFC 8414 §3: the same document at both well-known locations."""
+    """RFC 8414 §3 and OpenID Connect Discovery 1.0 §4: one document at both locations, so
+    the two always agree (RFC 8414 §2 admits OpenID's members)."""
     return cacheable(current_app.config["AUTHSERVER_METADATA"], 3600)
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> Response:
+    """OIDC Core §5.3: the claims of the access token's user that its scope releases.
+
+    The token is checked as a resource server checks it (web/api.py); it must carry `openid`.
+    Errors are RFC 6750 §3 challenges in the "userinfo" realm.
+    """
+    try:
+        claims = bearer_claims(Scope.OPENID, allow_body=True)
+    except (errors.MissingBearerToken, errors.InvalidAccessToken, errors.InsufficientScope) as e:
+        return json_response(*to_wire(e, realm=USERINFO_REALM))
+    user = services().accounts.user(str(claims["sub"]))
+    if user is None:
+        return json_response(
+            *to_wire(
+                errors.InvalidAccessToken("The token's user no longer exists."),
+                realm=USERINFO_REALM,
+            )
+        )
+    return no_store(claims_for(user, str(claims["scope"])))
 
 
 @bp.get("/oauth/jwks")
@@ -53,6 +82,7 @@ def device_authorization() -> Response:
             "verification_uri_complete": started.verification_uri_complete,
             "expires_in": started.expires_in,
             "interval": started.interval,
+            "message": started.message,
             "qr_code_png": started.qr_png,
             "qr_code_svg": started.qr_svg,
         }
@@ -74,16 +104,18 @@ def token() -> Response:
             client_ip(),
         )
     )
-    # RFC 6749 §5.1
-    return no_store(
-        {
-            "access_token": issued.access_token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-            "refresh_token": issued.refresh_token,
-            "scope": issued.scope,
-        }
-    )
+    # RFC 6749 §5.1; OIDC Core §3.1.3.3 adds the ID token.
+    body: dict[str, Any] = {
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }
+    if issued.refresh_token is not None:
+        body["refresh_token"] = issued.refresh_token
+    if issued.id_token is not None:
+        body["id_token"] = issued.id_token
+    return no_store(body)
 
 
 @bp.post("/oauth/revoke")

@@ -185,3 +185,18 @@ def login() -> Response:
         scope=granted if scope else "",
         verification_uri=services().config.verification_uri,
     )
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> Response:
+    """The authorization endpoint (RFC 6749 §3.1), advertised for the code flow to come.
+
+    Until it is built it answers a page that says so, and never redirects: a redirect needs a
+    registered redirect URI to go to (RFC 6749 §4.1.2.1).
+    """
+    return error_page(
+        400,
+        "Sign-in through this page is not available yet",
+        "This server does not run the authorization code flow yet. Applications sign in with "
+        "the device flow: they show a QR code that you scan with your phone.",
+    )

@@ -30,6 +30,7 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
+from authserver.domain.oidc import WEB_PLATFORM
 from authserver.domain.text import printable
 from authserver.services.accounts import DeviceCredentials, SignedInDevice
 from authserver.services.approvals import ApprovalScreen
@@ -50,7 +51,12 @@ _CSRF_LABEL = b"authserver verification page csrf v1"
 NOTICES = {"signed_out": "You are signed out."}
 
 # What each scope lets the application see, in words.
-SCOPE_TEXT = {"profile": "Your name and username", "email": "Your email address"}
+SCOPE_TEXT = {
+    "openid": "Who you are: your account's identifier",
+    "profile": "Your name and username",
+    "email": "Your email address",
+    "offline_access": "Stay signed in: keep access after you leave",
+}
 
 REFUSED = (
     "This form was sent without a valid security token, or from another site, so nothing was "
@@ -126,7 +132,7 @@ def _sign_in(username: str, password: str) -> None:
         password,
         device_id=device_id,
         device_name=f"Web browser: {user_agent}" if user_agent else "Web browser",
-        platform="web",
+        platform=WEB_PLATFORM,
         ip=client_ip(),
         ttl=ttl,
     )

@@ -302,8 +302,8 @@ def test_metadata_documents(harness: Harness) -> None:
         assert "urn:ietf:params:oauth:grant-type:device_code" in meta["grant_types_supported"]
         assert "refresh_token" in meta["grant_types_supported"]
         assert "none" in meta["token_endpoint_auth_methods_supported"]
-        assert meta["response_types_supported"] == []
-        assert meta["scopes_supported"] == ["profile", "email"]
+        assert meta["response_types_supported"] == ["code"]
+        assert meta["scopes_supported"] == ["openid", "profile", "email", "offline_access"]
 
 
 def test_replay_after_the_flow_left_the_store_still_revokes(harness: Harness) -> None:

@@ -98,3 +98,31 @@ def test_a_refresh_is_one_commit(production: Harness) -> None:
     assert refreshed.status_code == 200, refreshed.get_json()
     assert c["commits"] == 1
     assert statements["sql"] <= 4  # look up (locked), spend the previous, rotate, audit
+
+
+def test_an_openid_login_costs_the_same_and_its_refresh_one_read_more(
+    production: Harness,
+) -> None:
+    client, _ = production.services.clients.create("OIDC PC", confidential=False, scope=None)
+    production.client_id = client.client_id
+    phone = production.sign_in()
+
+    def oidc_login() -> dict[str, Any]:
+        started = production.authorize(scope="openid profile email offline_access")
+        production.approve(started, phone)
+        issued = production.poll(started["device_code"])
+        assert issued.status_code == 200, issued.get_json()
+        return dict(issued.get_json())
+
+    oidc_login()  # warm
+    with counting(production.services) as statements, counting_commits(production.services) as c:
+        tokens = oidc_login()
+    # The ID token's user is the one the redemption reads anyway (locked, with the phone).
+    assert tokens["id_token"] and tokens["refresh_token"]
+    assert c["commits"] <= LOGIN_COMMITS, c
+    assert statements["sql"] <= LOGIN_STATEMENTS, statements
+    with counting(production.services) as statements, counting_commits(production.services) as c:
+        refreshed = production.refresh(tokens["refresh_token"])
+    assert refreshed.status_code == 200 and refreshed.get_json()["id_token"]
+    assert c["commits"] == 1
+    assert statements["sql"] <= 5  # a refresh's four, and the user the ID token describes
