@@ -68,10 +68,10 @@ class DeviceAuthorization:
     @property
     def message(self) -> str:
         """One line telling the user what to do (an RFC 8628 §3.2 extension parameter, which
-        Microsoft's clients print as it is)."""
+        Microsoft's clients print as it is, without a QR code: so it names the code)."""
         return (
-            f"To sign in, scan the QR code with your phone's app, or open {self.verification_uri} "
-            f"and enter the code {self.user_code}."
+            f"To sign in, enter the code {self.user_code} in your phone's app, or open "
+            f"{self.verification_uri} in a browser and enter it there."
         )
 
 
