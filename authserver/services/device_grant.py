@@ -279,6 +279,7 @@ class DeviceGrant:
                     ip=ip,
                     family_id=family.id,
                     scope=family.scope,
+                    amr=" ".join(family.amr),  # how the user authenticated (RFC 8176)
                     **refs,
                 )
         except errors.AccessDenied:

@@ -142,7 +142,7 @@ def test_a_full_flow_is_recorded_in_order_with_actors_ips_and_ids(harness: Harne
         "user_agent": "TestPC/1.0",
         "expires_in": harness.services.config.device_code_ttl,
     }
-    assert by_name["token.issued"].detail == {"scope": "profile email"}
+    assert by_name["token.issued"].detail == {"scope": "profile email", "amr": "mca user"}
     assert by_name["token.revoked"].detail == {"reason": "revoked_by_client"}
     assert by_name["device.signed_in"].detail == {"device_name": "Test phone", "platform": "ios"}
     times = [e.occurred_at for e in trail]
