@@ -70,8 +70,9 @@ def cmd_signin(args: argparse.Namespace) -> int:
         state.device_name = args.device_name
     if args.platform:
         state.platform = args.platform
-    app = MobileApp(args.server, state.device_id)
+    app = MobileApp(args.server, state.device_id, device_cookie=state.device_cookie)
     state.device_token = app.sign_in(args.username, password, state.device_name, state.platform)
+    state.device_cookie = app.device_cookie
     state.server, state.username = app.server, args.username
     store.save(state)
     print(f"Signed in as {args.username} on {app.server}.")
