@@ -248,10 +248,11 @@ def test_typed_code_on_the_verification_page(watched: Pages, live_server: LiveSe
     expect(pc.get_by_role("status")).to_contain_text("Signed in as Demo User")
     assert_no_tokens_stored(pc)
 
-    # One sign-in, one decision: the browser forgot its sign-in (only its device id is left,
-    # a strict, HttpOnly cookie on /device), so the next code asks for the password again.
+    # One sign-in, one decision: the browser forgot its sign-in (only its device id and its
+    # known-device cookie are left, strict, HttpOnly cookies on /device), so the next code
+    # asks for the password again.
     cookies = {c["name"]: c for c in other.context.cookies()}
-    assert set(cookies) == {"authserver_web_device"}
+    assert set(cookies) == {"authserver_web_device", "authserver_web_known"}
     for cookie in cookies.values():
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert cookie["path"] == "/device"

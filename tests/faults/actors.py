@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import http.client
 import json
+import os
 import re
 import threading
 import time
@@ -96,18 +97,40 @@ def call(
             **kwargs,
         )
     except requests.RequestException as exc:
-        return Answer(None, None, {}, time.monotonic() - started, what, type(exc).__name__)
+        return _noted(Answer(None, None, {}, time.monotonic() - started, what, type(exc).__name__))
     try:
         body: Any = response.json()
     except ValueError:
         body = response.text
-    return Answer(
-        response.status_code,
-        body,
-        CaseInsensitiveDict(response.headers),
-        time.monotonic() - started,
-        what,
+    return _noted(
+        Answer(
+            response.status_code,
+            body,
+            CaseInsensitiveDict(response.headers),
+            time.monotonic() - started,
+            what,
+        )
     )
+
+
+_ANSWERS_FILE = os.environ.get("FAULT_ANSWERS", "")
+_answers_lock = threading.Lock()
+
+
+def _noted(answer: Answer) -> Answer:
+    """With FAULT_ANSWERS=path, every answer is also a JSON line there, under its test's name:
+    `python -m tests.faults.answers path` tabulates what each test's callers saw, and when."""
+    if _ANSWERS_FILE:
+        line = {
+            "test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
+            "what": answer.what,
+            "status": answer.status,
+            "error": answer.error,
+            "seconds": round(answer.seconds, 3),
+        }
+        with _answers_lock, open(_ANSWERS_FILE, "a") as out:
+            out.write(json.dumps(line) + "\n")
+    return answer
 
 
 def concurrently(*calls: Callable[[], Answer]) -> list[Answer]:

@@ -22,6 +22,7 @@ ADMIN = "console-admin"
 ADMIN_PASSWORD = "a long admin password"
 SESSION_COOKIE = "authserver_admin"
 LOGIN_COOKIE = "authserver_admin_login"
+KNOWN_DEVICE_COOKIE = "authserver_admin_known"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
@@ -197,6 +198,22 @@ def test_sign_in_is_rate_limited(console: FlaskClient) -> None:
     assert int(response.headers["Retry-After"]) > 0
     assert "text/html" in response.content_type
     assert console.get_cookie(SESSION_COOKIE, path="/admin") is None
+
+
+def test_a_browser_that_signed_in_before_is_not_locked_out_by_others(
+    harness: Harness, console: FlaskClient
+) -> None:
+    """The console's known-device cookie: HttpOnly, Strict, /admin only; with it, the admin's
+    own browser gets in while another browser at the same address is refused."""
+    signed_in(console)
+    cookie = console.get_cookie(KNOWN_DEVICE_COOKIE, path="/admin")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
+    console.post("/admin/logout", data={"csrf_token": csrf_of(console.get("/admin/").text)})
+    attacker = harness.http.application.test_client()
+    for _ in range(3):
+        assert sign_in(attacker, password="guessing wrong").status_code == 401
+    assert sign_in(attacker).status_code == 429  # this browser, this address: over the limit
+    assert sign_in(console).status_code == 303  # the admin's browser: same address, known
 
 
 def test_login_form_needs_its_double_submit_cookie(console: FlaskClient) -> None:
