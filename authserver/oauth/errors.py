@@ -31,6 +31,9 @@ ERROR_TABLE: dict[type[errors.DomainError], WireError] = {
     errors.ClientAuthenticationFailed: WireError("invalid_client", 401, rfc6749.InvalidClientError),
     errors.InvalidScope: WireError("invalid_scope", 400, rfc6749.InvalidScopeError),
     errors.UnsupportedGrantType: WireError("unsupported_grant_type", 400),
+    # RFC 6749 §4.1.2.1 and OIDC Core §3.1.2.6: sent to the redirect URI, never as JSON.
+    errors.UnsupportedResponseType: WireError("unsupported_response_type", 400),
+    errors.LoginRequired: WireError("login_required", 400),
     errors.AuthorizationPending: WireError(
         "authorization_pending", 400, rfc8628.AuthorizationPendingError
     ),
@@ -108,6 +111,13 @@ def to_wire(error: errors.DomainError, *, realm: str | None = None) -> Wire:
     if isinstance(error, errors.RateLimited | errors.TemporarilyUnavailable):
         headers.append(("Retry-After", str(error.retry_after)))
     return status, body, headers
+
+
+def redirect_error(error: errors.DomainError) -> tuple[str, str]:
+    """(error, error_description) of an authorization response (RFC 6749 §4.1.2.1), from the
+    same table; a dependency failure is temporarily_unavailable there too."""
+    _, body, _ = to_wire(error)
+    return str(body["error"]), str(body.get("error_description", ""))
 
 
 def http_to_wire(status: int, description: str) -> Wire:
