@@ -46,8 +46,8 @@ def create_app(issuer: str, client_id: str, client_secret: str | None = None) ->
     def home() -> str:
         user = session.get("user")
         if user is None:
-            return '<a id="sign-in" href="/login">Sign in with a QR scan</a>'
-        return (
+            return page('<a id="sign-in" href="/login">Sign in with a QR scan</a>')
+        return page(
             f'<p id="hello">Hello, {escape(user.get("name", user["sub"]))}</p>'
             '<a id="sign-out" href="/logout">Sign out</a>'
         )
@@ -63,7 +63,7 @@ def create_app(issuer: str, client_id: str, client_secret: str | None = None) ->
         try:  # checks state, iss, exchanges the code with its PKCE verifier, checks the ID token
             token = oauth.qrlogin.authorize_access_token()
         except OAuthError as error:  # access_denied, login_required, ...
-            return f'<p id="error">{escape(error.error)}</p><a href="/login">Try again</a>'
+            return page(f'<p id="error">{escape(error.error)}</p><a href="/login">Try again</a>')
         session["user"] = token["userinfo"]
         session["id_token"] = token["id_token"]
         return redirect(url_for("home"))
@@ -86,6 +86,10 @@ def create_app(issuer: str, client_id: str, client_secret: str | None = None) ->
         )
 
     return app
+
+
+def page(body: str) -> str:
+    return f'<!doctype html><title>Example website</title><link rel="icon" href="data:,">{body}'
 
 
 if __name__ == "__main__":
