@@ -113,11 +113,32 @@ def to_wire(error: errors.DomainError, *, realm: str | None = None) -> Wire:
     return status, body, headers
 
 
+# The codes an authorization response may carry (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
+_REDIRECT_CODES = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "login_required",
+    }
+)
+
+
 def redirect_error(error: errors.DomainError) -> tuple[str, str]:
     """(error, error_description) of an authorization response (RFC 6749 §4.1.2.1), from the
-    same table; a dependency failure is temporarily_unavailable there too."""
+    same table; what has no code there (a rate limit) is temporarily_unavailable, as a
+    dependency failure is."""
     _, body, _ = to_wire(error)
-    return str(body["error"]), str(body.get("error_description", ""))
+    code = str(body["error"])
+    if isinstance(error, errors.RateLimited):
+        code = "temporarily_unavailable"
+    elif code not in _REDIRECT_CODES:
+        code = "server_error"
+    return code, str(body.get("error_description", ""))
 
 
 def http_to_wire(status: int, description: str) -> Wire:

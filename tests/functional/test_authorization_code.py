@@ -570,3 +570,13 @@ def test_discovery_advertises_the_code_flow(site: Harness) -> None:
     assert meta["response_types_supported"] == ["code"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
+
+
+@one_backend
+@pytest.mark.parametrize("settings", [{"device_authorizations_per_minute": 1}])
+def test_a_rate_limited_sign_in_is_temporarily_unavailable_at_the_redirect_uri(
+    site: Harness,
+) -> None:
+    page_fields(authorize(site, Pkce()))
+    query = redirected(authorize(site, Pkce(), state="later"), 302)
+    assert query["error"] == "temporarily_unavailable" and query["state"] == "later"
