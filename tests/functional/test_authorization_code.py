@@ -18,6 +18,7 @@ from authserver.domain.authorization import s256
 from authserver.domain.flow import DEVICE_CODE_GRANT
 from tests.functional.harness import ISSUER, PASSWORD, Harness, Phone, basic
 from tests.functional.test_oidc import verified
+from tests.functional.test_pages import Browser, html_page
 
 REDIRECT = "https://website.example/callback"
 LOGOUT_DONE = "https://website.example/signed-out"
@@ -235,6 +236,20 @@ def test_completing_twice_issues_one_code(site: Harness) -> None:
     assert "code" in redirected(complete(h, authorization_id))
     again = complete(h, authorization_id)
     assert again.status_code == 400 and "Location" not in again.headers
+
+
+@one_backend
+def test_the_device_page_with_a_password_is_the_fallback(site: Harness) -> None:
+    """No app at hand: the code typed on /device in another browser, with the password."""
+    h, pkce = site, Pkce()
+    authorization_id, user_code = page_fields(authorize(h, pkce))
+    other = Browser(h)
+    approval = other.signed_in(user_code)
+    assert "Example website" in approval  # the same approval facts
+    assert "You approved" in html_page(other.decide(approval, "approve"), 200)
+    code = redirected(complete(h, authorization_id))["code"]
+    claims = verified(h, exchange(h, code, pkce.verifier).get_json()["id_token"])
+    assert claims["amr"] == ["pwd"] and claims["acr"] == "password"
 
 
 @one_backend
