@@ -132,6 +132,7 @@
     }
   }
 
+  button.hidden = true; // this script continues by itself; the button is for no script
   form.addEventListener("submit", () => {
     done = true;
     button.disabled = true;
