@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -595,3 +596,21 @@ def test_a_rate_limited_sign_in_is_temporarily_unavailable_at_the_redirect_uri(
     page_fields(authorize(site, Pkce()))
     query = redirected(authorize(site, Pkce(), state="later"), 302)
     assert query["error"] == "temporarily_unavailable" and query["state"] == "later"
+
+
+@one_backend
+def test_revoking_the_users_sessions_ends_the_browser_session_and_its_codes(site: Harness) -> None:
+    h, pkce = site, Pkce()
+    sign_in(h, Pkce())
+    code = redirected(authorize(h, pkce, prompt="none"), 302)["code"]
+    user = h.services.accounts.find_user(h.username)
+    assert user is not None
+    with freeze_time(timedelta(seconds=1), tick=True):  # strictly after the sign-in
+        h.services.administration.revoke_user_sessions(user.user_id, admin_of(h), "198.51.100.9")
+        late = exchange(h, code, pkce.verifier)
+        assert late.status_code == 400 and late.get_json()["error"] == "invalid_grant"
+        assert redirected(authorize(h, Pkce(), prompt="none"), 302)["error"] == "login_required"
+
+
+def admin_of(h: Harness) -> Any:
+    return h.services.admin_auth.create(f"root-{uuid.uuid4().hex[:6]}", "admin password 123")
