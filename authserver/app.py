@@ -19,6 +19,7 @@ from authserver.web import (
     admin_api,
     admin_console,
     api,
+    authorize,
     health,
     hosts,
     mobile,
@@ -52,6 +53,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         admin_api.bp,
         admin_console.bp,
         pages.bp,
+        authorize.bp,
         verification.bp,
         health.bp,
     )

@@ -14,6 +14,8 @@ from authserver.services.accounts import AccountService
 from authserver.services.admin import AdminAuth, Administration
 from authserver.services.approvals import Approvals
 from authserver.services.audit import Auditor
+from authserver.services.authorization import Authorizations
+from authserver.services.authorization_code_grant import AuthorizationCodeGrant
 from authserver.services.clients import ClientService
 from authserver.services.device_grant import DeviceGrant
 from authserver.services.id_tokens import IdTokenMinter
@@ -34,6 +36,8 @@ from authserver.storage.redis_store.flows import RedisFlowStore
 from authserver.storage.redis_store.limits import RedisRateLimiter
 from authserver.storage.sql.admins import SqlAdmins
 from authserver.storage.sql.audit import SqlAuditLog
+from authserver.storage.sql.authorization_codes import SqlAuthorizationCodes
+from authserver.storage.sql.browser_sessions import SqlBrowserSessions
 from authserver.storage.sql.clients import SqlClients
 from authserver.storage.sql.database import Database
 from authserver.storage.sql.device_cookies import SqlDeviceCookies
@@ -63,6 +67,7 @@ class Services:
     device_grant: DeviceGrant
     status_channel: StatusChannel
     approvals: Approvals
+    authorizations: Authorizations
     token_endpoint: TokenEndpoint
     lifecycle: TokenLifecycle
     admin_auth: AdminAuth
@@ -141,6 +146,36 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         clock,
     )
     approvals = Approvals(config, store, clients, accounts, limiter, auditor, transaction, clock)
+    status_channel = StatusChannel(config, store, clients, auditor, clock)
+    code_repo = SqlAuthorizationCodes(database)
+    authorizations = Authorizations(
+        config,
+        clients,
+        device_grant,
+        status_channel,
+        code_repo,
+        SqlBrowserSessions(database),
+        device_repo,
+        token_repo,
+        id_tokens,
+        revocations,
+        auditor,
+        transaction,
+        clock,
+    )
+    code_grant = AuthorizationCodeGrant(
+        config,
+        clients,
+        code_repo,
+        token_repo,
+        device_repo,
+        minter,
+        id_tokens,
+        revocations,
+        auditor,
+        transaction,
+        clock,
+    )
     lifecycle = TokenLifecycle(config, token_repo, clients, accounts, verifier, revocations, clock)
     admin_auth = AdminAuth(config, SqlAdmins(database), throttle, auditor, transaction, clock)
     administration = Administration(
@@ -160,9 +195,10 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         clients=clients,
         accounts=accounts,
         device_grant=device_grant,
-        status_channel=StatusChannel(config, store, clients, auditor, clock),
+        status_channel=status_channel,
         approvals=approvals,
-        token_endpoint=TokenEndpoint([device_grant, refresh_grant]),
+        authorizations=authorizations,
+        token_endpoint=TokenEndpoint([code_grant, device_grant, refresh_grant]),
         lifecycle=lifecycle,
         admin_auth=admin_auth,
         administration=administration,

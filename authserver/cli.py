@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from authserver.bootstrap import Services, build_services
 from authserver.config import Config, ConfigError
 from authserver.domain.errors import DomainError
-from authserver.domain.models import ClientKind
+from authserver.domain.models import Client, ClientKind, GrantType
 from authserver.http_server import ServerOptions, check_threads, granian_options, run
 from authserver.services.keys import KEY_ACTIVATION_DELAY
 
@@ -44,15 +44,61 @@ def cmd_db_upgrade(_: argparse.Namespace) -> int:
     return 0 if current == head else 1
 
 
+def _grants(named: list[str] | None) -> list[str] | None:
+    """The --grant values; a client that gets refresh tokens may use them (refresh_token)."""
+    if not named:
+        return None
+    return [*named, GrantType.REFRESH_TOKEN.value]
+
+
+def _client_json(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "kind": client.kind.value,
+        "confidential": client.is_confidential,
+        "scope": client.scope,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": [str(grant) for grant in client.grant_types],
+        "disabled": client.disabled_at is not None,
+    }
+
+
 def cmd_clients_create(args: argparse.Namespace) -> int:
     kind = ClientKind.RESOURCE_SERVER if args.resource_server else ClientKind.DEVICE
     client, secret = _services().clients.create(
-        args.name, confidential=args.confidential, scope=args.scope, kind=kind
+        args.name,
+        confidential=args.confidential,
+        scope=args.scope,
+        kind=kind,
+        redirect_uris=args.redirect_uri or (),
+        post_logout_redirect_uris=args.post_logout_redirect_uri or (),
+        grant_types=_grants(args.grant) or (),
     )
     payload = {"client_id": client.client_id}
     if client.is_confidential:
         payload["client_secret"] = secret  # shown once; only its SHA-256 is stored
     _print(payload)
+    return 0
+
+
+def cmd_clients_update(args: argparse.Namespace) -> int:
+    """Change what is given; a repeated option replaces that whole list."""
+    client = _services().clients.update(
+        args.client_id,
+        name=args.name,
+        scope=args.scope,
+        redirect_uris=args.redirect_uri,
+        post_logout_redirect_uris=args.post_logout_redirect_uri,
+        grant_types=_grants(args.grant),
+    )
+    _print(_client_json(client))
+    return 0
+
+
+def cmd_clients_list(_: argparse.Namespace) -> int:
+    _print({"clients": [_client_json(client) for client in _services().clients.all()]})
     return 0
 
 
@@ -268,7 +314,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="an API that introspects tokens (RFC 7662), not a PC client; always confidential",
     )
+    _registration_options(create_client)
     create_client.set_defaults(func=cmd_clients_create)
+    update_client = clients.add_parser(
+        "update", help="change a client's name, scope, redirect URIs or grants"
+    )
+    update_client.add_argument("client_id")
+    update_client.add_argument("--name", default=None)
+    update_client.add_argument("--scope", default=None, help="allowed scopes, replaces them")
+    _registration_options(update_client)
+    update_client.set_defaults(func=cmd_clients_update)
+    clients.add_parser("list", help="every client and its registration").set_defaults(
+        func=cmd_clients_list
+    )
 
     admins = commands.add_parser("admins").add_subparsers(dest="admins", required=True)
     create_admin = admins.add_parser("create", help="create an admin (API and console)")
@@ -296,6 +354,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     create_user.set_defaults(func=cmd_users_create)
     return parser
+
+
+def _registration_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=None,
+        metavar="URI",
+        help="a website's exact redirect URI (https, or http on loopback), repeatable",
+    )
+    parser.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=None,
+        metavar="URI",
+        help="where /logout may send the browser back to, repeatable",
+    )
+    parser.add_argument(
+        "--grant",
+        action="append",
+        default=None,
+        choices=["authorization_code", "device_code"],
+        help="what the client may do, repeatable (default: device_code); "
+        "a website: --grant authorization_code with --redirect-uri",
+    )
 
 
 def _fail(message: str) -> int:

@@ -54,6 +54,11 @@ class Config:
     mobile_token_ttl: int = 90 * 24 * 3600
     admin_session_ttl: int = 8 * 3600  # admin API token and console cookie
     web_session_ttl: int = 3600  # a browser signed in on the verification page (/device)
+    # The code flow: how long a code may wait for its exchange (RFC 6749 §4.1.2 "maximum
+    # lifetime of 10 minutes ... RECOMMENDED"; a browser redirect takes a second), and how long
+    # a browser signed in by a QR login stays signed in for prompt=none and other websites.
+    authorization_code_ttl: int = 60
+    browser_session_ttl: int = 8 * 3600
     access_token_audience: str = ""  # empty: the issuer
     # What clients may be allowed; the default is what OpenID Connect clients such as MSAL send
     # (`openid profile offline_access`) plus email. domain/oidc.py says what each one means.

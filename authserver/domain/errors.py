@@ -32,6 +32,15 @@ class UnsupportedGrantType(DomainError):
     description = "This grant type is not supported."
 
 
+# --- The authorization endpoint (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6) --------------------
+class UnsupportedResponseType(DomainError):
+    description = "Only response_type=code is supported."
+
+
+class LoginRequired(DomainError):
+    description = "The user is not signed in here (prompt=none)."
+
+
 # --- Token endpoint outcomes (RFC 8628 §3.5, RFC 6749 §5.2) --------------------------------
 class AuthorizationPending(DomainError):
     description = "The user has not yet approved this request."

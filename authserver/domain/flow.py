@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from authserver.domain import errors
 from authserver.domain.codes import secrets_equal
-from authserver.domain.models import ApprovalFacts
+from authserver.domain.models import ApprovalFacts, GrantType
 
 # RFC 8628 §3.4: the grant_type a PC sends with its device code.
-DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_CODE_GRANT = GrantType.DEVICE_CODE.value
 
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: "the interval MUST be increased by 5 seconds"
 
@@ -364,13 +364,21 @@ def withdrawal_reason(facts: ApprovalFacts | None, flow: Flow, now: float) -> st
     No revoke-all of the client's sessions since the flow started (disabling a client is one);
     the approving phone still signed in; its user not revoked-all since the flow started.
     """
-    if facts is None or facts.device.user_id != flow.user_id:
+    return approval_withdrawn(facts, flow.user_id, flow.created_at, now)
+
+
+def approval_withdrawn(
+    facts: ApprovalFacts | None, user_id: str | None, started_at: float, now: float
+) -> str | None:
+    """Why an approval that `user_id` gave for a request started at `started_at` no longer
+    stands, or None if it does (a flow's redemption; an authorization code's too)."""
+    if facts is None or facts.device.user_id != user_id:
         return "The approval was withdrawn: the approving phone is gone."
     client, user, device = facts.client, facts.user, facts.device
-    if client.sessions_revoked_at is not None and flow.created_at <= client.sessions_revoked_at:
+    if client.sessions_revoked_at is not None and started_at <= client.sessions_revoked_at:
         return "The approval was withdrawn: the client's sessions were revoked."
     if device.revoked_at is not None or now >= device.expires_at:
         return "The approval was withdrawn: the approving phone was signed out or revoked."
-    if user.sessions_revoked_at is not None and flow.created_at <= user.sessions_revoked_at:
+    if user.sessions_revoked_at is not None and started_at <= user.sessions_revoked_at:
         return "The approval was withdrawn: the user's sessions were revoked."
     return None

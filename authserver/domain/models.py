@@ -7,6 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class GrantType(enum.StrEnum):
+    """The grants a client may be allowed (RFC 6749 §4, RFC 8628 §3.4)."""
+
+    AUTHORIZATION_CODE = "authorization_code"  # a website: the code flow with PKCE
+    DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+    REFRESH_TOKEN = "refresh_token"
+
+
+# What a client registered before grants were recorded per client may do.
+DEFAULT_GRANT_TYPES = (GrantType.DEVICE_CODE, GrantType.REFRESH_TOKEN)
+
+
 class ClientKind(enum.StrEnum):
     """What a registered client may do."""
 
@@ -26,10 +38,18 @@ class Client:
     disabled_at: float | None = None  # disabled: no new device codes, its tokens stop working
     # All its sessions were revoked (or it was disabled) then: older approvals are void too.
     sessions_revoked_at: float | None = None
+    # RFC 6749 §3.1.2.2: the exact redirect URIs a code flow may return to (RFC 9700 §2.1).
+    redirect_uris: tuple[str, ...] = ()
+    # OIDC RP-Initiated Logout 1.0 §3.1: where /logout may send the browser afterwards.
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[GrantType, ...] = DEFAULT_GRANT_TYPES
 
     @property
     def is_confidential(self) -> bool:
         return self.secret_hash is not None
+
+    def allows(self, grant: GrantType) -> bool:
+        return grant in self.grant_types
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +267,12 @@ class AuditEventType(enum.StrEnum):
     FLOW_SCANNED = "flow.scanned"
     FLOW_VOIDED = "flow.voided"
     FLOW_WITHDRAWN = "flow.withdrawn"
+    AUTHORIZATION_CODE_ISSUED = "authorization_code.issued"
+    AUTHORIZATION_CODE_REPLAYED = "authorization_code.replayed"
+    BROWSER_SESSION_STARTED = "browser_session.started"
+    BROWSER_SESSION_ENDED = "browser_session.ended"
+    CLIENT_CREATED = "client.created"
+    CLIENT_UPDATED = "client.updated"
     TOKEN_ACCESS_REVOKED = "token.access_revoked"
     TOKEN_ISSUED = "token.issued"
     TOKEN_REFRESHED = "token.refreshed"
@@ -258,6 +284,7 @@ class RevocationReason(enum.StrEnum):
 
     ADMIN = "admin"  # an admin revoked it (one session, a user's, a client's, a phone's)
     APPROVAL_WITHDRAWN = "approval_withdrawn"  # the approval was voided before redemption
+    AUTHORIZATION_CODE_REPLAY = "authorization_code_replay"  # RFC 6749 §4.1.2
     CLIENT_DISABLED = "client_disabled"
     DEVICE_CODE_REPLAY = "device_code_replay"  # RFC 6749 §4.1.2 by analogy
     REDEMPTION_VOIDED = "redemption_voided"  # issued by a claim that never delivered
@@ -304,3 +331,51 @@ class AuditFilter:
     actor_id: str | None = None
     before_id: int | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """A browser signed in to this server by a QR login (the OP's session, OIDC Core §3.1.2.3),
+    remembered by a cookie whose secret is stored hashed; prompt=none and other clients use it."""
+
+    id: str
+    secret_hash: str
+    user_id: str
+    mobile_device_id: str  # the phone (or /device browser) whose approval signed it in
+    auth_time: float
+    amr: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    ended_at: float | None = None
+
+    def is_live(self, now: float) -> bool:
+        return self.ended_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """One authorization request of the code flow (OIDC Core §3.1.2.1) and the code it becomes.
+
+    Stored when /authorize accepts the request; the QR login's flow (`flow_hash`, its device
+    code's hash) signs the user in, after which the code is set (stored hashed, RFC 6749
+    §4.1.2), redeemed once at the token endpoint (`used_at`, `family_id`).
+    """
+
+    id: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str | None
+    nonce: str | None
+    code_challenge: str | None  # RFC 7636 §4.2, S256 only
+    created_at: float
+    expires_at: float  # of the request, then of the code once issued
+    flow_hash: str | None = None  # None: a live browser session answered at once
+    code_hash: str | None = None
+    user_id: str | None = None
+    mobile_device_id: str | None = None
+    session_id: str | None = None
+    auth_time: float | None = None
+    amr: tuple[str, ...] = ()
+    used_at: float | None = None
+    family_id: str | None = None

@@ -14,6 +14,8 @@ from authserver.domain.models import (
     ApprovalFacts,
     AuditEvent,
     AuditFilter,
+    Authorization,
+    BrowserSession,
     Client,
     Denial,
     DenyListAnswer,
@@ -107,6 +109,32 @@ class ClientRepository(Protocol):
         False if there is no such client."""
 
     def mark_sessions_revoked(self, client_id: str, now: float) -> None: ...
+    def update(self, client: Client) -> bool:
+        """Store the client's name, scope and registration; False if there is no such client."""
+
+
+class AuthorizationCodeRepository(Protocol):
+    """Authorization requests of the code flow and their codes (one aggregate)."""
+
+    def add(self, authorization: Authorization) -> None: ...
+    def get(self, authorization_id: str) -> Authorization | None: ...
+    def by_flow(self, flow_hash: str) -> Authorization | None: ...
+    def set_code(self, issued: Authorization) -> bool:
+        """Give a request without a code its code and who signed in; False if it has one (a
+        second issue for one QR login is impossible) or is gone."""
+
+    def lock_by_code(self, code_hash: str) -> Authorization | None:
+        """The authorization holding this code, locked until the unit of work ends."""
+
+    def mark_used(self, authorization_id: str, now: float, family_id: str | None) -> bool:
+        """Consume the code (once): False if it was used already."""
+
+
+class BrowserSessionRepository(Protocol):
+    def add(self, session: BrowserSession) -> None: ...
+    def by_secret_hash(self, secret_hash: str) -> BrowserSession | None: ...
+    def end(self, session_id: str, now: float) -> bool:
+        """End a live session; False if it had ended already."""
 
 
 class UserRepository(Protocol):

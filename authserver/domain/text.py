@@ -13,3 +13,13 @@ def printable(text: str, limit: int) -> str:
     """
     kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
     return kept.strip()[:limit]
+
+
+def plain_text(value: str, max_len: int = 200) -> bool:
+    """True for a value fit to be an id or search text: bounded, printable, valid Unicode."""
+    return len(value) <= max_len and value.isprintable() and not has_lone_surrogate(value)
+
+
+def has_lone_surrogate(value: str) -> bool:
+    """True if `value` holds a lone surrogate (JSON can carry one; UTF-8 cannot encode it)."""
+    return not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value)

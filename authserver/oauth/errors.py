@@ -31,6 +31,9 @@ ERROR_TABLE: dict[type[errors.DomainError], WireError] = {
     errors.ClientAuthenticationFailed: WireError("invalid_client", 401, rfc6749.InvalidClientError),
     errors.InvalidScope: WireError("invalid_scope", 400, rfc6749.InvalidScopeError),
     errors.UnsupportedGrantType: WireError("unsupported_grant_type", 400),
+    # RFC 6749 §4.1.2.1 and OIDC Core §3.1.2.6: sent to the redirect URI, never as JSON.
+    errors.UnsupportedResponseType: WireError("unsupported_response_type", 400),
+    errors.LoginRequired: WireError("login_required", 400),
     errors.AuthorizationPending: WireError(
         "authorization_pending", 400, rfc8628.AuthorizationPendingError
     ),
@@ -108,6 +111,34 @@ def to_wire(error: errors.DomainError, *, realm: str | None = None) -> Wire:
     if isinstance(error, errors.RateLimited | errors.TemporarilyUnavailable):
         headers.append(("Retry-After", str(error.retry_after)))
     return status, body, headers
+
+
+# The codes an authorization response may carry (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
+_REDIRECT_CODES = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "login_required",
+    }
+)
+
+
+def redirect_error(error: errors.DomainError) -> tuple[str, str]:
+    """(error, error_description) of an authorization response (RFC 6749 §4.1.2.1), from the
+    same table; what has no code there (a rate limit) is temporarily_unavailable, as a
+    dependency failure is."""
+    _, body, _ = to_wire(error)
+    code = str(body["error"])
+    if isinstance(error, errors.RateLimited):
+        code = "temporarily_unavailable"
+    elif code not in _REDIRECT_CODES:
+        code = "server_error"
+    return code, str(body.get("error_description", ""))
 
 
 def http_to_wire(status: int, description: str) -> Wire:

@@ -9,7 +9,8 @@ from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from authlib.oidc.discovery import OpenIDProviderMetadata
 
 from authserver.config import Config
-from authserver.domain.flow import DEVICE_CODE_GRANT
+from authserver.domain.flow import DEVICE_CODE_GRANT as DEVICE_CODE_GRANT  # re-exported
+from authserver.domain.models import GrantType
 from authserver.domain.oidc import CLAIMS_SUPPORTED, AuthContext
 from authserver.services.keys import ALGORITHM
 
@@ -25,8 +26,10 @@ def server_metadata(config: Config) -> dict[str, Any]:
     issuer = config.issuer
     metadata = {
         "issuer": issuer,
-        # The code flow's endpoint (OIDC Core §3.1.2); the device flow needs none.
+        # The code flow's endpoint (OIDC Core §3.1.2), whose sign-in is the QR login.
         "authorization_endpoint": f"{issuer}/authorize",
+        "end_session_endpoint": f"{issuer}/logout",  # OIDC RP-Initiated Logout 1.0 §2.1
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
         "device_authorization_endpoint": f"{issuer}/oauth/device_authorization",
         "token_endpoint": f"{issuer}/oauth/token",
         "userinfo_endpoint": f"{issuer}/userinfo",  # OIDC Core §5.3
@@ -34,7 +37,7 @@ def server_metadata(config: Config) -> dict[str, Any]:
         "scopes_supported": list(config.scope_list),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [DEVICE_CODE_GRANT, "refresh_token"],
+        "grant_types_supported": [g.value for g in GrantType],
         "code_challenge_methods_supported": ["S256"],  # RFC 7636 §4.2; plain is not offered
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         # OIDC Discovery §3: one subject identifier per user for every client.
@@ -47,6 +50,7 @@ def server_metadata(config: Config) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "revocation_endpoint": f"{issuer}/oauth/revoke",  # RFC 7009
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint": f"{issuer}/oauth/introspect",  # RFC 7662

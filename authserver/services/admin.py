@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from authserver.config import Config
 from authserver.domain import errors
@@ -323,6 +324,34 @@ class Administration:
                 )
         return client
 
+    def create_client(
+        self, admin: Admin, ip: str, name: str, *, confidential: bool, **registration: Any
+    ) -> tuple[Client, str]:
+        """Register a client (a website: redirect URIs and the authorization_code grant)."""
+        with self._transaction():
+            client, secret = self._clients.create(name, confidential=confidential, **registration)
+            self._audit.record(
+                AuditEventType.CLIENT_CREATED,
+                _actor(admin),
+                ip=ip,
+                client_id=client.client_id,
+                **_registration(client),
+            )
+        return client, secret
+
+    def update_client(self, client_id: str, admin: Admin, ip: str, **changes: Any) -> Client:
+        """Change a client's name, scope, redirect URIs or grants."""
+        with self._transaction():
+            client = self._clients.update(client_id, **changes)
+            self._audit.record(
+                AuditEventType.CLIENT_UPDATED,
+                _actor(admin),
+                ip=ip,
+                client_id=client.client_id,
+                **_registration(client),
+            )
+        return client
+
     def cancel_flow(self, user_code: str, admin: Admin, ip: str) -> None:
         self._approvals.cancel(user_code, _actor(admin), ip)
 
@@ -351,3 +380,14 @@ class Administration:
 
 def _actor(admin: Admin) -> Actor:
     return Actor("admin", admin.admin_id)
+
+
+def _registration(client: Client) -> dict[str, Any]:
+    """What an audit row says about a client's registration (no secret)."""
+    return {
+        "name": client.name,
+        "scope": client.scope,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": [str(g) for g in client.grant_types],
+    }

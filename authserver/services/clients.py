@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from authserver.config import Config
 from authserver.domain import errors
+from authserver.domain.authorization import registration_problem
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
-from authserver.domain.models import Client, ClientKind
+from authserver.domain.models import DEFAULT_GRANT_TYPES, Client, ClientKind, GrantType
 from authserver.domain.oidc import Scope
 from authserver.domain.ports import ClientRepository
 
@@ -38,28 +40,102 @@ class ClientService:
         confidential: bool,
         scope: str | None,
         kind: ClientKind = ClientKind.DEVICE,
+        redirect_uris: Sequence[str] = (),
+        post_logout_redirect_uris: Sequence[str] = (),
+        grant_types: Sequence[str] = (),
     ) -> tuple[Client, str]:
         """A new client and its secret ("" for public clients, the RFC 8628 §5.6 default).
 
         A resource server is always confidential: it authenticates to introspect (RFC 7662 §2.1).
+        Without `grant_types` a client runs the device flow (and refreshes), as clients always
+        have; a website names authorization_code and registers its redirect URIs.
         """
         confidential = confidential or kind is ClientKind.RESOURCE_SERVER
-        if not name.strip():
-            raise errors.MalformedRequest("A client needs a name.")
-        granted = scope.split() if scope else list(self._config.scope_list)
-        unknown = set(granted) - set(self._config.scope_list)
-        if unknown:
-            raise errors.InvalidScope(f"Unknown scope(s): {' '.join(sorted(unknown))}")
         secret = new_token() if confidential else ""
-        client = Client(
-            client_id=secrets.token_urlsafe(16),
-            name=name.strip(),
-            scope=" ".join(granted),
-            secret_hash=hash_secret(secret) if confidential else None,
-            kind=kind,
+        client = self._registered(
+            Client(
+                client_id=secrets.token_urlsafe(16),
+                name=name,
+                scope=scope if scope else " ".join(self._config.scope_list),
+                secret_hash=hash_secret(secret) if confidential else None,
+                kind=kind,
+            ),
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            grant_types=grant_types or DEFAULT_GRANT_TYPES,
         )
         self._clients.add(client, self._clock())
         return client, secret
+
+    def update(
+        self,
+        client_id: str,
+        *,
+        name: str | None = None,
+        scope: str | None = None,
+        redirect_uris: Sequence[str] | None = None,
+        post_logout_redirect_uris: Sequence[str] | None = None,
+        grant_types: Sequence[str] | None = None,
+    ) -> Client:
+        """Change a client's name, scope or registration; what is not given stays."""
+        current = self._clients.get(client_id)
+        if current is None:
+            raise errors.NotFound("No such client.")
+        client = self._registered(
+            dataclasses.replace(
+                current,
+                name=current.name if name is None else name,
+                scope=current.scope if scope is None else scope,
+            ),
+            redirect_uris=current.redirect_uris if redirect_uris is None else redirect_uris,
+            post_logout_redirect_uris=(
+                current.post_logout_redirect_uris
+                if post_logout_redirect_uris is None
+                else post_logout_redirect_uris
+            ),
+            grant_types=current.grant_types if grant_types is None else grant_types,
+        )
+        self._forget(client_id)
+        if not self._clients.update(client):
+            raise errors.NotFound("No such client.")
+        return client
+
+    def _registered(
+        self,
+        client: Client,
+        *,
+        redirect_uris: Sequence[str],
+        post_logout_redirect_uris: Sequence[str],
+        grant_types: Sequence[str],
+    ) -> Client:
+        """The client with a checked name, scope, grants and URIs, or MalformedRequest."""
+        if not client.name.strip():
+            raise errors.MalformedRequest("A client needs a name.")
+        granted = client.scope.split()
+        unknown = set(granted) - set(self._config.scope_list)
+        if unknown or not granted:
+            raise errors.InvalidScope(f"Unknown scope(s): {' '.join(sorted(unknown))}")
+        grants = tuple(dict.fromkeys(parse_grant_type(g) for g in grant_types))
+        uris = tuple(dict.fromkeys(u.strip() for u in redirect_uris if u.strip()))
+        logout_uris = tuple(
+            dict.fromkeys(u.strip() for u in post_logout_redirect_uris if u.strip())
+        )
+        for uri in (*uris, *logout_uris):
+            problem = registration_problem(uri)
+            if problem is not None:
+                raise errors.MalformedRequest(f"{uri!r}: {problem}.")
+        if GrantType.AUTHORIZATION_CODE in grants and not uris:
+            raise errors.MalformedRequest(
+                "The authorization_code grant needs at least one redirect URI."
+            )
+        return dataclasses.replace(
+            client,
+            name=client.name.strip(),
+            scope=" ".join(dict.fromkeys(granted)),
+            redirect_uris=uris,
+            post_logout_redirect_uris=logout_uris,
+            grant_types=grants,
+        )
 
     def get(self, client_id: str) -> Client | None:
         """The client, from a copy at most CLIENT_CACHE_SECONDS old (unknown ids included)."""
@@ -137,3 +213,19 @@ class ClientService:
         if not set(asked) <= set(allowed):
             raise errors.InvalidScope()
         return " ".join(dict.fromkeys(asked))
+
+
+# Short names an operator types for the grant types (the device grant's is a URN).
+_GRANT_ALIASES = {"device_code": GrantType.DEVICE_CODE}
+
+
+def parse_grant_type(name: str) -> GrantType:
+    """A grant type by its RFC name or short alias, or MalformedRequest naming the choices."""
+    name = name.strip()
+    if name in _GRANT_ALIASES:
+        return _GRANT_ALIASES[name]
+    try:
+        return GrantType(name)
+    except ValueError:
+        choices = ", ".join(["authorization_code", "device_code", "refresh_token"])
+        raise errors.MalformedRequest(f"Unknown grant type {name!r}: one of {choices}.") from None

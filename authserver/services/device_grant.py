@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import quote
 
 from authserver.config import Config
@@ -25,12 +26,15 @@ from authserver.domain.flow import (
     Flow,
     FlowState,
     PollOutcome,
+    PollResult,
 )
 from authserver.domain.limits import Limit, retry_after
 from authserver.domain.models import (
     Actor,
     ApprovalFacts,
     AuditEventType,
+    Client,
+    GrantType,
     RevocationReason,
     TokenFamily,
 )
@@ -51,6 +55,8 @@ from authserver.services.token_endpoint import TokenRequest
 from authserver.services.tokens import IssuedTokens, TokenMinter
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +131,24 @@ class DeviceGrant:
     ) -> DeviceAuthorization:
         """A new flow with a device code and a user code."""
         client = self._clients.authenticate(client_id, client_secret)
+        if not client.allows(GrantType.DEVICE_CODE):
+            raise errors.UnauthorizedClient("This client may not use the device flow.")
         granted = self._clients.resolve_scope(client, scope)
+        return self.begin(client, granted, ip, user_agent, client.secret_hash or "")
+
+    def begin(
+        self,
+        client: Client,
+        granted: str,
+        ip: str,
+        user_agent: str,
+        binding: str,
+        record: Callable[[Flow], None] | None = None,
+    ) -> DeviceAuthorization:
+        """Start a flow for an authenticated client: `binding` is what its token polls must
+        present (see presented_secret_hash), or AUTHORIZE_BINDING for the code flow's sign-in,
+        which only the server redeems (services/authorization.py); `record` stores what goes
+        with the flow in the same unit of work as its audit row."""
         now = self._clock()
         # Every flow costs store memory until it expires: bound how fast one caller makes them.
         limit = Limit(
@@ -140,7 +163,7 @@ class DeviceGrant:
                 device_code_hash=hash_secret(device_code),
                 user_code_hash=hash_secret(normalize_user_code(user_code) or ""),
                 client_id=client.client_id,
-                client_secret_hash=client.secret_hash or "",  # see presented_secret_hash
+                client_secret_hash=binding,
                 scope=granted,
                 requester_ip=ip,
                 requester_user_agent=printable(user_agent, 200),
@@ -160,6 +183,8 @@ class DeviceGrant:
                         user_agent=flow.requester_user_agent,
                         expires_in=self._config.device_code_ttl,
                     )
+                    if record is not None:
+                        record(flow)
                 return DeviceAuthorization(
                     device_code=device_code,
                     user_code=user_code,
@@ -226,14 +251,75 @@ class DeviceGrant:
         )
 
     def _redeem(self, flow: Flow, ip: str) -> IssuedTokens:
-        """Issue the tokens of a flow this poll has claimed, exactly once, or end it clearly.
+        """Issue the tokens of a flow this poll has claimed, exactly once, or end it clearly."""
+        caller = Actor("client", flow.client_id)
+
+        def issue(family: TokenFamily, facts: ApprovalFacts, now: float) -> IssuedTokens | None:
+            family = self.authenticated(family, facts, flow)
+            issued = self._minter.issue(family)
+            if issued is None:
+                return None
+            if wants_id_token(family.scope):
+                issued = dataclasses.replace(issued, id_token=self._id_token(family, facts, now))
+            self._audit.record(
+                AuditEventType.TOKEN_ISSUED,
+                caller,
+                ip=ip,
+                family_id=family.id,
+                scope=family.scope,
+                amr=" ".join(family.amr),  # how the user authenticated (RFC 8176)
+                **_refs(flow),
+            )
+            return issued
+
+        def void() -> None:
+            family = self._tokens.family_by_device_code(flow.device_code_hash)
+            self._audit.record(
+                AuditEventType.FLOW_VOIDED,
+                caller,
+                ip=ip,
+                user_id=flow.user_id,
+                client_id=flow.client_id,
+                family_id=family.id if family else None,
+                flow_ref=flow_ref(flow.device_code_hash),
+            )
+            if family is not None:
+                self._revocations.revoke_family(
+                    family, RevocationReason.REDEMPTION_VOIDED, caller, ip
+                )
+
+        return self.redeem_claimed(flow, ip, issue, void, family_in_audit=True)
+
+    def claim(self, device_code_hash: str, client_id: str, binding: str) -> PollResult:
+        """One poll of a flow by the server itself (the code flow's sign-in, bound with
+        AUTHORIZE_BINDING): the same atomic decision and claim as a PC's token poll."""
+        return self._store.poll(
+            device_code_hash,
+            self._clock(),
+            client_id=client_id,
+            client_secret_hash=binding,
+            lease=self._config.redemption_lease,
+        )
+
+    def redeem_claimed(
+        self,
+        flow: Flow,
+        ip: str,
+        issue: Callable[[TokenFamily, ApprovalFacts, float], T | None],
+        void: Callable[[], None],
+        *,
+        family_in_audit: bool = False,
+    ) -> T:
+        """Turn a flow this caller has claimed into what `issue` makes, exactly once.
 
         One unit of work: the approval is checked with the rows it depends on locked (so a
-        concurrent revocation either waits for it or is seen by it), the family is inserted
-        (SQL's unique device-code hash refuses a second one whatever the store says), and the
-        audit rows go with it. Then the claim is settled. If anything fails before the commit,
-        the claim is given back (or, if even that fails, its lease lapses) and the next poll
-        claims again: nothing approved is lost and nothing is issued twice.
+        concurrent revocation either waits for it or is seen by it), `issue` stores its result
+        (a unique key on the flow's device code refuses a second one whatever the store says:
+        it answers None then), and the audit rows go with it. Then the claim is settled. If
+        anything fails before the commit, the claim is given back (or, if even that fails, its
+        lease lapses) and the next poll claims again: nothing approved is lost and nothing is
+        issued twice. If an earlier claim issued and never finished, `void` undoes what it
+        issued (inside a unit of work) and the flow ends.
         """
         assert flow.user_id is not None and flow.mobile_device_id is not None
         claim, now = flow.version, self._clock()
@@ -249,12 +335,6 @@ class DeviceGrant:
             requester_ip=flow.requester_ip,
             requester_user_agent=flow.requester_user_agent,
         )
-        refs = {
-            "user_id": family.user_id,
-            "client_id": family.client_id,
-            "mobile_device_id": family.mobile_device_id,
-            "flow_ref": flow_ref(flow.device_code_hash),
-        }
         try:
             with self._transaction():
                 facts = self._devices.lock_for_redemption(flow.mobile_device_id, flow.client_id)
@@ -265,42 +345,34 @@ class DeviceGrant:
                 if withdrawn is not None:
                     raise errors.AccessDenied(withdrawn)
                 assert facts is not None  # withdrawal_reason withdraws an approval without them
-                family = self._authenticated(family, facts, flow)
-                issued = self._minter.issue(family)
-                if issued is None:
-                    raise _IssuedBefore()
-                if wants_id_token(family.scope):
-                    issued = dataclasses.replace(
-                        issued, id_token=self._id_token(family, facts, now)
-                    )
                 self._audit.record(
-                    AuditEventType.FLOW_REDEEMED, caller, ip=ip, family_id=family.id, **refs
-                )
-                self._audit.record(
-                    AuditEventType.TOKEN_ISSUED,
+                    AuditEventType.FLOW_REDEEMED,
                     caller,
                     ip=ip,
-                    family_id=family.id,
-                    scope=family.scope,
-                    amr=" ".join(family.amr),  # how the user authenticated (RFC 8176)
-                    **refs,
+                    family_id=family.id if family_in_audit else None,
+                    **_refs(flow),
                 )
+                issued = issue(family, facts, now)
+                if issued is None:
+                    raise _IssuedBefore()
         except errors.AccessDenied:
             self._settle(flow, claim, ClaimSettlement.WITHDRAWN)
             with self._transaction():
-                self._audit.record(AuditEventType.FLOW_WITHDRAWN, caller, ip=ip, **refs)
+                self._audit.record(AuditEventType.FLOW_WITHDRAWN, caller, ip=ip, **_refs(flow))
             raise
         except _IssuedBefore:
-            self._void(flow, claim, caller, ip)
+            with self._transaction():
+                void()
+            self._settle(flow, claim, ClaimSettlement.VOIDED)
             raise _ended(flow) from None
         except BaseException:
             self._settle(flow, claim, ClaimSettlement.GIVEN_BACK)
             raise
-        self._settle(flow, claim, ClaimSettlement.ISSUED, family.id)
+        self._settle(flow, claim, ClaimSettlement.ISSUED, family.id if family_in_audit else "")
         return issued
 
     @staticmethod
-    def _authenticated(family: TokenFamily, facts: ApprovalFacts, flow: Flow) -> TokenFamily:
+    def authenticated(family: TokenFamily, facts: ApprovalFacts, flow: Flow) -> TokenFamily:
         """The family with how its user authenticated, kept for refreshed ID tokens (OIDC
         Core §12.2): the approval on a phone, or the password of a browser on /device."""
         authentication = approval_authentication(
@@ -326,27 +398,6 @@ class DeviceGrant:
             nonce=None,
             now=now,
         )
-
-    def _void(self, flow: Flow, claim: int, caller: Actor, ip: str) -> None:
-        """An earlier claim committed this code's tokens and never finished (its worker died
-        after the commit, or the store failed): nobody knows whether the PC got them. Revoke
-        them and end the flow, so the PC reads expired_token on every channel and starts again."""
-        family = self._tokens.family_by_device_code(flow.device_code_hash)
-        with self._transaction():
-            self._audit.record(
-                AuditEventType.FLOW_VOIDED,
-                caller,
-                ip=ip,
-                user_id=flow.user_id,
-                client_id=flow.client_id,
-                family_id=family.id if family else None,
-                flow_ref=flow_ref(flow.device_code_hash),
-            )
-            if family is not None:
-                self._revocations.revoke_family(
-                    family, RevocationReason.REDEMPTION_VOIDED, caller, ip
-                )
-        self._settle(flow, claim, ClaimSettlement.VOIDED)
 
     def _settle(
         self, flow: Flow, claim: int, settlement: ClaimSettlement, family_id: str = ""
@@ -375,6 +426,16 @@ class DeviceGrant:
             )
         if revoked:
             log.warning("device code replayed: token family %s revoked", family.id)
+
+
+def _refs(flow: Flow) -> dict[str, str | None]:
+    """The ids a flow's audit rows carry."""
+    return {
+        "user_id": flow.user_id,
+        "client_id": flow.client_id,
+        "mobile_device_id": flow.mobile_device_id,
+        "flow_ref": flow_ref(flow.device_code_hash),
+    }
 
 
 class _IssuedBefore(Exception):

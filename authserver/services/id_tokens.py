@@ -10,7 +10,7 @@ import jwt
 from authserver.config import Config
 from authserver.domain.models import User
 from authserver.domain.oidc import claims_for
-from authserver.services.keys import KeyRing
+from authserver.services.keys import ALGORITHM, KeyRing
 
 __all__ = ["IdTokenMinter", "claims_for"]
 
@@ -63,3 +63,26 @@ class IdTokenMinter:
         return jwt.encode(
             claims, private_key, algorithm=algorithm, headers={"typ": "JWT", "kid": kid}
         )
+
+    def hint_claims(self, token: str) -> dict[str, Any] | None:
+        """The claims of an ID token this server signed, expired or not (OIDC RP-Initiated
+        Logout §2: an id_token_hint may have expired), or None."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != ALGORITHM or str(header.get("typ", "")).lower() != "jwt":
+                return None
+            key = self._keys.verification_key(str(header.get("kid", "")))
+            if key is None:
+                return None
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                issuer=self._config.issuer,
+                options={"verify_exp": False, "verify_aud": False, "require": ["sub", "aud"]},
+            )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return None
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("aud"), str):
+            return None
+        return claims

@@ -73,6 +73,33 @@ class StatusChannel:
             # invalid_client (RFC 6749 §5.2) whatever the code, so the answer is no oracle.
             self._clients.authenticate(client_id, client_secret)
             raise errors.InvalidGrant("Unknown device code for this client.")
+        return self._follow(flow, device_code_hash, client_id, known, wait, ip)
+
+    def status_bound(
+        self,
+        device_code_hash: str,
+        client_id: str,
+        binding: str,
+        known: str | None,
+        wait: float,
+        ip: str,
+    ) -> StatusView:
+        """The status of a flow the server started itself (the code flow's sign-in page), which
+        carries `binding` instead of a client secret's hash; the caller checked the browser."""
+        flow = self._store.get(device_code_hash)
+        if flow is None or flow.client_id != client_id or flow.client_secret_hash != binding:
+            raise errors.InvalidGrant("Unknown sign-in.")
+        return self._follow(flow, device_code_hash, client_id, known, wait, ip)
+
+    def _follow(
+        self,
+        flow: Flow,
+        device_code_hash: str,
+        client_id: str,
+        known: str | None,
+        wait: float,
+        ip: str,
+    ) -> StatusView:
         now = self._clock()
         wait = min(max(wait, 0.0), self._config.status_max_wait, max(flow.expires_at - now, 0.0))
         if known == flow.status(now).value and wait > 0 and self._claim_waiter(device_code_hash):

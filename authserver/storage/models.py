@@ -8,6 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from authserver.domain.models import DEFAULT_GRANT_TYPES
+
+# What clients registered before grants were kept per client may use.
+DEFAULT_GRANTS = " ".join(DEFAULT_GRANT_TYPES)
+
 # Stable constraint names, so Alembic revisions are reproducible on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -50,6 +55,11 @@ class ClientRow(Base):
     kind: Mapped[str] = mapped_column(sa.String(20), server_default="device")
     disabled_at: Mapped[float | None] = mapped_column(Timestamp())
     sessions_revoked_at: Mapped[float | None] = mapped_column(Timestamp())
+    # Space-separated (a URI has no spaces): exact redirect URIs (RFC 6749 §3.1.2.2), the
+    # post-logout ones (OIDC RP-Initiated Logout §3.1), and the grants the client may use.
+    redirect_uris: Mapped[str] = mapped_column(sa.Text(), server_default="")
+    post_logout_redirect_uris: Mapped[str] = mapped_column(sa.Text(), server_default="")
+    grant_types: Mapped[str] = mapped_column(sa.String(300), server_default=DEFAULT_GRANTS)
 
 
 class UserRow(Base):
@@ -204,3 +214,51 @@ class AuditEventRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(sa.JSON())
     # Set for events that happen once per subject (a flow's expiry), so repeats are dropped.
     once_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)
+
+
+class BrowserSessionRow(Base):
+    """A browser signed in by a QR login (the OP session behind prompt=none); the cookie's
+    secret is stored as its SHA-256 only."""
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.user_id"), index=True)
+    mobile_device_id: Mapped[str] = mapped_column(sa.ForeignKey("mobile_devices.id"), index=True)
+    auth_time: Mapped[float] = mapped_column(Timestamp())
+    amr: Mapped[str] = mapped_column(sa.String(100), server_default="")
+    created_at: Mapped[float] = mapped_column(Timestamp())
+    expires_at: Mapped[float] = mapped_column(Timestamp())
+    ended_at: Mapped[float | None] = mapped_column(Timestamp())
+
+
+class AuthorizationCodeRow(Base):
+    """An authorization request of the code flow and the code it becomes (RFC 6749 §4.1).
+
+    Written when /authorize accepts the request; `code_hash` is set once the QR login (the
+    flow whose device code hashes to `flow_hash`) is redeemed, or at once from a live browser
+    session; `used_at` and `family_id` when the code is exchanged, once.
+    """
+
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(sa.ForeignKey("clients.client_id"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(sa.String(500))
+    scope: Mapped[str] = mapped_column(sa.String(1000))
+    state: Mapped[str | None] = mapped_column(sa.String(1000))
+    nonce: Mapped[str | None] = mapped_column(sa.String(500))
+    code_challenge: Mapped[str | None] = mapped_column(sa.String(43))
+    created_at: Mapped[float] = mapped_column(Timestamp())
+    expires_at: Mapped[float] = mapped_column(Timestamp(), index=True)
+    # One code per QR login, whatever the flow store says: a second issue is impossible.
+    flow_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    code_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[str | None] = mapped_column(sa.ForeignKey("users.user_id"), index=True)
+    mobile_device_id: Mapped[str | None] = mapped_column(sa.ForeignKey("mobile_devices.id"))
+    session_id: Mapped[str | None] = mapped_column(sa.ForeignKey("browser_sessions.id"))
+    auth_time: Mapped[float | None] = mapped_column(Timestamp())
+    amr: Mapped[str] = mapped_column(sa.String(100), server_default="")
+    used_at: Mapped[float | None] = mapped_column(Timestamp())
+    family_id: Mapped[str | None] = mapped_column(sa.ForeignKey("token_families.id"))

@@ -55,6 +55,9 @@ def client_json(client: Client) -> dict[str, Any]:
         "confidential": client.is_confidential,
         "scope": client.scope,
         "disabled_at": iso(client.disabled_at),
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": [str(grant) for grant in client.grant_types],
     }
 
 
@@ -238,6 +241,54 @@ def unbind_device(user_id: str, mobile_device_id: str) -> Response:
 @bp.get("/clients")
 def list_clients() -> Response:
     return no_store({"clients": [client_json(c) for c in services().administration.clients()]})
+
+
+def _registration(body: dict[str, Any]) -> dict[str, Any]:
+    """The registration members of a client's JSON body that are present, checked."""
+    changes: dict[str, Any] = {}
+    if "scope" in body:
+        changes["scope"] = string_field(body, "scope", max_len=1000)
+    for name in ("redirect_uris", "post_logout_redirect_uris", "grant_types"):
+        if name in body:
+            value = body[name]
+            if not isinstance(value, list) or len(value) > 20:
+                raise errors.MalformedRequest(f"{name} must be a list of at most 20 strings.")
+            if not all(isinstance(item, str) and len(item) <= 500 for item in value):
+                raise errors.MalformedRequest(f"{name} must be a list of at most 20 strings.")
+            changes[name] = value
+    return changes
+
+
+@bp.post("/clients")
+def create_client() -> Response:
+    """Register a client: {"name", "confidential", "scope", "redirect_uris",
+    "post_logout_redirect_uris", "grant_types"}; a secret is shown once."""
+    body = json_body()
+    confidential = body.get("confidential", False)
+    if not isinstance(confidential, bool):
+        raise errors.MalformedRequest("confidential must be true or false.")
+    client, secret = services().administration.create_client(
+        _admin(),
+        client_ip(),
+        string_field(body, "name", max_len=200),
+        confidential=confidential,
+        **{"scope": None, **_registration(body)},
+    )
+    answer = client_json(client)
+    if secret:
+        answer["client_secret"] = secret  # shown once; only its SHA-256 is stored
+    return no_store(answer, 201)
+
+
+@bp.patch("/clients/<client_id>")
+def update_client(client_id: str) -> Response:
+    """Change a client's name, scope, redirect URIs or grants (members left out stay)."""
+    body = json_body()
+    changes = _registration(body)
+    if "name" in body:
+        changes["name"] = string_field(body, "name", max_len=200)
+    client = services().administration.update_client(client_id, _admin(), client_ip(), **changes)
+    return no_store(client_json(client))
 
 
 @bp.post("/clients/<client_id>/disable")

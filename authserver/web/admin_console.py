@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 
 from authserver.domain import errors
 from authserver.domain.models import Admin, AuditFilter, FamilyFilter
+from authserver.domain.text import plain_text
 from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
 from authserver.web import browser
@@ -38,7 +39,6 @@ from authserver.web.common import (
     client_ip,
     int_arg,
     path_ids_are_plain,
-    plain_text,
     services,
     string_field,
 )

@@ -78,9 +78,19 @@ def secure_cookies() -> bool:
 
 
 def set_cookie(
-    response: Response, name: str, value: str, *, path: str, max_age: int | None
+    response: Response,
+    name: str,
+    value: str,
+    *,
+    path: str,
+    max_age: int | None,
+    samesite: str = "Strict",
 ) -> None:
-    """An HttpOnly, SameSite=Strict cookie (Secure behind an https issuer) for `path` only."""
+    """An HttpOnly, SameSite=Strict cookie (Secure behind an https issuer) for `path` only.
+
+    Lax only where a cross-site top-level GET must carry it: the code flow's browser session,
+    which a website's redirect to /authorize (prompt=none) has to present.
+    """
     response.set_cookie(
         name,
         value,
@@ -88,7 +98,7 @@ def set_cookie(
         path=path,
         secure=secure_cookies(),
         httponly=True,
-        samesite="Strict",
+        samesite=samesite,
     )
 
 
@@ -98,9 +108,9 @@ def known_device_cookie(name: str) -> str:
     return value if 16 <= len(value) <= 100 and value.isascii() and value.isprintable() else ""
 
 
-def clear_cookie(response: Response, name: str, *, path: str) -> None:
+def clear_cookie(response: Response, name: str, *, path: str, samesite: str = "Strict") -> None:
     response.delete_cookie(
-        name, path=path, secure=secure_cookies(), httponly=True, samesite="Strict"
+        name, path=path, secure=secure_cookies(), httponly=True, samesite=samesite
     )
 
 

@@ -9,6 +9,7 @@ from flask import Response, current_app, jsonify, request
 
 from authserver.bootstrap import Services
 from authserver.domain import errors
+from authserver.domain.text import has_lone_surrogate, plain_text
 from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
 from authserver.oauth.requests import has_control_characters
@@ -103,16 +104,6 @@ def string_field(
     if has_lone_surrogate(value):
         raise errors.MalformedRequest(f"{name!r} is not valid Unicode.")
     return value
-
-
-def plain_text(value: str, max_len: int = 200) -> bool:
-    """True for a value fit to be an id or search text: bounded, printable, valid Unicode."""
-    return len(value) <= max_len and value.isprintable() and not has_lone_surrogate(value)
-
-
-def has_lone_surrogate(value: str) -> bool:
-    """True if `value` holds a lone surrogate (JSON can carry one; UTF-8 cannot encode it)."""
-    return not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
 def text_arg(name: str) -> str | None:

@@ -26,10 +26,11 @@ from werkzeug.exceptions import HTTPException
 
 from authserver.domain import errors
 from authserver.domain.models import ClientKind
+from authserver.domain.text import plain_text
 from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
 from authserver.web import browser
-from authserver.web.common import as_unavailable, plain_text, services
+from authserver.web.common import as_unavailable, services
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,12 @@ PLAIN_CSP = (
 )
 
 # The static files of the people's pages: name -> media type.
-ASSETS = {"login.js": "text/javascript", "pages.css": "text/css", "icon.svg": "image/svg+xml"}
+ASSETS = {
+    "login.js": "text/javascript",
+    "authorize.js": "text/javascript",
+    "pages.css": "text/css",
+    "icon.svg": "image/svg+xml",
+}
 ASSET_MAX_AGE = 365 * 24 * 3600  # a versioned URL (?v=<hash of the content>) never changes
 
 
@@ -184,19 +190,4 @@ def login() -> Response:
         client=client,
         scope=granted if scope else "",
         verification_uri=services().config.verification_uri,
-    )
-
-
-@bp.route("/authorize", methods=["GET", "POST"])
-def authorize() -> Response:
-    """The authorization endpoint (RFC 6749 §3.1), advertised for the code flow to come.
-
-    Until it is built it answers a page that says so, and never redirects: a redirect needs a
-    registered redirect URI to go to (RFC 6749 §4.1.2.1).
-    """
-    return error_page(
-        400,
-        "Sign-in through this page is not available yet",
-        "This server does not run the authorization code flow yet. Applications sign in with "
-        "the device flow: they show a QR code that you scan with your phone.",
     )

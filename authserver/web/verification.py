@@ -31,11 +31,11 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
 from authserver.domain.oidc import WEB_PLATFORM
-from authserver.domain.text import printable
+from authserver.domain.text import plain_text, printable
 from authserver.services.accounts import DeviceCredentials, SignedInDevice
 from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
-from authserver.web.common import client_ip, plain_text, services, string_field
+from authserver.web.common import client_ip, services, string_field
 from authserver.web.pages import PLAIN_CSP, error_page, install_html_errors, render_page
 
 bp = Blueprint("verification", __name__, template_folder="templates")

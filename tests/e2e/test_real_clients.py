@@ -580,12 +580,17 @@ def test_a_500_never_leaks_internals(live_server: LiveServer) -> None:
 
 
 def test_unsupported_grant_type(live_server: LiveServer) -> None:
-    """RFC 6749 §5.2: a grant type this server does not run is unsupported_grant_type."""
-    for grant in ("client_credentials", "authorization_code", "password"):
+    """RFC 6749 §5.2: a grant type this server does not run is unsupported_grant_type; one it
+    runs and this (device) client is not registered for is unauthorized_client."""
+    for grant in ("client_credentials", "password"):
         response = token_request(
             live_server.base_url, grant_type=grant, client_id=live_server.client_id
         )
         assert_oauth_error(response, 400, "unsupported_grant_type")
+    response = token_request(
+        live_server.base_url, grant_type="authorization_code", client_id=live_server.client_id
+    )
+    assert_oauth_error(response, 400, "unauthorized_client")
 
 
 def test_deeply_nested_json_is_invalid_request(live_server: LiveServer) -> None:

@@ -166,8 +166,10 @@ def test_missing_and_unknown_parameters(harness: Harness) -> None:
         description = assert_error(form(harness, "/oauth/token", body), 400, "invalid_request")
         assert "grant_type" in description
 
+    # A grant this server has and this (device) client is not registered for.
+    body = device_poll(code, cid, grant_type="authorization_code")
+    assert_error(form(harness, "/oauth/token", body), 400, "unauthorized_client")
     for grant_type in (
-        "authorization_code",
         "password",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",

@@ -112,13 +112,15 @@ def test_discovery_has_every_required_field_and_agrees_with_rfc_8414(harness: Ha
 
 
 @one_backend
-def test_the_authorization_endpoint_answers_a_page_and_never_redirects(harness: Harness) -> None:
+def test_the_authorization_endpoint_never_redirects_for_an_unknown_client(
+    harness: Harness,
+) -> None:
     for method in ("get", "post"):
         response = getattr(harness.http, method)(
             "/authorize?response_type=code&client_id=x&redirect_uri=https://evil.example/cb"
         )
         text = html_page(response, 400)
-        assert "not available yet" in text
+        assert "no known application" in text
         assert "Location" not in response.headers
 
 

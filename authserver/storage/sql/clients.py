@@ -25,8 +25,19 @@ class SqlClients:
                     created_at=now,
                     kind=client.kind.value,
                     disabled_at=client.disabled_at,
+                    **_registration(client),
                 )
             )
+
+    def update(self, client: Client) -> bool:
+        """Store a client's name, scope and registration (redirect URIs, grants)."""
+        with self._db.session() as s:
+            result = s.execute(
+                sa.update(ClientRow)
+                .where(ClientRow.client_id == client.client_id)
+                .values(name=client.name, scope=client.scope, **_registration(client))
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def all(self) -> list[Client]:
         with self._db.session() as s:
@@ -62,3 +73,11 @@ class SqlClients:
                 sa.select(CLIENTS).where(CLIENTS.c.name == name).order_by(CLIENTS.c.created_at)
             ).first()
             return None if row is None else client_from(row)
+
+
+def _registration(client: Client) -> dict[str, str]:
+    return {
+        "redirect_uris": " ".join(client.redirect_uris),
+        "post_logout_redirect_uris": " ".join(client.post_logout_redirect_uris),
+        "grant_types": " ".join(client.grant_types),
+    }

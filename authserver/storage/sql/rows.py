@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from authserver.domain.models import Client, ClientKind, MobileDevice, User
+from authserver.domain.models import Client, ClientKind, GrantType, MobileDevice, User
 from authserver.storage.models import ClientRow, MobileDeviceRow, UserRow
 
 CLIENTS = cast(sa.Table, ClientRow.__table__)
@@ -25,6 +25,9 @@ def client_from(row: Any) -> Client:
         kind=ClientKind(m[CLIENTS.c.kind]),
         disabled_at=m[CLIENTS.c.disabled_at],
         sessions_revoked_at=m[CLIENTS.c.sessions_revoked_at],
+        redirect_uris=tuple(m[CLIENTS.c.redirect_uris].split()),
+        post_logout_redirect_uris=tuple(m[CLIENTS.c.post_logout_redirect_uris].split()),
+        grant_types=tuple(GrantType(g) for g in m[CLIENTS.c.grant_types].split()),
     )
 
 
