@@ -167,6 +167,33 @@ def test_withdrawing_the_approval_ends_the_browser_session(
     assert event.mobile_device_id == device
 
 
+@one_backend
+def test_browser_sessions_need_an_admin(site: Harness) -> None:  # noqa: F811
+    h = site
+    sign_in(h, Pkce())
+    uid = user_id(h)
+    [view] = h.services.administration.browser_sessions(uid)
+    phone = h.sign_in("phone-x")
+    for method, path in [
+        ("GET", "/admin/v1/browser-sessions"),
+        ("GET", f"/admin/v1/browser-sessions/{view.session.id}"),
+        ("POST", f"/admin/v1/browser-sessions/{view.session.id}/revoke"),
+        ("POST", f"/admin/v1/users/{uid}/browser-sessions/revoke"),
+    ]:
+        for headers in ({}, phone.headers(), {"Authorization": "Bearer adm_forged"}):
+            response = h.http.open(path, method=method, headers=headers)
+            assert response.status_code == 401, (path, headers)
+    for path in (
+        f"/admin/users/{uid}/browser-sessions/{view.session.id}/revoke",
+        f"/admin/users/{uid}/browser-sessions/revoke",
+    ):
+        response = h.http.application.test_client().post(path)
+        assert response.status_code == 303, path
+        assert response.location == "/admin/login?notice=signed_in_required", path
+    assert "code" in prompt_none(h)
+    assert events(h, "browser_session.revoked") == []
+
+
 # --- The console ---------------------------------------------------------------------------
 def browser_row(html: str, session_id: str) -> str:
     start = html.index(f'<tr id="browser-session-{session_id}"')
