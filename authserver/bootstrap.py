@@ -16,13 +16,15 @@ from authserver.services.approvals import Approvals
 from authserver.services.audit import Auditor
 from authserver.services.clients import ClientService
 from authserver.services.device_grant import DeviceGrant
+from authserver.services.external_tokens import ExternalTokenVerifier, Fetch, fetch_url
 from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.keys import KeyRing
 from authserver.services.lifecycle import TokenLifecycle
 from authserver.services.refresh_grant import RefreshGrant
 from authserver.services.revocation import Revocations
 from authserver.services.status_channel import StatusChannel
-from authserver.services.token_endpoint import TokenEndpoint
+from authserver.services.token_endpoint import Grant, TokenEndpoint
+from authserver.services.token_exchange import TokenExchangeGrant
 from authserver.services.tokens import AccessTokenVerifier, TokenMinter
 from authserver.storage.embedded.deny_list import EmbeddedRevocationList
 from authserver.storage.embedded.flows import EmbeddedFlowStore
@@ -37,6 +39,7 @@ from authserver.storage.sql.clients import SqlClients
 from authserver.storage.sql.database import Database
 from authserver.storage.sql.devices import SqlMobileDevices
 from authserver.storage.sql.guard import SqlLimits
+from authserver.storage.sql.identities import SqlExternalIdentities
 from authserver.storage.sql.keys import SqlKeys
 from authserver.storage.sql.tokens import SqlTokens
 from authserver.storage.sql.users import SqlUsers
@@ -77,8 +80,13 @@ def wall_clock() -> float:
     return time.time()
 
 
-def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> Services:
-    """Wire stores and services for `config`: Redis when configured, else the embedded store."""
+def build_services(
+    config: Config, clock: Callable[[], float] = wall_clock, jwks_fetch: Fetch = fetch_url
+) -> Services:
+    """Wire stores and services for `config`: Redis when configured, else the embedded store.
+
+    `jwks_fetch` fetches trusted identity providers' key sets (tests may serve their own).
+    """
     database = Database(config.database_url, SqlLimits.from_config(config))
     client: redis.Redis | None = None
     store: FlowStore
@@ -137,6 +145,21 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         transaction,
         clock,
     )
+    grants: list[Grant] = [device_grant, refresh_grant]
+    verifier_of_external = ExternalTokenVerifier(config, clock, jwks_fetch)
+    if verifier_of_external.enabled:  # RFC 8693, for the trusted identity providers only
+        grants.append(
+            TokenExchangeGrant(
+                config,
+                clients,
+                verifier_of_external,
+                SqlExternalIdentities(database),
+                accounts,
+                auditor,
+                transaction,
+                clock,
+            )
+        )
     approvals = Approvals(config, store, clients, accounts, limiter, auditor, transaction, clock)
     lifecycle = TokenLifecycle(config, token_repo, clients, accounts, verifier, revocations, clock)
     admin_auth = AdminAuth(config, SqlAdmins(database), limiter, auditor, transaction, clock)
@@ -159,7 +182,7 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         device_grant=device_grant,
         status_channel=StatusChannel(config, store, clients, auditor, clock),
         approvals=approvals,
-        token_endpoint=TokenEndpoint([device_grant, refresh_grant]),
+        token_endpoint=TokenEndpoint(grants),
         lifecycle=lifecycle,
         admin_auth=admin_auth,
         administration=administration,
