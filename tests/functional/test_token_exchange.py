@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -22,7 +23,13 @@ from authserver import create_app
 from authserver.bootstrap import Services, build_services
 from authserver.config import Config
 from authserver.domain.models import AuditFilter, ClientKind
-from authserver.services.external_tokens import LEEWAY, REFETCH_INTERVAL
+from authserver.services.external_tokens import (
+    LEEWAY,
+    MAX_JWKS_BYTES,
+    REFETCH_INTERVAL,
+    JwksUnavailable,
+    fetch_url,
+)
 from authserver.services.token_exchange import TOKEN_EXCHANGE_GRANT, TokenType
 from tests.functional.harness import ISSUER, PASSWORD, Harness, Phone
 from tests.identity_provider import AUDIENCE, IdentityProvider, SigningKey, serve
@@ -474,3 +481,37 @@ def test_concurrent_first_exchanges_of_one_subject_make_one_user(ex: Exchange) -
     }
     assert len(race_users) == 1
     assert len(graces) == 2  # warm-up's user and the race's
+
+
+# --- Fetching a JWKS ----------------------------------------------------------------------
+def test_a_jwks_fetch_takes_only_a_direct_bounded_200() -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/ok")
+                self.end_headers()
+                return
+            body = b"{}" if self.path == "/ok" else b" " * (MAX_JWKS_BYTES + 10)
+            self.send_response(200 if self.path != "/error" else 500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert fetch_url(f"{base}/ok", 2.0) == b"{}"
+        for path in ("/redirect", "/big", "/error"):
+            with pytest.raises(JwksUnavailable):
+                fetch_url(base + path, 2.0)
+        with pytest.raises(JwksUnavailable):
+            fetch_url("file:///etc/passwd", 2.0)
+    finally:
+        server.shutdown()
+        server.server_close()
