@@ -7,12 +7,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from authserver.services.token_exchange import TOKEN_EXCHANGE_GRANT
 from tests.e2e.conftest import LiveServer, _cli, _server_env, demo_server
+from tests.e2e.test_clients_live import QRLOGIN_PHONE, client_env, run
 from tests.identity_provider import IdentityProvider, SigningKey, serve
 
 TIMEOUT = 10.0
@@ -98,21 +100,7 @@ def test_the_apps_own_sign_in_approves_a_qr_login(
     assert confirmed.json() == {"status": "approved"}
 
     # The PC gets its tokens: the provider's user, signed in here.
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        polled = requests.post(
-            metadata["token_endpoint"],
-            data={
-                "grant_type": DEVICE_CODE_GRANT,
-                "device_code": started["device_code"],
-                "client_id": server.client_id,
-            },
-            timeout=TIMEOUT,
-        )
-        if polled.status_code == 200 or time.monotonic() > deadline:
-            break
-        assert polled.json()["error"] in ("authorization_pending", "slow_down"), polled.text
-        time.sleep(started["interval"])
+    polled = poll_tokens(server, started)
     assert polled.status_code == 200, polled.text
     tokens = polled.json()
     assert tokens["id_token"]
@@ -123,6 +111,56 @@ def test_the_apps_own_sign_in_approves_a_qr_login(
     ).json()
     assert userinfo["name"] == "Ada Lovelace"
     assert userinfo["preferred_username"] == "ada"
+
+
+def poll_tokens(server: LiveServer, started: dict[str, Any]) -> requests.Response:
+    """Poll the token endpoint as the PC does, at its interval, for up to TIMEOUT seconds."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        polled = requests.post(
+            f"{server.base_url}/oauth/token",
+            data={
+                "grant_type": DEVICE_CODE_GRANT,
+                "device_code": started["device_code"],
+                "client_id": server.client_id,
+            },
+            timeout=TIMEOUT,
+        )
+        if polled.status_code == 200 or time.monotonic() > deadline:
+            return polled
+        assert polled.json()["error"] in ("authorization_pending", "slow_down"), polled.text
+        time.sleep(started["interval"])
+
+
+def test_the_phone_simulator_signs_in_with_the_providers_token(
+    server: LiveServer, idp: IdentityProvider, tmp_path: Path
+) -> None:
+    """`qrlogin-phone signin --subject-token-stdin`, then `qrlogin-phone scan --approve`."""
+    app_client_id = register_mobile_app(server)
+    state, env = str(tmp_path / "phone.json"), client_env(tmp_path)
+    signin = [
+        "signin", "--state", state, "--server", server.base_url, "--client-id", app_client_id,
+        "--subject-token-stdin", "--subject-token-type", "id_token",
+    ]  # fmt: skip
+    token = idp.token("e2e-cli-subject", name="Katherine Johnson", preferred_username="kj")
+    signed_in = run(QRLOGIN_PHONE, signin, env, stdin=token + "\n")
+    assert signed_in.returncode == 0, signed_in.stderr
+    started = requests.post(
+        f"{server.base_url}/oauth/device_authorization",
+        data={"client_id": server.client_id, "scope": "profile"},
+        timeout=TIMEOUT,
+    ).json()
+    scan = ["scan", "--state", state, "--code", started["user_code"], "--approve"]
+    scanned = run(QRLOGIN_PHONE, scan, env)
+    assert scanned.returncode == 0, scanned.stderr
+    polled = poll_tokens(server, started)
+    assert polled.status_code == 200, polled.text
+    me = requests.get(
+        f"{server.base_url}/api/v1/me",
+        headers={"Authorization": f"Bearer {polled.json()['access_token']}"},
+        timeout=TIMEOUT,
+    ).json()
+    assert (me["username"], me["name"]) == ("kj", "Katherine Johnson")
 
 
 def test_a_token_of_another_key_is_invalid_grant(server: LiveServer, idp: IdentityProvider) -> None:
