@@ -20,6 +20,7 @@ from authserver.services.external_tokens import ExternalTokenVerifier, Fetch, fe
 from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.keys import KeyRing
 from authserver.services.lifecycle import TokenLifecycle
+from authserver.services.limits import SignInThrottle
 from authserver.services.refresh_grant import RefreshGrant
 from authserver.services.revocation import Revocations
 from authserver.services.status_channel import StatusChannel
@@ -37,6 +38,7 @@ from authserver.storage.sql.admins import SqlAdmins
 from authserver.storage.sql.audit import SqlAuditLog
 from authserver.storage.sql.clients import SqlClients
 from authserver.storage.sql.database import Database
+from authserver.storage.sql.device_cookies import SqlDeviceCookies
 from authserver.storage.sql.devices import SqlMobileDevices
 from authserver.storage.sql.guard import SqlLimits
 from authserver.storage.sql.identities import SqlExternalIdentities
@@ -95,7 +97,7 @@ def build_services(
     if config.redis_url:
         client = connect_redis(config.redis_url, config.redis_timeout)
         store = RedisFlowStore(client, config.redis_prefix)
-        limiter = RedisRateLimiter(client, config.redis_prefix)
+        limiter = RedisRateLimiter(client, config.redis_prefix, config.redis_timeout)
         deny_list = RedisRevocationList(client, config.redis_prefix)
     else:
         store, limiter = EmbeddedFlowStore(), EmbeddedRateLimiter()
@@ -118,7 +120,8 @@ def build_services(
     verifier = AccessTokenVerifier(config, keys, revocations, clock)
     clients = ClientService(config, client_repo, clock)
     user_repo = SqlUsers(database)
-    accounts = AccountService(config, user_repo, device_repo, limiter, auditor, transaction, clock)
+    throttle = SignInThrottle(config, limiter, SqlDeviceCookies(database))
+    accounts = AccountService(config, user_repo, device_repo, throttle, auditor, transaction, clock)
     device_grant = DeviceGrant(
         config,
         store,
@@ -162,7 +165,7 @@ def build_services(
         )
     approvals = Approvals(config, store, clients, accounts, limiter, auditor, transaction, clock)
     lifecycle = TokenLifecycle(config, token_repo, clients, accounts, verifier, revocations, clock)
-    admin_auth = AdminAuth(config, SqlAdmins(database), limiter, auditor, transaction, clock)
+    admin_auth = AdminAuth(config, SqlAdmins(database), throttle, auditor, transaction, clock)
     administration = Administration(
         token_repo, clients, accounts, approvals, revocations, auditor, transaction
     )

@@ -91,8 +91,10 @@ class Config:
     device_authorizations_per_minute: int = 60  # per client and IP
     user_code_attempts: int = 10  # failed user-code entries per account per window
     user_code_attempts_per_ip: int = 30
-    login_attempts: int = 10  # failed mobile sign-ins per username per window
+    login_attempts: int = 10  # failed password sign-ins per account and IP per window
     rate_limit_window: int = 900
+    login_max_delay: int = 60  # the longest per-account delay between sign-in attempts, s
+    device_cookie_ttl: int = 180 * 86400  # a known-device cookie vouches for this long
     trusted_proxies: int = 0  # X-Forwarded-For hops to trust for the client IP
     # Host headers served besides the issuer's: "host" (any port) or "host:port", comma-separated.
     allowed_hosts: str = ""

@@ -130,6 +130,9 @@ class PhoneState:
     server: str | None = None
     username: str | None = None
     device_token: str | None = field(default=None, repr=False)
+    # What the server answered at the last sign-in: sent with the next one, so other people's
+    # wrong passwords never lock this phone out (the server's README, "Rate limits").
+    device_cookie: str | None = field(default=None, repr=False)
 
     @classmethod
     def new(cls, device_name: str | None = None, device_platform: str = "android") -> PhoneState:
@@ -147,6 +150,7 @@ class PhoneState:
             "server": self.server,
             "username": self.username,
             "device_token": self.device_token,
+            "device_cookie": self.device_cookie,
         }
 
     @classmethod
@@ -162,6 +166,7 @@ class PhoneState:
             server=optional("server"),
             username=optional("username"),
             device_token=optional("device_token"),
+            device_cookie=optional("device_cookie"),
         )
 
 
@@ -281,33 +286,38 @@ class MobileApp:
         device_id: str,
         device_token: str | None = None,
         *,
+        device_cookie: str | None = None,
         transport: Transport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.server = require_secure_url(server.rstrip("/"))
         self.device_id = device_id
         self.device_token = device_token
+        self.device_cookie = device_cookie
         self._transport = transport or RequestsTransport("qrlogin-phone (mobile app simulator)")
         self._timeout = timeout
 
     def sign_in(self, username: str, password: str, device_name: str, device_platform: str) -> str:
-        """Sign this phone in; returns (and keeps) the device token."""
+        """Sign this phone in; returns (and keeps) the device token and device cookie."""
+        body: dict[str, Any] = {
+            "username": username,
+            "password": password,
+            "device": {"id": self.device_id, "name": device_name, "platform": device_platform},
+        }
+        if self.device_cookie:
+            body["device_cookie"] = self.device_cookie
         response = self._transport.request(
-            "POST",
-            f"{self.server}/mobile/v1/sessions",
-            json_body={
-                "username": username,
-                "password": password,
-                "device": {"id": self.device_id, "name": device_name, "platform": device_platform},
-            },
-            timeout=self._timeout,
+            "POST", f"{self.server}/mobile/v1/sessions", json_body=body, timeout=self._timeout
         )
         if response.status not in (200, 201):
             raise MobileApiError.from_response(response)
-        token = response.json_object().get("device_token")
+        answer = response.json_object()
+        token = answer.get("device_token")
         if not isinstance(token, str) or not token:
             raise PhoneError("The sign-in answer has no device_token.")
         self.device_token = token
+        cookie = answer.get("device_cookie")
+        self.device_cookie = cookie if isinstance(cookie, str) and cookie else self.device_cookie
         return token
 
     def exchange_token(

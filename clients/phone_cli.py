@@ -83,7 +83,7 @@ def cmd_signin(args: argparse.Namespace) -> int:
         state.device_name = args.device_name
     if args.platform:
         state.platform = args.platform
-    app = MobileApp(args.server, state.device_id)
+    app = MobileApp(args.server, state.device_id, device_cookie=state.device_cookie)
     if exchange:
         state.device_token = app.exchange_token(
             args.client_id, secret, args.subject_token_type, state.device_name, state.platform
@@ -91,6 +91,7 @@ def cmd_signin(args: argparse.Namespace) -> int:
         who = "your identity provider's user"
     else:
         state.device_token = app.sign_in(args.username, secret, state.device_name, state.platform)
+        state.device_cookie = app.device_cookie
         who = args.username
     state.server, state.username = app.server, who
     store.save(state)

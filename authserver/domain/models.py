@@ -204,6 +204,36 @@ class AdminSession:
     revoked_at: float | None = None
 
 
+class AccountKind(enum.StrEnum):
+    """Who signs in with a password: an app user (phone or browser) or an admin."""
+
+    USER = "user"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCookie:
+    """A phone or browser that signed in to an account before (OWASP's "device cookie").
+
+    It is stored by hash; presenting it lets a sign-in skip the limits that other addresses'
+    failures can fill, so an attacker cannot lock the owner's own devices out.
+    """
+
+    cookie_hash: str
+    account_kind: AccountKind
+    username: str  # lowercased, as sign-in forms name the account
+    issued_at: float
+    expires_at: float
+
+    def proves(self, account_kind: AccountKind, username: str, now: float) -> bool:
+        """Whether this cookie vouches for a sign-in to this account now."""
+        return (
+            self.account_kind is account_kind
+            and self.username == username.lower()
+            and now < self.expires_at
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who did something: an admin, a user (through a phone), a client, or the server."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from authserver.domain.flow import ClaimSettlement, Flow, PollResult
+from authserver.domain.limits import Limit
 from authserver.domain.models import (
     Admin,
     AdminSession,
@@ -15,6 +17,7 @@ from authserver.domain.models import (
     Client,
     Denial,
     DenyListAnswer,
+    DeviceCookie,
     ExternalIdentity,
     FamilyFilter,
     MobileDevice,
@@ -76,18 +79,23 @@ class FlowStore(Protocol):
 
 
 class RateLimiter(Protocol):
-    """Counts attempts per key in a fixed window.
+    """Attempt counters (domain.limits), shared by every process that shares the store."""
 
-    Callers reserve an attempt with hit() *before* doing the work, so parallel requests cannot
-    slip past the limit, and give it back with release() when it turns out to be a success
-    (failures stay counted; a success never resets the window).
-    """
+    def attempt(self, limits: Sequence[Limit], now: float) -> float:
+        """Count one attempt on every limit atomically, or refuse it and store nothing.
 
-    def hit(self, key: str, limit: int, window: int, now: float) -> int:
-        """Count one attempt atomically; seconds to wait if it is over `limit`, else 0."""
+        The seconds to wait if any limit refuses, else 0.
+        """
 
-    def release(self, key: str, window: int, now: float) -> None:
-        """Uncount one attempt of this window (it succeeded)."""
+    def release(self, limits: Sequence[Limit], now: float) -> None:
+        """Uncount one attempt on every limit (it succeeded, or the server failed)."""
+
+
+class DeviceCookieRepository(Protocol):
+    """Known-device cookies: proof that a browser or phone signed in to an account before."""
+
+    def add(self, cookie: DeviceCookie) -> None: ...
+    def get(self, cookie_hash: str) -> DeviceCookie | None: ...
 
 
 class ClientRepository(Protocol):

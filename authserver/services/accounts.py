@@ -9,16 +9,22 @@ from dataclasses import dataclass
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token, secrets_equal
-from authserver.domain.models import Actor, AuditEventType, MobileDevice, SignInMethod, User
+from authserver.domain.models import (
+    AccountKind,
+    Actor,
+    AuditEventType,
+    MobileDevice,
+    SignInMethod,
+    User,
+)
 from authserver.domain.ports import (
     MobileDeviceRepository,
-    RateLimiter,
     Transaction,
     UserRepository,
 )
 from authserver.domain.text import printable
 from authserver.services.audit import Auditor
-from authserver.services.limits import AttemptGuard
+from authserver.services.limits import SignInThrottle
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
 
 
@@ -28,6 +34,15 @@ class DeviceCredentials:
 
     token: str
     device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """A successful password sign-in: the new device token, its device, a device cookie."""
+
+    token: str
+    device: MobileDevice
+    device_cookie: str  # present it on the next sign-in to this account (services/limits.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +61,7 @@ class AccountService:
         config: Config,
         users: UserRepository,
         devices: MobileDeviceRepository,
-        limiter: RateLimiter,
+        throttle: SignInThrottle,
         auditor: Auditor,
         transaction: Transaction,
         clock: Callable[[], float],
@@ -54,7 +69,7 @@ class AccountService:
         self._config = config
         self._users = users
         self._devices = devices
-        self._limiter = limiter
+        self._throttle = throttle
         self._audit = auditor
         self._transaction = transaction
         self._clock = clock
@@ -101,23 +116,20 @@ class AccountService:
         device_name: str,
         platform: str,
         ip: str,
+        device_cookie: str = "",
         ttl: int | None = None,
-    ) -> tuple[str, MobileDevice]:
+    ) -> SignIn:
         """Check the password and bind a new device token to `device_id`.
 
         The token lives `ttl` seconds (default: AUTHSERVER_MOBILE_TOKEN_TTL, a phone's).
+        `device_cookie` is what an earlier sign-in to this account handed out, if any
+        (services/limits.py: it lifts the limits others can fill).
         """
         now = self._clock()
-        limit = self._config.login_attempts
-        name = username.lower()
-        # Per (username, IP) is the tight limit, so nobody locks a victim out from elsewhere;
-        # the per-username and per-IP ceilings stop distributed and spraying attacks.
-        limits = (
-            (f"login:user-ip:{name}:{ip}", limit),
-            (f"login:user:{name}", limit * 10),
-            (f"login:ip:{ip}", limit * 3),
+        check = self._throttle.check(
+            AccountKind.USER, username, ip, device_cookie, now, counts=(errors.InvalidCredentials,)
         )
-        with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
+        with check.guard as guard:
             user = self._users.by_username(username)
             # Verify even for unknown users and for users without a password (an identity
             # provider's), so timing does not reveal which usernames exist.
@@ -126,15 +138,18 @@ class AccountService:
             if user is None or stored is None or not ok:
                 raise errors.InvalidCredentials()
             guard.succeeded()
-        return self.bind_device(
-            user,
-            device_id=device_id,
-            device_name=device_name,
-            platform=platform,
-            ip=ip,
-            ttl=ttl,
-            method=SignInMethod.PASSWORD,
-        )
+        with self._transaction():
+            token, device = self.bind_device(
+                user,
+                device_id=device_id,
+                device_name=device_name,
+                platform=platform,
+                ip=ip,
+                ttl=ttl,
+                method=SignInMethod.PASSWORD,
+            )
+            cookie = self._throttle.remember(check, AccountKind.USER, username, now)
+        return SignIn(token, device, cookie)
 
     def bind_device(
         self,

@@ -10,6 +10,7 @@ from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.codes import hash_secret, new_token
 from authserver.domain.models import (
+    AccountKind,
     Actor,
     Admin,
     AdminSession,
@@ -23,17 +24,26 @@ from authserver.domain.models import (
     TokenFamily,
     User,
 )
-from authserver.domain.ports import AdminRepository, RateLimiter, TokenRepository, Transaction
+from authserver.domain.ports import AdminRepository, TokenRepository, Transaction
 from authserver.services.accounts import AccountService
 from authserver.services.approvals import Approvals
 from authserver.services.audit import Auditor
 from authserver.services.clients import ClientService
-from authserver.services.limits import AttemptGuard
+from authserver.services.limits import SignInThrottle
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
 from authserver.services.revocation import Revocations
 
 # Admin session tokens carry this prefix so a leaked one is recognisable in logs and scanners.
 ADMIN_TOKEN_PREFIX = "adm_"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSignIn:
+    """A successful admin sign-in: the session token, its admin, a device cookie."""
+
+    token: str
+    admin: Admin
+    device_cookie: str  # present it on the next sign-in (services/limits.py)
 
 
 class AdminAuth:
@@ -44,14 +54,14 @@ class AdminAuth:
         self,
         config: Config,
         admins: AdminRepository,
-        limiter: RateLimiter,
+        throttle: SignInThrottle,
         auditor: Auditor,
         transaction: Transaction,
         clock: Callable[[], float],
     ) -> None:
         self._config = config
         self._admins = admins
-        self._limiter = limiter
+        self._throttle = throttle
         self._audit = auditor
         self._transaction = transaction
         self._clock = clock
@@ -84,19 +94,23 @@ class AdminAuth:
             )
         return admin
 
-    def sign_in(self, username: str, password: str, ip: str) -> tuple[str, Admin]:
-        """Check the password; a new session token (shown once, stored as its SHA-256)."""
+    def sign_in(
+        self, username: str, password: str, ip: str, device_cookie: str = ""
+    ) -> AdminSignIn:
+        """Check the password; a new session token (shown once, stored as its SHA-256).
+
+        Limited like the phone's sign-in (services/limits.py), `device_cookie` included.
+        """
         now = self._clock()
-        name = username.lower()
-        limit = self._config.login_attempts
-        # As for phones: per (username, IP) is the tight limit; the per-username and per-IP
-        # ceilings stop guessing from many addresses and spraying many usernames.
-        limits = (
-            (f"admin:user-ip:{name}:{ip}", limit),
-            (f"admin:user:{name}", limit * 3),
-            (f"admin:ip:{ip}", limit * 3),
+        check = self._throttle.check(
+            AccountKind.ADMIN,
+            username,
+            ip,
+            device_cookie,
+            now,
+            counts=(errors.AdminAuthenticationFailed,),
         )
-        with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
+        with check.guard as guard:
             admin = self._admins.by_username(username)
             ok = verify_password(
                 password, admin.password_hash if admin else dummy_hash(self._config.scrypt_p)
@@ -120,7 +134,8 @@ class AdminAuth:
             self._audit.record(
                 AuditEventType.ADMIN_SIGNED_IN, Actor("admin", admin.admin_id), ip=ip
             )
-        return token, admin
+            cookie = self._throttle.remember(check, AccountKind.ADMIN, username, now)
+        return AdminSignIn(token, admin, cookie)
 
     def authenticate(self, token: str) -> Admin:
         """The admin of a live session token; anything else is AdminAuthenticationFailed."""

@@ -16,7 +16,7 @@ from authserver.domain.ports import FlowStore, RateLimiter, Transaction
 from authserver.services.accounts import AccountService, DeviceCredentials, SignedInDevice
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
-from authserver.services.limits import AttemptGuard
+from authserver.services.limits import AttemptGuard, user_code_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +91,8 @@ class Approvals:
         self, phone: SignedInDevice, *, qr: str | None, user_code: str | None, ip: str
     ) -> ApprovalScreen | None:
         now = self._clock()
-        limits = (
-            (f"uc:user:{phone.user.user_id}", self._config.user_code_attempts),
-            (f"uc:ip:{ip}", self._config.user_code_attempts_per_ip),
-        )
-        with AttemptGuard(self._limiter, limits, self._config.rate_limit_window, now) as guard:
+        limits = user_code_limits(self._config, phone.user.user_id, ip)
+        with AttemptGuard(self._limiter, limits, now, counts=(errors.FlowNotFound,)) as guard:
             normalized = normalize_user_code(self._user_code_from(qr, user_code) or "")
             flow = self._store.find_by_user_code(hash_secret(normalized)) if normalized else None
             if flow is None or normalized is None:

@@ -26,6 +26,7 @@ from authserver.domain.flow import (
     FlowState,
     PollOutcome,
 )
+from authserver.domain.limits import Limit, retry_after
 from authserver.domain.models import (
     Actor,
     ApprovalFacts,
@@ -127,10 +128,12 @@ class DeviceGrant:
         granted = self._clients.resolve_scope(client, scope)
         now = self._clock()
         # Every flow costs store memory until it expires: bound how fast one caller makes them.
-        key = f"da:{client.client_id}:{ip}"
-        wait = self._limiter.hit(key, self._config.device_authorizations_per_minute, 60, now)
+        limit = Limit(
+            f"da:{client.client_id}:{ip}", self._config.device_authorizations_per_minute, 60
+        )
+        wait = self._limiter.attempt((limit,), now)
         if wait:
-            raise errors.RateLimited(wait)
+            raise errors.RateLimited(retry_after(wait))
         for _ in range(8):  # 20^8 codes: a collision with a live flow is rare, retry it
             device_code, user_code = new_device_code(), new_user_code()
             flow = Flow(

@@ -186,6 +186,18 @@ class AdminSessionRow(Base):
     revoked_at: Mapped[float | None] = mapped_column(Timestamp())
 
 
+class DeviceCookieRow(Base):
+    """Known-device cookies (domain.models.DeviceCookie), by the SHA-256 of the cookie."""
+
+    __tablename__ = "device_cookies"
+
+    cookie_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    account_kind: Mapped[str] = mapped_column(sa.String(10))
+    username: Mapped[str] = mapped_column(sa.String(150))
+    issued_at: Mapped[float] = mapped_column(Timestamp())
+    expires_at: Mapped[float] = mapped_column(Timestamp(), index=True)
+
+
 class AuditEventRow(Base):
     """The audit trail. No foreign keys: it outlives and describes the rows it names."""
 

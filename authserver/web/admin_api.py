@@ -128,19 +128,25 @@ def _admin() -> Admin:
 # --- Admin sessions ------------------------------------------------------------------------
 @bp.post("/auth/token")
 def sign_in() -> Response:
-    """Exchange admin username and password for an admin session token."""
+    """Exchange admin username and password for an admin session token.
+
+    `device_cookie`, what an earlier sign-in answered, lifts the limits others can fill.
+    """
     body = json_body()
-    token, admin = services().admin_auth.sign_in(
+    signed_in = services().admin_auth.sign_in(
         string_field(body, "username", max_len=150),
         string_field(body, "password", max_len=1024, controls=True),
         client_ip(),
+        string_field(body, "device_cookie", required=False, max_len=100),
     )
+    admin = signed_in.admin
     return no_store(
         {
-            "admin_token": token,
+            "admin_token": signed_in.token,
             "token_type": "Bearer",
             "expires_in": services().config.admin_session_ttl,
             "admin": {"admin_id": admin.admin_id, "username": admin.username},
+            "device_cookie": signed_in.device_cookie,
         },
         201,
     )

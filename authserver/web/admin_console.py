@@ -50,6 +50,7 @@ bp = Blueprint("admin_console", __name__, url_prefix="/admin", template_folder="
 
 SESSION_COOKIE = "authserver_admin"
 LOGIN_CSRF_COOKIE = "authserver_admin_login"
+KNOWN_DEVICE_COOKIE = "authserver_admin_known"  # services/limits.py: signed in here before
 _CSRF_LABEL = b"authserver admin console csrf v1"
 
 CONTENT_SECURITY_POLICY = (
@@ -296,7 +297,9 @@ def login() -> Response:
         message = "That username or password is too long or has characters it cannot have."
         return _login_page(400, message)
     try:
-        token, _ = services().admin_auth.sign_in(username, password, client_ip())
+        signed_in = services().admin_auth.sign_in(
+            username, password, client_ip(), browser.known_device_cookie(KNOWN_DEVICE_COOKIE)
+        )
     except errors.AdminAuthenticationFailed:
         return _login_page(401, "Unknown admin or wrong password.", username)
     except errors.RateLimited as limited:
@@ -307,9 +310,16 @@ def login() -> Response:
     browser.set_cookie(
         response,
         SESSION_COOKIE,
-        token,
+        signed_in.token,
         path=_cookie_path(),
         max_age=services().config.admin_session_ttl,
+    )
+    browser.set_cookie(
+        response,
+        KNOWN_DEVICE_COOKIE,
+        signed_in.device_cookie,
+        path=_cookie_path(),
+        max_age=services().config.device_cookie_ttl,
     )
     browser.clear_cookie(response, LOGIN_CSRF_COOKIE, path=url_for(".login"))
     return response

@@ -92,6 +92,12 @@ def set_cookie(
     )
 
 
+def known_device_cookie(name: str) -> str:
+    """A known-device cookie the browser sent, if it is well formed (else "")."""
+    value = request.cookies.get(name, "")
+    return value if 16 <= len(value) <= 100 and value.isascii() and value.isprintable() else ""
+
+
 def clear_cookie(response: Response, name: str, *, path: str) -> None:
     response.delete_cookie(
         name, path=path, secure=secure_cookies(), httponly=True, samesite="Strict"

@@ -32,20 +32,23 @@ def sign_in() -> Response:
     device: Any = body.get("device")
     if not isinstance(device, dict):
         raise errors.MalformedRequest("'device' must be an object with id, name and platform.")
-    token, signed_in = services().accounts.sign_in(
+    signed_in = services().accounts.sign_in(
         string_field(body, "username", max_len=150),
         string_field(body, "password", max_len=1024, controls=True),  # never stored
         device_id=string_field(device, "id", max_len=200),
         device_name=string_field(device, "name", max_len=200),
         platform=string_field(device, "platform", max_len=50),
         ip=client_ip(),
+        # What an earlier sign-in to this account answered: lifts the limits others can fill.
+        device_cookie=string_field(body, "device_cookie", required=False, max_len=100),
     )
     return no_store(
         {
-            "device_token": token,
+            "device_token": signed_in.token,
             "token_type": "Bearer",
             "expires_in": services().config.mobile_token_ttl,
-            "device": {"id": signed_in.device_id, "name": signed_in.name},
+            "device": {"id": signed_in.device.device_id, "name": signed_in.device.name},
+            "device_cookie": signed_in.device_cookie,
         },
         201,
     )

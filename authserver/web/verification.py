@@ -43,6 +43,7 @@ install_html_errors(bp)
 
 SESSION_COOKIE = "authserver_web"
 DEVICE_COOKIE = "authserver_web_device"
+KNOWN_DEVICE_COOKIE = "authserver_web_known"  # services/limits.py: this browser signed in before
 FORM_COOKIE = "authserver_web_form"
 DEVICE_ID_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie
 _CSRF_LABEL = b"authserver verification page csrf v1"
@@ -127,14 +128,19 @@ def _sign_in(username: str, password: str) -> None:
     user_agent = printable(request.user_agent.string or "", 150)
     device_id = _device_id()
     ttl = services().config.web_session_ttl
-    token, _ = services().accounts.sign_in(
+    signed_in = services().accounts.sign_in(
         username,
         password,
         device_id=device_id,
         device_name=f"Web browser: {user_agent}" if user_agent else "Web browser",
         platform=WEB_PLATFORM,
         ip=client_ip(),
+        device_cookie=browser.known_device_cookie(KNOWN_DEVICE_COOKIE),
         ttl=ttl,
+    )
+    token = signed_in.token
+    g.cookie_changes.append(
+        (KNOWN_DEVICE_COOKIE, signed_in.device_cookie, services().config.device_cookie_ttl)
     )
     g.web = services().accounts.authenticate(DeviceCredentials(token, device_id))
     g.web_token, g.web_device_id = token, device_id

@@ -1,4 +1,4 @@
-"""One contract suite for every FlowStore and RateLimiter (domain/ports.py).
+"""One contract suite for every FlowStore (domain/ports.py).
 
 Each test runs against the embedded store and against a real Redis. Time is passed in as
 `now`; nothing here sleeps for expiry. The flows are dated at the real clock so that a store
@@ -8,7 +8,6 @@ may derive its clean-up TTLs from `expires_at` without the keys vanishing mid-te
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -45,20 +44,6 @@ def store(request: pytest.FixtureRequest) -> Any:
     client = request.getfixturevalue("redis_client")
     prefix = request.getfixturevalue("redis_prefix")
     return RedisFlowStore(client, prefix=prefix)
-
-
-@pytest.fixture(params=BACKENDS)
-def limiter(request: pytest.FixtureRequest) -> Any:
-    """A fresh RateLimiter of each kind."""
-    if request.param == "embedded":
-        from authserver.storage.embedded.limits import EmbeddedRateLimiter
-
-        return EmbeddedRateLimiter()
-    from authserver.storage.redis_store.limits import RedisRateLimiter
-
-    client = request.getfixturevalue("redis_client")
-    prefix = request.getfixturevalue("redis_prefix")
-    return RedisRateLimiter(client, prefix=prefix)
 
 
 @pytest.fixture
@@ -916,97 +901,3 @@ def test_redis_ttl_does_not_cut_a_live_flow_short(
     for key in redis_client.scan_iter(match=redis_prefix + "*"):
         ttl = redis_client.ttl(key)
         assert ttl >= LIFETIME - 30, f"{key!r} expires in {ttl}s, before the flow does"
-
-
-# --- rate limiters --------------------------------------------------------------------------
-WINDOW = 60
-LIMIT = 3
-
-
-@pytest.fixture
-def w0() -> float:
-    """Start of a fixed window near the real clock (aligned, so any window scheme agrees)."""
-    return float(math.ceil(time.time() / 3600) * 3600)
-
-
-def test_hit_allows_up_to_the_limit_then_asks_to_wait(limiter: Any, w0: float) -> None:
-    waits = [limiter.hit("ip:192.0.2.1", LIMIT, WINDOW, w0) for _ in range(LIMIT + 2)]
-    assert waits[:LIMIT] == [0] * LIMIT
-    for wait in waits[LIMIT:]:
-        assert isinstance(wait, int)
-        assert 0 < wait <= WINDOW
-
-
-def test_wait_is_the_rest_of_the_window(limiter: Any, w0: float) -> None:
-    for _ in range(LIMIT):
-        limiter.hit("k", LIMIT, WINDOW, w0)
-    wait = limiter.hit("k", LIMIT, WINDOW, w0 + 20.5)
-    assert abs(wait - (WINDOW - 20.5)) <= 1
-    assert 0 < limiter.hit("k", LIMIT, WINDOW, w0 + WINDOW - 0.5) <= 1
-
-
-def test_release_gives_back_a_successful_attempt(limiter: Any, w0: float) -> None:
-    # Reserve-then-release: a success leaves the count where it was before the attempt.
-    for _ in range(10 * LIMIT):
-        assert limiter.hit("k", LIMIT, WINDOW, w0) == 0
-        limiter.release("k", WINDOW, w0)
-    assert [limiter.hit("k", LIMIT, WINDOW, w0) for _ in range(LIMIT)] == [0] * LIMIT
-    assert limiter.hit("k", LIMIT, WINDOW, w0) > 0
-
-
-def test_release_never_resets_failures(limiter: Any, w0: float) -> None:
-    for _ in range(LIMIT - 1):
-        limiter.hit("k", LIMIT, WINDOW, w0)  # failures: stay counted
-    assert limiter.hit("k", LIMIT, WINDOW, w0) == 0  # the last allowed attempt succeeds...
-    limiter.release("k", WINDOW, w0)
-    assert limiter.hit("k", LIMIT, WINDOW, w0) == 0  # ...so one more is allowed, not LIMIT more
-    assert limiter.hit("k", LIMIT, WINDOW, w0) > 0
-
-
-def test_release_of_an_unknown_key_does_not_go_negative(limiter: Any, w0: float) -> None:
-    for _ in range(5):
-        limiter.release("fresh", WINDOW, w0)
-    assert [limiter.hit("fresh", LIMIT, WINDOW, w0) for _ in range(LIMIT)] == [0] * LIMIT
-    assert limiter.hit("fresh", LIMIT, WINDOW, w0) > 0
-
-
-def test_a_new_window_resets_the_count(limiter: Any, w0: float) -> None:
-    for _ in range(LIMIT + 1):
-        limiter.hit("k", LIMIT, WINDOW, w0)
-    assert limiter.hit("k", LIMIT, WINDOW, w0 + WINDOW - 1) > 0
-    assert [limiter.hit("k", LIMIT, WINDOW, w0 + WINDOW) for _ in range(LIMIT)] == [0] * LIMIT
-    assert limiter.hit("k", LIMIT, WINDOW, w0 + WINDOW) > 0
-
-
-def test_keys_are_counted_apart(limiter: Any, w0: float) -> None:
-    for _ in range(LIMIT + 1):
-        limiter.hit("user:alice", LIMIT, WINDOW, w0)
-    assert limiter.hit("user:alice", LIMIT, WINDOW, w0) > 0
-    assert limiter.hit("user:bob", LIMIT, WINDOW, w0) == 0
-
-
-def test_concurrent_hits_are_all_counted(limiter: Any, w0: float) -> None:
-    n, limit = 20, 10
-    barrier = threading.Barrier(n)
-    waits: list[int | None] = [None] * n
-
-    def worker(i: int) -> None:
-        barrier.wait()
-        waits[i] = limiter.hit("k", limit, WINDOW, w0)
-
-    run_threads(n, worker)
-    assert sum(1 for w in waits if w == 0) == limit
-    assert sum(1 for w in waits if w is not None and w > 0) == n - limit
-
-
-@pytest.mark.redis
-def test_redis_rate_limit_keys_expire(redis_client: Any, redis_prefix: str, w0: float) -> None:
-    from authserver.storage.redis_store.limits import RedisRateLimiter
-
-    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
-    for _ in range(LIMIT + 1):
-        limiter.hit("ip:192.0.2.1", LIMIT, WINDOW, w0)
-    keys = list(redis_client.scan_iter(match=redis_prefix + "*"))
-    assert keys, "the limiter wrote nothing under its prefix"
-    for key in keys:
-        assert redis_client.ttl(key) > 0, f"{key!r} has no TTL"

@@ -22,8 +22,8 @@ def test_upgrade_head_on_an_empty_database_then_no_drift(database_url: str) -> N
     database.dispose()
 
 
-def test_0006_downgrades_only_without_users_of_identity_providers(database_url: str) -> None:
-    """Such users have no password, which 0005's schema cannot hold: refuse, change nothing."""
+def test_0007_downgrades_only_without_users_of_identity_providers(database_url: str) -> None:
+    """Such users have no password, which 0006's schema cannot hold: refuse, change nothing."""
     database = Database(database_url)
     database.upgrade()
     with database.engine.begin() as conn:
@@ -34,10 +34,10 @@ def test_0006_downgrades_only_without_users_of_identity_providers(database_url: 
             )
         )
     with pytest.raises(RuntimeError, match="no password"):
-        command.downgrade(alembic_config(database_url), "0005")
-    assert database.schema_revision()[0] == "0006"
+        command.downgrade(alembic_config(database_url), "0006")
+    assert database.schema_revision()[0] == "0007"
     with database.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM users"))
-    command.downgrade(alembic_config(database_url), "0005")
-    assert database.schema_revision()[0] == "0005"
+    command.downgrade(alembic_config(database_url), "0006")
+    assert database.schema_revision()[0] == "0006"
     database.dispose()

@@ -525,11 +525,13 @@ def test_typed_user_codes_are_rate_limited_even_across_a_success(harness: Harnes
         ):
             refused = harness.scan(phone, **body)
             assert_error(refused, 429, "rate_limited")
-            assert refused.headers["Retry-After"] == "300"  # the window ends at 12:15:00
+            # The window began at the first failure (12:10:00) and ends at 12:25:00.
+            assert refused.headers["Retry-After"] == "900"
         assert harness.status(second["device_code"]).get_json()["status"] == "pending"
 
-        frozen.tick(300)  # a new window
-        assert harness.scan(phone, user_code=second["user_code"]).status_code == 200
+        frozen.tick(900)  # a new window (and a new login: the second one expired meanwhile)
+        third = harness.authorize()
+        assert harness.scan(phone, user_code=third["user_code"]).status_code == 200
 
 
 def test_sign_in_is_rate_limited_even_across_a_success(harness: Harness) -> None:
@@ -543,8 +545,8 @@ def test_sign_in_is_rate_limited_even_across_a_success(harness: Harness) -> None
 
         refused = harness.http.post(sessions, json=right)
         assert_error(refused, 429, "rate_limited")
-        assert refused.headers["Retry-After"] == "300"
-        frozen.tick(300)  # a new window
+        assert refused.headers["Retry-After"] == "900"  # from the first failure
+        frozen.tick(900)  # a new window
         assert harness.http.post(sessions, json=right).status_code == 201
 
 

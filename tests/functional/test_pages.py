@@ -273,8 +273,9 @@ def test_typed_codes_are_rate_limited_like_the_app(harness: Harness) -> None:
         html_page(browser.enter("BCDF-GHJM"), 404)
         response = browser.enter(started["user_code"])  # even the right code, once over
         text = html_page(response, 429)
-        assert "Too many wrong attempts. Try again in 5 minutes." in text
-        assert response.headers["Retry-After"] == "300"
+        # The window began at the first wrong code (frozen clock: all at once).
+        assert "Too many wrong attempts. Try again in 15 minutes." in text
+        assert response.headers["Retry-After"] == "900"
         assert flow_state(harness, started) == "pending"
         # The app on a phone of the same account is held back too: one limit per account.
         phone = harness.sign_in()
@@ -299,8 +300,8 @@ def test_sign_in_failures_are_messages_and_leave_no_session(harness: Harness) ->
             html_page(browser.sign_in_and_enter(started["user_code"], password="wrong"), 401)
         response = browser.sign_in_and_enter(started["user_code"])  # right, but over the limit
         text = html_page(response, 429)
-        assert "Too many failed sign-ins. Try again in 5 minutes." in text
-        assert response.headers["Retry-After"] == "300"
+        assert "Too many failed sign-ins. Try again in 15 minutes." in text
+        assert response.headers["Retry-After"] == "900"  # the window began at the first failure
         assert browser.cookie(SESSION_COOKIE) is None
         assert devices_of(harness) == []
         assert flow_state(harness, started) == "pending"

@@ -1,40 +1,43 @@
-"""Fixed-window attempt counters in Redis, shared by every server process."""
+"""Attempt limits in Redis, shared by every server process: one script call per attempt."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+
 import redis
 
-_RATE_HIT = """
-local n = redis.call('incr', KEYS[1])
-if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
-return n
-"""
-
-# Only ever decrements an existing counter: a release never creates a key or goes below 0.
-_RATE_RELEASE = """
-if tonumber(redis.call('get', KEYS[1]) or '0') > 0 then redis.call('decr', KEYS[1]) end
-return 0
-"""
+from authserver.domain.limits import Limit
+from authserver.storage.redis_store.scripts import load_script
 
 
 class RedisRateLimiter:
-    """Fixed-window attempt counters in Redis, shared by all processes."""
+    """domain.limits on Redis hashes, one per limit, that expire with their window."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "authserver:") -> None:
-        self._redis = client
+    def __init__(
+        self, client: redis.Redis, prefix: str = "authserver:", timeout: float = 2.0
+    ) -> None:
         self._prefix = prefix
-        self._hit = client.register_script(_RATE_HIT)
-        self._release = client.register_script(_RATE_RELEASE)
+        self._timeout = timeout
+        self._attempt = client.register_script(load_script("attempt"))
+        self._give_back = client.register_script(load_script("give_back"))
 
-    def _key(self, key: str, window: int, now: float) -> tuple[str, int]:
-        start = int(now // window) * window
-        return f"{self._prefix}rl:{key}:{start}", start
+    def _keys(self, limits: Sequence[Limit]) -> list[str]:
+        return [f"{self._prefix}rl:{limit.key}" for limit in limits]
 
-    def hit(self, key: str, limit: int, window: int, now: float) -> int:
-        redis_key, start = self._key(key, window, now)
-        count = int(self._hit(keys=[redis_key], args=[window]))
-        return max(1, int(start + window - now)) if count > limit else 0
+    def attempt(self, limits: Sequence[Limit], now: float) -> float:
+        index = {limit.key: i for i, limit in enumerate(limits, start=1)}
+        args: list[str | float | int] = [now, self._deadline()]
+        for limit in limits:
+            args += [limit.kind.value, limit.limit, limit.window, limit.max_delay]
+            args.append(index[limit.own] if limit.own else 0)
+        # -1 (Redis ran it after the deadline) is never seen: the call timed out before.
+        return float(max(0, int(self._attempt(keys=self._keys(limits), args=args))))
 
-    def release(self, key: str, window: int, now: float) -> None:
-        redis_key, _ = self._key(key, window, now)
-        self._release(keys=[redis_key])
+    def release(self, limits: Sequence[Limit], now: float) -> None:
+        self._give_back(keys=self._keys(limits), args=[now, *(limit.window for limit in limits)])
+
+    def _deadline(self) -> float:
+        # The real clock, which Redis's TIME also reads (an injected or frozen clock would
+        # not do): hosts whose clocks agree to well within the timeout are assumed.
+        return time.clock_gettime(time.CLOCK_REALTIME) + self._timeout

@@ -1,7 +1,7 @@
 """external identities: users of trusted identity providers, linked by iss + sub
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-05 10:00:00
 
 The token exchange grant (RFC 8693) signs the mobile app in with a token from the team's own
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -56,7 +56,7 @@ def downgrade() -> None:
     if passwordless:
         raise RuntimeError(
             f"{passwordless} user(s) have no password (external identities); "
-            "delete them before downgrading below 0006"
+            "delete them before downgrading below 0007"
         )
     with op.batch_alter_table("external_identities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_external_identities_user_id"))
