@@ -7,6 +7,7 @@ time is an injected clock, so key-cache intervals and token lifetimes are crosse
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -515,3 +516,30 @@ def test_a_jwks_fetch_takes_only_a_direct_bounded_200() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_provider_that_hangs_is_a_503_within_the_jwks_timeout(
+    backend: tuple[str, str | None, str], idp: IdentityProvider
+) -> None:
+    """A provider that accepts the connection and never answers holds the request no longer
+    than AUTHSERVER_JWKS_TIMEOUT (here 0.3 s)."""
+    silent = socket.create_server(("127.0.0.1", 0))  # listens, never accepts nor answers
+    hung = idp.trusted_issuers(jwks_uri=f"http://127.0.0.1:{silent.getsockname()[1]}/jwks")
+    clock = Clock()
+    services = _services(backend, clock, trusted_issuers=hung, jwks_timeout=0.3)
+    try:
+        app, _ = services.clients.create(
+            "App", confidential=False, scope=None, kind=ClientKind.MOBILE_APP
+        )
+        ex = Exchange(
+            Harness(create_app(services=services).test_client(), services, "", ""),
+            idp,
+            clock,
+            app.client_id,
+        )
+        started = time.monotonic()
+        ex.refused(ex.exchange(idp.token()), "temporarily_unavailable", 503)
+        assert time.monotonic() - started < 2.0
+    finally:
+        services.close()
+        silent.close()
