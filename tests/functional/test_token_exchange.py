@@ -19,6 +19,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authserver import create_app
 from authserver.bootstrap import Services, build_services
@@ -543,3 +544,13 @@ def test_a_provider_that_hangs_is_a_503_within_the_jwks_timeout(
     finally:
         services.close()
         silent.close()
+
+
+def test_a_short_rsa_key_is_refused_even_when_published(ex: Exchange) -> None:
+    weak = SigningKey(
+        "weak", "RS256", rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    )
+    ex.idp.keys.append(weak)  # published before the first fetch
+    with pytest.warns(jwt.warnings.InsecureKeyLengthWarning):  # PyJWT warns the signer too
+        token = ex.idp.token(now=ex.clock(), key=weak)
+    assert "signature" in ex.refused(ex.exchange(token))
