@@ -24,7 +24,7 @@ a Redis failure takes a minute or two); .hypothesis/ keeps it, so the next run t
 
 It fails when it should: broken on purpose, it caught poll.lua's slow_down check with <= for <
 (3 steps), poll.lua no longer raising the interval, settle.lua and the embedded store settling
-a stale claim (3 steps each).
+a stale claim (a few steps each).
 """
 
 from __future__ import annotations
