@@ -18,6 +18,7 @@ from authserver.services.authorization import Authorizations
 from authserver.services.authorization_code_grant import AuthorizationCodeGrant
 from authserver.services.clients import ClientService
 from authserver.services.device_grant import DeviceGrant
+from authserver.services.external_tokens import ExternalTokenVerifier, Fetch, fetch_url
 from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.keys import KeyRing
 from authserver.services.lifecycle import TokenLifecycle
@@ -25,7 +26,8 @@ from authserver.services.limits import SignInThrottle
 from authserver.services.refresh_grant import RefreshGrant
 from authserver.services.revocation import Revocations
 from authserver.services.status_channel import StatusChannel
-from authserver.services.token_endpoint import TokenEndpoint
+from authserver.services.token_endpoint import Grant, TokenEndpoint
+from authserver.services.token_exchange import TokenExchangeGrant
 from authserver.services.tokens import AccessTokenVerifier, TokenMinter
 from authserver.storage.embedded.deny_list import EmbeddedRevocationList
 from authserver.storage.embedded.flows import EmbeddedFlowStore
@@ -43,6 +45,7 @@ from authserver.storage.sql.database import Database
 from authserver.storage.sql.device_cookies import SqlDeviceCookies
 from authserver.storage.sql.devices import SqlMobileDevices
 from authserver.storage.sql.guard import SqlLimits
+from authserver.storage.sql.identities import SqlExternalIdentities
 from authserver.storage.sql.keys import SqlKeys
 from authserver.storage.sql.tokens import SqlTokens
 from authserver.storage.sql.users import SqlUsers
@@ -84,8 +87,13 @@ def wall_clock() -> float:
     return time.time()
 
 
-def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> Services:
-    """Wire stores and services for `config`: Redis when configured, else the embedded store."""
+def build_services(
+    config: Config, clock: Callable[[], float] = wall_clock, jwks_fetch: Fetch = fetch_url
+) -> Services:
+    """Wire stores and services for `config`: Redis when configured, else the embedded store.
+
+    `jwks_fetch` fetches trusted identity providers' key sets (tests may serve their own).
+    """
     database = Database(config.database_url, SqlLimits.from_config(config))
     client: redis.Redis | None = None
     store: FlowStore
@@ -148,6 +156,21 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         transaction,
         clock,
     )
+    grants: list[Grant] = [device_grant, refresh_grant]
+    verifier_of_external = ExternalTokenVerifier(config, clock, jwks_fetch)
+    if verifier_of_external.enabled:  # RFC 8693, for the trusted identity providers only
+        grants.append(
+            TokenExchangeGrant(
+                config,
+                clients,
+                verifier_of_external,
+                SqlExternalIdentities(database),
+                accounts,
+                auditor,
+                transaction,
+                clock,
+            )
+        )
     approvals = Approvals(config, store, clients, accounts, limiter, auditor, transaction, clock)
     status_channel = StatusChannel(config, store, clients, auditor, clock)
     code_repo = SqlAuthorizationCodes(database)
@@ -201,7 +224,7 @@ def build_services(config: Config, clock: Callable[[], float] = wall_clock) -> S
         status_channel=status_channel,
         approvals=approvals,
         authorizations=authorizations,
-        token_endpoint=TokenEndpoint([code_grant, device_grant, refresh_grant]),
+        token_endpoint=TokenEndpoint([code_grant, *grants]),
         lifecycle=lifecycle,
         admin_auth=admin_auth,
         administration=administration,

@@ -66,7 +66,13 @@ def _client_json(client: Client) -> dict[str, Any]:
 
 
 def cmd_clients_create(args: argparse.Namespace) -> int:
-    kind = ClientKind.RESOURCE_SERVER if args.resource_server else ClientKind.DEVICE
+    if args.resource_server and args.mobile_app:
+        raise ConfigError("--resource-server and --mobile-app exclude each other")
+    kind = ClientKind.DEVICE
+    if args.resource_server:
+        kind = ClientKind.RESOURCE_SERVER
+    elif args.mobile_app:
+        kind = ClientKind.MOBILE_APP
     client, secret = _services().clients.create(
         args.name,
         confidential=args.confidential,
@@ -315,6 +321,11 @@ def _parser() -> argparse.ArgumentParser:
         help="an API that introspects tokens (RFC 7662), not a PC client; always confidential",
     )
     _registration_options(create_client)
+    create_client.add_argument(
+        "--mobile-app",
+        action="store_true",
+        help="your own mobile app: exchanges its sign-in's token for a device token (RFC 8693)",
+    )
     create_client.set_defaults(func=cmd_clients_create)
     update_client = clients.add_parser(
         "update", help="change a client's name, scope, redirect URIs or grants"

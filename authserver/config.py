@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -23,6 +24,33 @@ class ConfigError(ValueError):
 
 # Settings where 0 means "none" or "off".
 _MAY_BE_ZERO = ("trusted_proxies", "refresh_grace", "sql_pool_overflow")
+
+
+# RFC 7518 §3.1 asymmetric signature algorithms (and RFC 8037's EdDSA) an external identity
+# provider's tokens may use. Never "none", never HS*: a public JWKS key must not become an HMAC
+# secret (RFC 8725 §2.1, §3.1).
+ASYMMETRIC_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIssuer:
+    """An identity provider whose tokens the token exchange grant accepts (RFC 8693)."""
+
+    issuer: str  # the `iss` its tokens carry, compared exactly
+    jwks_uri: str  # where its public keys are (RFC 7517)
+    audiences: tuple[str, ...]  # a token's `aud` must name one of these
+    algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
 
 
 class AccessLog(StrEnum):
@@ -88,6 +116,10 @@ class Config:
     sql_pool_overflow: int = 5  # more connections opened under load, closed when returned
     sql_max_threads: int = 12  # threads per process using or waiting for SQL; beyond: 503
     redis_timeout: float = 2.0  # connect and every command
+    # Identity providers whose tokens the mobile app may exchange for a device token (RFC 8693),
+    # a JSON list of {"issuer", "jwks_uri", "audience", "algorithms"?}; empty: the grant is off.
+    trusted_issuers: str = ""
+    jwks_timeout: float = 3.0  # fetching an identity provider's JWKS, connect and read
 
     @property
     def audience(self) -> str:
@@ -105,6 +137,11 @@ class Config:
     def allowed_host_list(self) -> tuple[str, ...]:
         """AUTHSERVER_ALLOWED_HOSTS as lower-case entries (web/hosts.py matches them)."""
         return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
+
+    @property
+    def trusted_issuer_list(self) -> tuple[TrustedIssuer, ...]:
+        """AUTHSERVER_TRUSTED_ISSUERS parsed; validate() has checked it."""
+        return _trusted_issuers(self.trusted_issuers)
 
     @classmethod
     def from_env(
@@ -197,3 +234,68 @@ class Config:
             )
         if self.confirm_token_ttl > self.device_code_ttl:
             raise ConfigError("AUTHSERVER_CONFIRM_TOKEN_TTL must not exceed the device code TTL")
+        self.trusted_issuer_list  # noqa: B018 - parsing it is the check
+
+
+_ISSUER_KEYS = {"issuer", "jwks_uri", "audience", "algorithms"}
+
+
+def _trusted_issuers(raw: str) -> tuple[TrustedIssuer, ...]:
+    """Parse and check AUTHSERVER_TRUSTED_ISSUERS; ConfigError names what is wrong."""
+    name = "AUTHSERVER_TRUSTED_ISSUERS"
+    if not raw.strip():
+        return ()
+    try:
+        entries = json.loads(raw)
+    except ValueError as e:
+        raise ConfigError(f"{name} must be JSON: {e}") from None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{name} must be a JSON list of objects")
+    parsed: list[TrustedIssuer] = []
+    for n, entry in enumerate(entries):
+        where = f"{name}[{n}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be an object")
+        unknown = set(entry) - _ISSUER_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        for key in ("issuer", "jwks_uri", "audience"):
+            if key not in entry:
+                raise ConfigError(f"{where}: {key!r} is required")
+        issuer, jwks_uri = entry["issuer"], entry["jwks_uri"]
+        for key, value in (("issuer", issuer), ("jwks_uri", jwks_uri)):
+            if not isinstance(value, str) or not _secure_url(value):
+                raise ConfigError(
+                    f"{where}: {key!r} must be an https URL (http only for localhost)"
+                )
+        audience = entry["audience"]
+        audiences = (audience,) if isinstance(audience, str) else audience
+        if (
+            not isinstance(audiences, list | tuple)
+            or not audiences
+            or not all(isinstance(a, str) and a for a in audiences)
+        ):
+            raise ConfigError(f"{where}: 'audience' must be a string or a list of strings")
+        algorithms = entry.get("algorithms", list(ASYMMETRIC_ALGORITHMS))
+        if (
+            not isinstance(algorithms, list)
+            or not algorithms
+            or not all(a in ASYMMETRIC_ALGORITHMS for a in algorithms)
+        ):
+            raise ConfigError(
+                f"{where}: 'algorithms' must list some of {', '.join(ASYMMETRIC_ALGORITHMS)}"
+            )
+        if any(issuer == other.issuer for other in parsed):
+            raise ConfigError(f"{where}: the issuer {issuer!r} is listed twice")
+        parsed.append(TrustedIssuer(issuer, jwks_uri, tuple(audiences), tuple(algorithms)))
+    return tuple(parsed)
+
+
+def _secure_url(url: str) -> bool:
+    """An absolute https URL, or http on a loopback host (a test identity provider)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    return bool(parts.netloc) and (parts.scheme == "https" or (parts.scheme == "http" and local))

@@ -272,6 +272,11 @@ def _local_time(iso: str) -> str:
 
 
 # --- the mobile API ---------------------------------------------------------------------------
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+MOBILE_DEVICE_TOKEN = "urn:authserver:token-type:mobile-device-token"
+SUBJECT_TOKEN_TYPES = ("access_token", "id_token", "jwt")  # RFC 8693 §3, without the prefix
+
+
 class MobileApp:
     """The mobile API (`/mobile/v1`): the device token goes with the device id, always."""
 
@@ -313,6 +318,40 @@ class MobileApp:
         self.device_token = token
         cookie = answer.get("device_cookie")
         self.device_cookie = cookie if isinstance(cookie, str) and cookie else self.device_cookie
+        return token
+
+    def exchange_token(
+        self,
+        client_id: str,
+        subject_token: str,
+        subject_token_type: str,
+        device_name: str,
+        device_platform: str,
+    ) -> str:
+        """Sign this phone in with a token of the app's own identity provider (RFC 8693 token
+        exchange at the token endpoint); returns (and keeps) the device token."""
+        response = self._transport.request(
+            "POST",
+            f"{self.server}/oauth/token",
+            form={
+                "grant_type": TOKEN_EXCHANGE_GRANT,
+                "client_id": client_id,
+                "subject_token": subject_token,
+                "subject_token_type": f"urn:ietf:params:oauth:token-type:{subject_token_type}",
+                "requested_token_type": MOBILE_DEVICE_TOKEN,
+                "device_id": self.device_id,
+                "device_name": device_name,
+                "device_platform": device_platform,
+            },
+            timeout=self._timeout,
+        )
+        if response.status != 200:
+            raise MobileApiError.from_response(response)
+        body = response.json_object()
+        token = body.get("access_token")  # RFC 8693 §2.2.1 names the issued token so
+        if body.get("issued_token_type") != MOBILE_DEVICE_TOKEN or not isinstance(token, str):
+            raise PhoneError("The token exchange answer has no device token.")
+        self.device_token = token
         return token
 
     def scan(self, *, qr: str | None = None, user_code: str | None = None) -> ApprovalScreen:

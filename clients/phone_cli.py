@@ -15,6 +15,7 @@ from pathlib import Path
 from clients import __version__
 from clients.http import ClientError
 from clients.phone import (
+    SUBJECT_TOKEN_TYPES,
     MobileApiError,
     MobileApp,
     PhoneError,
@@ -62,20 +63,39 @@ def _read_password(from_stdin: bool) -> str:
     return getpass.getpass("Password: ")
 
 
+def _read_subject_token() -> str:
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise UsageError("--subject-token-stdin: standard input has no token line.")
+    return token
+
+
 def cmd_signin(args: argparse.Namespace) -> int:
     store = PhoneStateStore(args.state)
-    password = _read_password(args.password_stdin)
+    exchange = args.subject_token_stdin
+    if exchange == bool(args.username):
+        raise UsageError("give --username (password) or --subject-token-stdin (token exchange)")
+    if exchange and not args.client_id:
+        raise UsageError("--subject-token-stdin needs --client-id (the server's mobile app client)")
+    secret = _read_subject_token() if exchange else _read_password(args.password_stdin)
     state = store.load_or_create(args.device_name, args.platform or "android")
     if args.device_name:
         state.device_name = args.device_name
     if args.platform:
         state.platform = args.platform
     app = MobileApp(args.server, state.device_id, device_cookie=state.device_cookie)
-    state.device_token = app.sign_in(args.username, password, state.device_name, state.platform)
-    state.device_cookie = app.device_cookie
-    state.server, state.username = app.server, args.username
+    if exchange:
+        state.device_token = app.exchange_token(
+            args.client_id, secret, args.subject_token_type, state.device_name, state.platform
+        )
+        who = "your identity provider's user"
+    else:
+        state.device_token = app.sign_in(args.username, secret, state.device_name, state.platform)
+        state.device_cookie = app.device_cookie
+        who = args.username
+    state.server, state.username = app.server, who
     store.save(state)
-    print(f"Signed in as {args.username} on {app.server}.")
+    print(f"Signed in as {who} on {app.server}.")
     print(f"This phone: {state.device_name} ({state.platform}), device id {state.device_id}.")
     print(f"State saved to {store.path} (mode 600).")
     return EXIT_OK
@@ -162,11 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     signin = commands.add_parser("signin", parents=[common], help="sign this phone in")
     signin.add_argument("--server", required=True, help="the server's URL")
-    signin.add_argument("--username", required=True)
+    signin.add_argument("--username", help="sign in with this username and its password")
     signin.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input (else it is asked for)",
+    )
+    signin.add_argument(
+        "--subject-token-stdin",
+        action="store_true",
+        help="instead, exchange a token of your own identity provider (RFC 8693), read from "
+        "the first line of standard input",
+    )
+    signin.add_argument("--client-id", help="with --subject-token-stdin: the mobile app client")
+    signin.add_argument(
+        "--subject-token-type",
+        choices=SUBJECT_TOKEN_TYPES,
+        default="access_token",
+        help="with --subject-token-stdin: what the token is (default: %(default)s)",
     )
     signin.add_argument("--device-name", help="this phone's name (default: from the host name)")
     signin.add_argument("--platform", help="ios, android, ... (default: android)")

@@ -62,6 +62,11 @@ class InvalidGrant(DomainError):
     description = "The grant is invalid, expired, revoked or was issued to another client."
 
 
+class InvalidTarget(DomainError):
+    # RFC 8693 §2.2.2: the requested resource or audience is one this server cannot issue for.
+    description = "The requested resource or audience is not this server."
+
+
 # --- Mobile app ---------------------------------------------------------------------------
 class InvalidCredentials(DomainError):
     description = "Unknown username or wrong password."

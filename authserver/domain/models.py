@@ -24,6 +24,9 @@ class ClientKind(enum.StrEnum):
 
     DEVICE = "device"  # a PC client: runs the device flow (RFC 8628)
     RESOURCE_SERVER = "resource_server"  # an API: may only introspect tokens (RFC 7662 §2.1)
+    # The team's own mobile app: may only exchange its own sign-in's token for a device token
+    # (RFC 8693 token exchange); it runs no device flow.
+    MOBILE_APP = "mobile_app"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,9 @@ class User:
     user_id: str
     username: str
     display_name: str
-    password_hash: str
+    # None: a user of an external identity provider (token exchange), who never signs in with
+    # a password here.
+    password_hash: str | None
     # An admin revoked all of this user's sessions then: approvals of older flows are void too.
     sessions_revoked_at: float | None = None
     email: str | None = None  # released with the `email` scope (OIDC Core §5.4)
@@ -79,6 +84,22 @@ class MobileDevice:
     expires_at: float
     revoked_at: float | None = None
     created_at: float = 0.0
+
+
+class SignInMethod(enum.StrEnum):
+    """How a phone's user proved who they are when its device token was bound."""
+
+    PASSWORD = "password"  # username and password (POST /mobile/v1/sessions, /device)
+    TOKEN_EXCHANGE = "token_exchange"  # a trusted identity provider's token (RFC 8693)
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalIdentity:
+    """A subject of a trusted identity provider (`iss` + `sub`) and the local user it is."""
+
+    issuer: str
+    subject: str
+    user_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +295,9 @@ class AuditEventType(enum.StrEnum):
     BROWSER_SESSION_REVOKED = "browser_session.revoked"  # by an admin, or its phone signed out
     CLIENT_CREATED = "client.created"
     CLIENT_UPDATED = "client.updated"
+    IDENTITY_LINKED = "identity.linked"  # a new external subject became a local user
     TOKEN_ACCESS_REVOKED = "token.access_revoked"
+    TOKEN_EXCHANGED = "token.exchanged"  # RFC 8693: an external token became a device token
     TOKEN_ISSUED = "token.issued"
     TOKEN_REFRESHED = "token.refreshed"
     TOKEN_REVOKED = "token.revoked"

@@ -20,6 +20,7 @@ from authserver.domain.models import (
     Denial,
     DenyListAnswer,
     DeviceCookie,
+    ExternalIdentity,
     FamilyFilter,
     MobileDevice,
     PresentedRefreshToken,
@@ -161,6 +162,22 @@ class UserRepository(Protocol):
     def mark_sessions_revoked(self, user_id: str, now: float) -> None: ...
     def search(self, text: str, limit: int) -> list[User]:
         """Users whose username or display name contains `text` (case-insensitive)."""
+
+
+class ExternalIdentityRepository(Protocol):
+    """Which local user each subject (`iss` + `sub`) of a trusted identity provider is."""
+
+    def user_of(self, issuer: str, subject: str) -> User | None:
+        """The user linked to this subject, or None."""
+
+    def link_new_user(self, identity: ExternalIdentity, user: User, now: float) -> bool:
+        """Store `user` and link `identity` to it, together; False (and neither stored) if the
+        subject was linked meanwhile (a concurrent first exchange) or the username is taken."""
+
+    def update_profile(
+        self, user_id: str, display_name: str, email: str | None, email_verified: bool
+    ) -> None:
+        """The identity provider's latest name and email for its user."""
 
 
 class MobileDeviceRepository(Protocol):

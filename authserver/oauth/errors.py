@@ -41,6 +41,7 @@ ERROR_TABLE: dict[type[errors.DomainError], WireError] = {
     errors.AccessDenied: WireError("access_denied", 400, rfc6749.AccessDeniedError),
     errors.FlowExpired: WireError("expired_token", 400, rfc8628.ExpiredTokenError),
     errors.InvalidGrant: WireError("invalid_grant", 400, rfc6749.InvalidGrantError),
+    errors.InvalidTarget: WireError("invalid_target", 400),  # RFC 8693 §2.2.2
     errors.InvalidCredentials: WireError("invalid_credentials", 401),
     errors.InvalidDeviceToken: WireError("invalid_token", 401),  # RFC 6750 §3.1
     errors.FlowNotFound: WireError("not_found", 404),

@@ -13,6 +13,7 @@ from authserver.domain.flow import DEVICE_CODE_GRANT as DEVICE_CODE_GRANT  # re-
 from authserver.domain.models import GrantType
 from authserver.domain.oidc import CLAIMS_SUPPORTED, AuthContext
 from authserver.services.keys import ALGORITHM
+from authserver.services.token_exchange import TOKEN_EXCHANGE_GRANT
 
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
@@ -37,7 +38,9 @@ def server_metadata(config: Config) -> dict[str, Any]:
         "scopes_supported": list(config.scope_list),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [g.value for g in GrantType],
+        "grant_types_supported": [g.value for g in GrantType]
+        # RFC 8693: only when an identity provider is trusted (else the grant is not served).
+        + ([TOKEN_EXCHANGE_GRANT] if config.trusted_issuer_list else []),
         "code_challenge_methods_supported": ["S256"],  # RFC 7636 §4.2; plain is not offered
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         # OIDC Discovery §3: one subject identifier per user for every client.

@@ -15,6 +15,7 @@ from authserver.domain.models import (
     AuditEventType,
     BrowserSession,
     MobileDevice,
+    SignInMethod,
     User,
 )
 from authserver.domain.ports import (
@@ -93,7 +94,7 @@ class AccountService:
         if len(password) < 8:
             raise errors.MalformedRequest("A password has at least 8 characters.")
         email = email.strip() if email else None
-        if email is not None and not _plausible_email(email):
+        if email is not None and not plausible_email(email):
             raise errors.MalformedRequest("The email address is not valid.")
         if email_verified and email is None:
             raise errors.MalformedRequest("Only an email address can be verified.")
@@ -135,13 +136,43 @@ class AccountService:
         )
         with check.guard as guard:
             user = self._users.by_username(username)
-            # Verify even for unknown users, so timing does not reveal which usernames exist.
-            ok = verify_password(
-                password, user.password_hash if user else dummy_hash(self._config.scrypt_p)
-            )
-            if user is None or not ok:
+            # Verify even for unknown users and for users without a password (an identity
+            # provider's), so timing does not reveal which usernames exist.
+            stored = user.password_hash if user else None
+            ok = verify_password(password, stored or dummy_hash(self._config.scrypt_p))
+            if user is None or stored is None or not ok:
                 raise errors.InvalidCredentials()
             guard.succeeded()
+        with self._transaction():
+            token, device = self.bind_device(
+                user,
+                device_id=device_id,
+                device_name=device_name,
+                platform=platform,
+                ip=ip,
+                ttl=ttl,
+                method=SignInMethod.PASSWORD,
+            )
+            cookie = self._throttle.remember(check, AccountKind.USER, username, now)
+        return SignIn(token, device, cookie)
+
+    def bind_device(
+        self,
+        user: User,
+        *,
+        device_id: str,
+        device_name: str,
+        platform: str,
+        ip: str,
+        method: SignInMethod,
+        ttl: int | None = None,
+    ) -> tuple[str, MobileDevice]:
+        """Bind a new device token of `user` to `device_id`, once the user has been
+        authenticated (`method`: how, for the audit trail): the one place phones are signed in.
+
+        Runs inside the caller's unit of work (its own if there is none), with its audit row.
+        """
+        now = self._clock()
         token = new_token()
         device = MobileDevice(
             id=str(uuid.uuid4()),
@@ -166,9 +197,9 @@ class AccountService:
                 mobile_device_id=device.id,
                 device_name=device.name,
                 platform=device.platform,
+                method=method.value,
             )
-            cookie = self._throttle.remember(check, AccountKind.USER, username, now)
-        return SignIn(token, device, cookie)
+        return token, device
 
     def authenticate(self, credentials: DeviceCredentials) -> SignedInDevice:
         """The phone behind a device token, which must be presented from its own device id."""
@@ -267,7 +298,7 @@ class AccountService:
         )
 
 
-def _plausible_email(email: str) -> bool:
+def plausible_email(email: str) -> bool:
     """local@domain within RFC 5321's lengths, printable, no spaces: what an operator meant to
     type. Whether it receives mail is what email_verified says, not this check."""
     local, at, domain = email.rpartition("@")

@@ -28,12 +28,23 @@ class TokenRequest:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class ExchangedToken:
+    """What a token exchange returns (RFC 8693 §2.2.1): one token of `issued_token_type`."""
+
+    access_token: str  # RFC 8693 §2.2.1 names the issued token so, whatever its type
+    issued_token_type: str
+    expires_in: int
+    user_id: str
+    mobile_device_id: str
+
+
 class Grant(Protocol):
     """One grant type of the token endpoint, as Authlib's authorization server registers them."""
 
     grant_type: str
 
-    def token(self, request: TokenRequest) -> IssuedTokens:
+    def token(self, request: TokenRequest) -> IssuedTokens | ExchangedToken:
         """Answer a token request of this grant type, or raise a domain error."""
 
 
@@ -47,7 +58,7 @@ class TokenEndpoint:
     def grant_types(self) -> list[str]:
         return list(self._grants)
 
-    def token(self, request: TokenRequest) -> IssuedTokens:
+    def token(self, request: TokenRequest) -> IssuedTokens | ExchangedToken:
         grant = self._grants.get(request.grant_type)
         if grant is None:
             raise errors.UnsupportedGrantType()

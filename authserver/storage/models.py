@@ -68,11 +68,27 @@ class UserRow(Base):
     user_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(150), unique=True)
     display_name: Mapped[str] = mapped_column(sa.String(200))
-    password_hash: Mapped[str] = mapped_column(sa.String(300))
+    # NULL: an external identity provider's user (token exchange), with no password here.
+    password_hash: Mapped[str | None] = mapped_column(sa.String(300))
     created_at: Mapped[float] = mapped_column(Timestamp())
     sessions_revoked_at: Mapped[float | None] = mapped_column(Timestamp())
     email: Mapped[str | None] = mapped_column(sa.String(320))  # RFC 5321 §4.5.3.1 limits
     email_verified: Mapped[bool] = mapped_column(sa.Boolean(), server_default=sa.false())
+
+
+class ExternalIdentityRow(Base):
+    """A subject of a trusted identity provider and the local user it is (RFC 8693 exchange).
+
+    The primary key (issuer, subject) is what makes concurrent first exchanges of one subject
+    produce one user: the second insert fails and finds the first one's link.
+    """
+
+    __tablename__ = "external_identities"
+
+    issuer: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(255), primary_key=True)  # OIDC Core §2
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.user_id"), index=True)
+    created_at: Mapped[float] = mapped_column(Timestamp())
 
 
 class MobileDeviceRow(Base):

@@ -13,7 +13,7 @@ from authserver.domain.oidc import Scope, claims_for
 from authserver.oauth.errors import to_wire
 from authserver.oauth.requests import client_credentials, form_params, required
 from authserver.services.device_grant import verification_uri_complete
-from authserver.services.token_endpoint import TokenRequest
+from authserver.services.token_endpoint import ExchangedToken, TokenRequest
 from authserver.web.api import bearer_claims
 from authserver.web.common import cacheable, client_ip, json_response, no_store, services
 from authserver.web.qr import qr_png, qr_svg
@@ -91,7 +91,8 @@ def device_authorization() -> Response:
 
 @bp.post("/oauth/token")
 def token() -> Response:
-    """RFC 6749 §3.2 token endpoint: the grant table decides who answers (device_code, refresh)."""
+    """RFC 6749 §3.2 token endpoint: the grant table decides who answers (device_code, refresh,
+    token exchange)."""
     params = _params()
     grant_type = required(params, "grant_type")
     credentials = client_credentials(request.headers, params)
@@ -104,6 +105,17 @@ def token() -> Response:
             client_ip(),
         )
     )
+    if isinstance(issued, ExchangedToken):
+        # RFC 8693 §2.2.1. The device token is presented as a bearer token (RFC 6750) at the
+        # mobile API, so its token_type is Bearer rather than N_A.
+        return no_store(
+            {
+                "access_token": issued.access_token,
+                "issued_token_type": issued.issued_token_type,
+                "token_type": "Bearer",
+                "expires_in": issued.expires_in,
+            }
+        )
     # RFC 6749 §5.1; OIDC Core §3.1.3.3 adds the ID token.
     body: dict[str, Any] = {
         "access_token": issued.access_token,

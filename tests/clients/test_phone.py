@@ -12,6 +12,7 @@ from PIL import Image
 from clients.files import file_mode
 from clients.http import HttpResponse
 from clients.phone import (
+    MOBILE_DEVICE_TOKEN,
     ApprovalScreen,
     MobileApiError,
     MobileApp,
@@ -166,3 +167,60 @@ def test_the_phone_refuses_a_server_in_clear_text_off_this_machine(server: str) 
         MobileApp(server, "device-1")
     MobileApp("http://127.0.0.1:8000", "device-1")  # localhost is fine for trying it
     MobileApp("https://login.example.com", "device-1")
+
+
+def test_the_phone_signs_in_by_token_exchange() -> None:
+    server = FakeServer(FakeClock())
+    server.script(
+        "/oauth/token",
+        HttpResponse(
+            200,
+            {
+                "access_token": "dt-2",
+                "issued_token_type": MOBILE_DEVICE_TOKEN,
+                "token_type": "Bearer",
+                "expires_in": 60,
+            },
+        ),
+        error("invalid_grant", 400, "The subject token has expired."),
+    )
+    app = MobileApp(ISSUER, "phone-1", transport=server)
+    assert app.exchange_token("app-1", "idp.jwt", "id_token", "Test phone", "ios") == "dt-2"
+    assert app.device_token == "dt-2"
+    (sent,) = server.requests_to("/oauth/token")
+    assert sent.form == {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "client_id": "app-1",
+        "subject_token": "idp.jwt",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        "requested_token_type": MOBILE_DEVICE_TOKEN,
+        "device_id": "phone-1",
+        "device_name": "Test phone",
+        "device_platform": "ios",
+    }
+    with pytest.raises(MobileApiError) as refused:
+        app.exchange_token("app-1", "old.jwt", "access_token", "Test phone", "ios")
+    assert refused.value.error == "invalid_grant"
+
+
+def test_signin_takes_a_password_or_a_subject_token_not_both(tmp_path: Path) -> None:
+    from clients import phone_cli
+
+    state = str(tmp_path / "phone.json")
+    for argv in (
+        ["signin", "--server", ISSUER, "--state", state],
+        [
+            "signin",
+            "--server",
+            ISSUER,
+            "--state",
+            state,
+            "--username",
+            "a",
+            "--subject-token-stdin",
+        ],
+        ["signin", "--server", ISSUER, "--state", state, "--subject-token-stdin"],
+    ):
+        with pytest.raises(SystemExit) as usage:
+            phone_cli.main(argv)
+        assert usage.value.code == 2

@@ -144,7 +144,11 @@ def test_a_full_flow_is_recorded_in_order_with_actors_ips_and_ids(harness: Harne
     }
     assert by_name["token.issued"].detail == {"scope": "profile email", "amr": "mca user"}
     assert by_name["token.revoked"].detail == {"reason": "revoked_by_client"}
-    assert by_name["device.signed_in"].detail == {"device_name": "Test phone", "platform": "ios"}
+    assert by_name["device.signed_in"].detail == {
+        "device_name": "Test phone",
+        "platform": "ios",
+        "method": "password",
+    }
     times = [e.occurred_at for e in trail]
     assert times == sorted(times)
     event_ids = [e.id or 0 for e in trail]
