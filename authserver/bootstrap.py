@@ -126,7 +126,10 @@ def build_services(
     clients = ClientService(config, client_repo, clock)
     user_repo = SqlUsers(database)
     throttle = SignInThrottle(config, limiter, SqlDeviceCookies(database))
-    accounts = AccountService(config, user_repo, device_repo, throttle, auditor, transaction, clock)
+    browser_sessions = SqlBrowserSessions(database)
+    accounts = AccountService(
+        config, user_repo, device_repo, browser_sessions, throttle, auditor, transaction, clock
+    )
     device_grant = DeviceGrant(
         config,
         store,
@@ -177,7 +180,7 @@ def build_services(
         device_grant,
         status_channel,
         code_repo,
-        SqlBrowserSessions(database),
+        browser_sessions,
         device_repo,
         token_repo,
         id_tokens,
@@ -202,7 +205,7 @@ def build_services(
     lifecycle = TokenLifecycle(config, token_repo, clients, accounts, verifier, revocations, clock)
     admin_auth = AdminAuth(config, SqlAdmins(database), throttle, auditor, transaction, clock)
     administration = Administration(
-        token_repo, clients, accounts, approvals, revocations, auditor, transaction
+        token_repo, clients, accounts, approvals, revocations, auditor, transaction, clock
     )
     return Services(
         config=config,

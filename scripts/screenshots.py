@@ -3,15 +3,21 @@
 Starts `authserver demo` in a temporary directory, opens the PC login page in the system
 Chromium (headless, through Playwright) and saves it once the QR code shows; then a second
 browser types that page's code on the verification page, signs in as the demo user and saves
-the approval facts it is shown, then denies. The server is stopped afterwards.
+the approval facts it is shown, then denies. Then it registers a website through the admin API
+and follows that website's OIDC authorization request (code flow with PKCE) to /authorize, and
+saves the QR sign-in page it lands on; an admin cancels that sign-in. The server is stopped
+afterwards.
 
-    .venv/bin/python scripts/screenshots.py               # docs/login-page.png, approval-page.png
+    .venv/bin/python scripts/screenshots.py   # docs/login-page.png, approval-page.png,
+                                              # docs/website-sign-in.png
     .venv/bin/python scripts/screenshots.py --out /tmp/shots
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -22,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -29,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AUTHSERVER = str(Path(sys.executable).with_name("authserver"))
 CHROMIUM = os.environ.get("AUTHSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 15_000
+WEBSITE_REDIRECT = "http://127.0.0.1:8999/callback"  # requested once, never answered
 
 
 def free_port() -> int:
@@ -76,10 +84,56 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def shoot(base: str, demo: dict[str, Any], out: Path) -> tuple[Path, Path]:
+def admin_api(base: str, demo: dict[str, Any]) -> requests.Session:
+    """A requests session signed in to the admin API as the demo's admin."""
+    console = demo["admin_console"]
+    signed_in = requests.post(
+        f"{base}/admin/v1/auth/token",
+        json={"username": console["username"], "password": console["password"]},
+        timeout=10,
+    )
+    signed_in.raise_for_status()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {signed_in.json()['admin_token']}"
+    return session
+
+
+def website_authorize_url(base: str, admin: requests.Session) -> str:
+    """Register a public website client; the authorization request its "Sign in" link sends
+    the browser to (OIDC Core §3.1.2.1, PKCE S256 per RFC 7636 §4.2)."""
+    created = admin.post(
+        f"{base}/admin/v1/clients",
+        json={
+            "name": "Example website",
+            "scope": "openid profile email",
+            "redirect_uris": [WEBSITE_REDIRECT],
+            "grant_types": ["authorization_code"],
+        },
+        timeout=10,
+    )
+    created.raise_for_status()
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=")
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=")
+    query = {
+        "response_type": "code",
+        "client_id": created.json()["client_id"],
+        "redirect_uri": WEBSITE_REDIRECT,
+        "scope": "openid profile email",
+        "state": base64.urlsafe_b64encode(os.urandom(12)).decode(),
+        "nonce": base64.urlsafe_b64encode(os.urandom(12)).decode(),
+        "code_challenge": challenge.decode(),
+        "code_challenge_method": "S256",
+    }
+    return f"{base}/authorize?{urlencode(query)}"
+
+
+def shoot(base: str, demo: dict[str, Any], out: Path) -> tuple[Path, Path, Path]:
     from playwright.sync_api import expect, sync_playwright
 
     login_png, approval_png = out / "login-page.png", out / "approval-page.png"
+    website_png = out / "website-sign-in.png"
+    admin = admin_api(base, demo)
+    authorize_url = website_authorize_url(base, admin)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -109,9 +163,26 @@ def shoot(base: str, demo: dict[str, Any], out: Path) -> tuple[Path, Path]:
             # Deny, so the login page holds no long-poll open and the server stops at once.
             other.get_by_role("button", name="Deny").click()
             expect(pc.locator("#status-title")).to_have_text("Sign-in denied")
+
+            site = browser.new_context(viewport={"width": 900, "height": 470}).new_page()
+            site.set_default_timeout(TIMEOUT_MS)
+            site.goto(authorize_url)
+            expect(site.locator("#status-title")).to_have_text("Scan the QR code with the app")
+            qr = site.locator("#qr").element_handle()
+            site.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr)
+            site.screenshot(path=str(website_png))
+            # Cancel it, so the page holds no long-poll open and the server stops at once.
+            user_code = site.locator("#user-code").text_content() or ""
+            # The page then sends the browser back to the website (which is not running).
+            denied = f"{WEBSITE_REDIRECT}?error=access_denied"
+            with site.expect_request(lambda sent: sent.url.startswith(denied)):
+                cancelled = admin.post(
+                    f"{base}/admin/v1/flows/cancel", json={"user_code": user_code}, timeout=10
+                )
+                cancelled.raise_for_status()
         finally:
             browser.close()
-    return login_png, approval_png
+    return login_png, approval_png, website_png
 
 
 def main() -> int:

@@ -27,6 +27,11 @@ AUTHORIZE_BINDING = "authorize"
 RESPONSE_TYPE_CODE = "code"  # the only response_type (OIDC Core §3.1.2.1)
 CODE_CHALLENGE_METHOD = "S256"  # RFC 7636 §4.2; plain is refused (RFC 9700 §2.1.1)
 
+# How long an expired authorization code or an ended browser session is kept before the next
+# insert deletes it: a used code presented again within this time is still recognised as a
+# replay and revokes what it issued (RFC 6749 §4.1.2), and the admin sees recent sessions.
+KEPT_AFTER_EXPIRY = 24 * 3600
+
 # RFC 7636 §4.1: 43-128 characters of the unreserved set.
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 # The S256 challenge is BASE64URL(SHA-256(verifier)) without padding: 43 characters.

@@ -292,6 +292,7 @@ class AuditEventType(enum.StrEnum):
     AUTHORIZATION_CODE_REPLAYED = "authorization_code.replayed"
     BROWSER_SESSION_STARTED = "browser_session.started"
     BROWSER_SESSION_ENDED = "browser_session.ended"
+    BROWSER_SESSION_REVOKED = "browser_session.revoked"  # by an admin, or its phone signed out
     CLIENT_CREATED = "client.created"
     CLIENT_UPDATED = "client.updated"
     IDENTITY_LINKED = "identity.linked"  # a new external subject became a local user

@@ -117,7 +117,9 @@ class ClientRepository(Protocol):
 class AuthorizationCodeRepository(Protocol):
     """Authorization requests of the code flow and their codes (one aggregate)."""
 
-    def add(self, authorization: Authorization) -> None: ...
+    def add(self, authorization: Authorization) -> None:
+        """Store a new request; requests and codes expired for a while are deleted."""
+
     def get(self, authorization_id: str) -> Authorization | None: ...
     def by_flow(self, flow_hash: str) -> Authorization | None: ...
     def set_code(self, issued: Authorization) -> bool:
@@ -132,10 +134,23 @@ class AuthorizationCodeRepository(Protocol):
 
 
 class BrowserSessionRepository(Protocol):
-    def add(self, session: BrowserSession) -> None: ...
+    def add(self, session: BrowserSession) -> None:
+        """Store a new session; sessions over for a while (and no code's) are deleted."""
+
+    def get(self, session_id: str) -> BrowserSession | None: ...
     def by_secret_hash(self, secret_hash: str) -> BrowserSession | None: ...
+    def find(
+        self, user_id: str | None, live_at: float | None, limit: int, offset: int
+    ) -> list[BrowserSession]:
+        """Sessions newest first, of one user if `user_id`; only live ones if `live_at`."""
+
     def end(self, session_id: str, now: float) -> bool:
         """End a live session; False if it had ended already."""
+
+    def end_all(
+        self, now: float, *, user_id: str | None = None, mobile_device_ids: tuple[str, ...] = ()
+    ) -> list[BrowserSession]:
+        """End every live session of this user or signed in by these phones; those ended."""
 
 
 class UserRepository(Protocol):

@@ -13,11 +13,13 @@ from authserver.domain.models import (
     AccountKind,
     Actor,
     AuditEventType,
+    BrowserSession,
     MobileDevice,
     SignInMethod,
     User,
 )
 from authserver.domain.ports import (
+    BrowserSessionRepository,
     MobileDeviceRepository,
     Transaction,
     UserRepository,
@@ -54,13 +56,15 @@ class SignedInDevice:
 
 
 class AccountService:
-    """Creates users, signs phones in and out, and checks device tokens."""
+    """Creates users, signs phones in and out, checks device tokens, and ends the browser
+    sessions a phone's approval started (the code flow's) when that approval stops counting."""
 
     def __init__(
         self,
         config: Config,
         users: UserRepository,
         devices: MobileDeviceRepository,
+        browser_sessions: BrowserSessionRepository,
         throttle: SignInThrottle,
         auditor: Auditor,
         transaction: Transaction,
@@ -69,6 +73,7 @@ class AccountService:
         self._config = config
         self._users = users
         self._devices = devices
+        self._browser_sessions = browser_sessions
         self._throttle = throttle
         self._audit = auditor
         self._transaction = transaction
@@ -221,6 +226,10 @@ class AccountService:
                 user_id=device.user_id,
                 mobile_device_id=device.id,
             )
+            # The browser sessions it approved stop counting (flow.approval_withdrawn): say so.
+            self.end_browser_sessions(
+                Actor("user", device.user_id), ip, mobile_device_ids=(device.id,)
+            )
 
     def mark_sessions_revoked(self, user_id: str) -> None:
         """From now on, approvals this user gave earlier no longer turn into sessions."""
@@ -241,6 +250,52 @@ class AccountService:
     def sign_out_everywhere(self, user_id: str, device_id: str) -> list[str]:
         """End every live session of this user's phone with this device id (an admin unbinds it)."""
         return self._devices.revoke_device(user_id, device_id, self._clock())
+
+    # --- Browser sessions (the code flow's), as their phones and admins end them --------------
+    def browser_session(self, session_id: str) -> BrowserSession | None:
+        return self._browser_sessions.get(session_id)
+
+    def browser_sessions(
+        self, user_id: str | None, active_only: bool, limit: int, offset: int
+    ) -> list[BrowserSession]:
+        """Browser sessions newest first; `active_only`: not ended and not expired."""
+        live_at = self._clock() if active_only else None
+        return self._browser_sessions.find(user_id, live_at, limit, offset)
+
+    def end_browser_session(self, session: BrowserSession, actor: Actor, ip: str) -> bool:
+        """End one browser session, audited in the caller's unit of work; False if it was over."""
+        now = self._clock()
+        if not session.is_live(now) or not self._browser_sessions.end(session.id, now):
+            return False
+        self._audit_revoked(session, actor, ip)
+        return True
+
+    def end_browser_sessions(
+        self,
+        actor: Actor,
+        ip: str,
+        *,
+        user_id: str | None = None,
+        mobile_device_ids: tuple[str, ...] = (),
+    ) -> list[BrowserSession]:
+        """End the live browser sessions of this user, or started by these phones' approvals,
+        one audit event each, in the caller's unit of work; those it ended."""
+        ended = self._browser_sessions.end_all(
+            self._clock(), user_id=user_id, mobile_device_ids=mobile_device_ids
+        )
+        for session in ended:
+            self._audit_revoked(session, actor, ip)
+        return ended
+
+    def _audit_revoked(self, session: BrowserSession, actor: Actor, ip: str) -> None:
+        self._audit.record(
+            AuditEventType.BROWSER_SESSION_REVOKED,
+            actor,
+            ip=ip,
+            user_id=session.user_id,
+            mobile_device_id=session.mobile_device_id,
+            browser_session_id=session.id,
+        )
 
 
 def plausible_email(email: str) -> bool:

@@ -18,6 +18,7 @@ from authserver.domain.models import (
     AuditEvent,
     AuditEventType,
     AuditFilter,
+    BrowserSession,
     Client,
     FamilyFilter,
     MobileDevice,
@@ -170,6 +171,15 @@ class SessionView:
     device: MobileDevice | None
 
 
+@dataclass(frozen=True, slots=True)
+class BrowserSessionView:
+    """A browser session as an admin sees it: whose, from which phone, live or not."""
+
+    session: BrowserSession
+    active: bool  # not ended and not expired
+    device: MobileDevice | None
+
+
 class Administration:
     """What an admin does: find users and sessions, revoke, disable clients, cancel flows.
 
@@ -186,7 +196,9 @@ class Administration:
         revocations: Revocations,
         auditor: Auditor,
         transaction: Transaction,
+        clock: Callable[[], float],
     ) -> None:
+        self._clock = clock
         self._tokens = tokens
         self._clients = clients
         self._accounts = accounts
@@ -244,6 +256,32 @@ class Administration:
     def audit(self, where: AuditFilter) -> list[AuditEvent]:
         return self._audit.query(where)
 
+    def browser_sessions(
+        self,
+        user_id: str | None = None,
+        active_only: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[BrowserSessionView]:
+        """Browsers signed in by a QR login (the code flow's sessions), newest first."""
+        found = self._accounts.browser_sessions(user_id, active_only, limit, offset)
+        devices: dict[str, MobileDevice | None] = {}
+        for session in found:
+            if session.mobile_device_id not in devices:
+                devices[session.mobile_device_id] = self._accounts.device(session.mobile_device_id)
+        return [self._browser_view(b, devices[b.mobile_device_id]) for b in found]
+
+    def browser_session(self, session_id: str) -> BrowserSessionView:
+        session = self._accounts.browser_session(session_id)
+        if session is None:
+            raise errors.NotFound("No such browser session.")
+        return self._browser_view(session, self._accounts.device(session.mobile_device_id))
+
+    def _browser_view(
+        self, session: BrowserSession, device: MobileDevice | None
+    ) -> BrowserSessionView:
+        return BrowserSessionView(session, session.is_live(self._clock()), device)
+
     # --- Acting ------------------------------------------------------------------------
     def revoke_session(self, family_id: str, admin: Admin, ip: str) -> bool:
         family = self.session(family_id).family
@@ -258,9 +296,28 @@ class Administration:
         self.user(user_id)
         with self._transaction():
             self._accounts.mark_sessions_revoked(user_id)
+            self._accounts.end_browser_sessions(_actor(admin), ip, user_id=user_id)
             return self._revocations.revoke_families(
                 FamilyFilter(user_id=user_id), RevocationReason.ADMIN, _actor(admin), ip
             )
+
+    def revoke_browser_session(self, session_id: str, admin: Admin, ip: str) -> bool:
+        """Sign one browser out of this server: prompt=none stops answering with codes for it.
+
+        Tokens a website already got from it stay: they are sessions of their own (revoke
+        them with revoke_session).
+        """
+        session = self.browser_session(session_id).session
+        with self._transaction():
+            return self._accounts.end_browser_session(session, _actor(admin), ip)
+
+    def revoke_user_browser_sessions(
+        self, user_id: str, admin: Admin, ip: str
+    ) -> list[BrowserSession]:
+        """Sign every browser of the user out of this server (their tokens stay)."""
+        self.user(user_id)
+        with self._transaction():
+            return self._accounts.end_browser_sessions(_actor(admin), ip, user_id=user_id)
 
     def revoke_client_sessions(self, client_id: str, admin: Admin, ip: str) -> list[TokenFamily]:
         """Revoke every session of the client, and void its approvals not yet redeemed."""
@@ -368,14 +425,17 @@ class Administration:
         return device
 
     def _sign_out(self, device: MobileDevice, admin: Admin, ip: str) -> None:
-        for signed_out in self._accounts.sign_out_everywhere(device.user_id, device.device_id):
+        """Sign the phone out, and end the browser sessions its approvals started."""
+        signed_out = self._accounts.sign_out_everywhere(device.user_id, device.device_id)
+        for mobile_device_id in signed_out:
             self._audit.record(
                 AuditEventType.DEVICE_UNBOUND,
                 _actor(admin),
                 ip=ip,
                 user_id=device.user_id,
-                mobile_device_id=signed_out,
+                mobile_device_id=mobile_device_id,
             )
+        self._accounts.end_browser_sessions(_actor(admin), ip, mobile_device_ids=tuple(signed_out))
 
 
 def _actor(admin: Admin) -> Actor:

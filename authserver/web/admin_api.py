@@ -21,7 +21,7 @@ from authserver.domain.models import (
     MobileDevice,
     User,
 )
-from authserver.services.admin import SessionView
+from authserver.services.admin import BrowserSessionView, SessionView
 from authserver.web.common import (
     client_ip,
     int_arg,
@@ -88,6 +88,26 @@ def session_json(view: SessionView) -> dict[str, Any]:
         "user": user_json(view.user) if view.user else {"user_id": family.user_id},
         "client": client_json(view.client) if view.client else {"client_id": family.client_id},
         "mobile_device": device_json(view.device) if view.device else None,
+    }
+
+
+def browser_session_json(view: BrowserSessionView) -> dict[str, Any]:
+    """A browser signed in by a QR login; never its secret or the secret's hash."""
+    session = view.session
+    return {
+        "browser_session_id": session.id,
+        "user_id": session.user_id,
+        "mobile_device": (
+            device_json(view.device)
+            if view.device
+            else {"mobile_device_id": session.mobile_device_id}
+        ),
+        "active": view.active,
+        "auth_time": iso(session.auth_time),
+        "amr": list(session.amr),
+        "created_at": iso(session.created_at),
+        "expires_at": iso(session.expires_at),
+        "ended_at": iso(session.ended_at),
     }
 
 
@@ -209,6 +229,40 @@ def revoke_device_sessions(mobile_device_id: str) -> Response:
     """Revoke every session approved from this phone and sign the phone out."""
     administration = services().administration
     return _revoked(administration.revoke_device_sessions(mobile_device_id, _admin(), client_ip()))
+
+
+# --- Browser sessions (the code flow's sign-ins to this server) ----------------------------
+@bp.get("/browser-sessions")
+def list_browser_sessions() -> Response:
+    """Browser sessions, newest first, by ?user_id=; ?active=true for live ones only."""
+    limit = int_arg("limit", 50, MAX_PAGE)
+    offset = int_arg("offset", 0, 10**9)
+    found = services().administration.browser_sessions(
+        text_arg("user_id"), request.args.get("active") == "true", limit, offset
+    )
+    return no_store(
+        {"browser_sessions": [browser_session_json(b) for b in found], "offset": offset}
+    )
+
+
+@bp.get("/browser-sessions/<session_id>")
+def get_browser_session(session_id: str) -> Response:
+    return no_store(browser_session_json(services().administration.browser_session(session_id)))
+
+
+@bp.post("/browser-sessions/<session_id>/revoke")
+def revoke_browser_session(session_id: str) -> Response:
+    """Sign one browser out of this server; the tokens websites got from it stay."""
+    administration = services().administration
+    revoked = administration.revoke_browser_session(session_id, _admin(), client_ip())
+    return no_store({"revoked": [session_id] if revoked else []})
+
+
+@bp.post("/users/<user_id>/browser-sessions/revoke")
+def revoke_user_browser_sessions(user_id: str) -> Response:
+    administration = services().administration
+    ended = administration.revoke_user_browser_sessions(user_id, _admin(), client_ip())
+    return no_store({"revoked": [session.id for session in ended]})
 
 
 # --- Users and their phones ----------------------------------------------------------------

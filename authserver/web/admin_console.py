@@ -75,6 +75,9 @@ NOTICES = {
     "client_enabled": "The client was enabled.",
     "client_sessions_revoked": "Sessions revoked: {n}.",
     "flow_cancelled": "The pending login request was cancelled.",
+    "browser_session_revoked": "The browser was signed out.",
+    "browser_session_already_ended": "That browser session had already ended.",
+    "browser_sessions_revoked": "Browsers signed out: {n}.",
 }
 
 USER_SEARCH_LIMIT = 50
@@ -358,6 +361,7 @@ def user_page(user_id: str) -> Response:
         truncated=len(sessions) == SESSION_LIMIT,
         active_sessions=sum(1 for v in sessions if v.family.revoked_at is None),
         devices=administration.devices(user.user_id),
+        browser_sessions=administration.browser_sessions(user.user_id, limit=SESSION_LIMIT),
         events=administration.audit(AuditFilter(user_id=user.user_id, limit=USER_EVENTS)),
     )
 
@@ -426,6 +430,30 @@ def revoke_device_sessions(user_id: str, mobile_device_id: str) -> Response:
         raise errors.NotFound("This user has no such mobile device.")
     families = administration.revoke_device_sessions(mobile_device_id, _admin(), client_ip())
     return _to(".user_page", "device_sessions_revoked", len(families), user_id=user_id)
+
+
+@bp.post("/users/<user_id>/browser-sessions/<session_id>/revoke")
+def revoke_browser_session(user_id: str, session_id: str) -> Response:
+    """Sign one of the user's browsers out of this server (code flow sign-ins)."""
+    administration = services().administration
+    if administration.browser_session(session_id).session.user_id != user_id:
+        raise errors.NotFound("This user has no such browser session.")
+    revoked = administration.revoke_browser_session(session_id, _admin(), client_ip())
+    notice = "browser_session_revoked" if revoked else "browser_session_already_ended"
+    return _to(".user_page", notice, user_id=user_id, _anchor="browser-sessions")
+
+
+@bp.post("/users/<user_id>/browser-sessions/revoke")
+def revoke_user_browser_sessions(user_id: str) -> Response:
+    administration = services().administration
+    ended = administration.revoke_user_browser_sessions(user_id, _admin(), client_ip())
+    return _to(
+        ".user_page",
+        "browser_sessions_revoked",
+        len(ended),
+        user_id=user_id,
+        _anchor="browser-sessions",
+    )
 
 
 @bp.post("/clients/<client_id>/disable")

@@ -6,6 +6,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
+from authserver.domain.authorization import KEPT_AFTER_EXPIRY
 from authserver.domain.models import Authorization
 from authserver.storage.models import AuthorizationCodeRow
 from authserver.storage.sql.database import Database
@@ -37,12 +38,21 @@ def _authorization(row: Any) -> Authorization:
 
 
 class SqlAuthorizationCodes:
+    """Authorization requests and codes; those expired for a while are deleted as new ones come."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def add(self, authorization: Authorization) -> None:
         a = authorization
         with self._db.session() as s:
+            # One statement keeps the table bounded (expires_at is indexed); nothing refers to
+            # these rows, and a code past KEPT_AFTER_EXPIRY is no longer worth recognising.
+            s.execute(
+                sa.delete(AuthorizationCodeRow).where(
+                    AuthorizationCodeRow.expires_at <= a.created_at - KEPT_AFTER_EXPIRY
+                )
+            )
             s.add(
                 AuthorizationCodeRow(
                     id=a.id,

@@ -6,8 +6,9 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
+from authserver.domain.authorization import KEPT_AFTER_EXPIRY
 from authserver.domain.models import BrowserSession
-from authserver.storage.models import BrowserSessionRow
+from authserver.storage.models import AuthorizationCodeRow, BrowserSessionRow
 from authserver.storage.sql.database import Database
 
 _SESSIONS = cast(sa.Table, BrowserSessionRow.__table__)
@@ -27,12 +28,30 @@ def _session(row: Any) -> BrowserSession:
     )
 
 
+def _live(now: float) -> sa.ColumnElement[bool]:
+    return sa.and_(_SESSIONS.c.ended_at.is_(None), _SESSIONS.c.expires_at > now)
+
+
 class SqlBrowserSessions:
+    """Browser sessions by id and by secret hash; ended ones are deleted as new ones start."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def add(self, session: BrowserSession) -> None:
+        cutoff = session.created_at - KEPT_AFTER_EXPIRY
         with self._db.session() as s:
+            # One statement keeps the table bounded: sessions over for a while, except those
+            # a stored authorization code still names (it is deleted first, on its own insert).
+            s.execute(
+                sa.delete(BrowserSessionRow).where(
+                    sa.or_(
+                        BrowserSessionRow.expires_at <= cutoff,
+                        BrowserSessionRow.ended_at <= cutoff,
+                    ),
+                    ~sa.exists().where(AuthorizationCodeRow.session_id == BrowserSessionRow.id),
+                )
+            )
             s.add(
                 BrowserSessionRow(
                     id=session.id,
@@ -46,11 +65,28 @@ class SqlBrowserSessions:
                 )
             )
 
-    def by_secret_hash(self, secret_hash: str) -> BrowserSession | None:
+    def _many(self, query: sa.Select[Any]) -> list[BrowserSession]:
         with self._db.session() as s:
-            row = s.execute(sa.select(_SESSIONS).where(_SESSIONS.c.secret_hash == secret_hash))
-            found = row.first()
-            return None if found is None else _session(found)
+            return [_session(row) for row in s.execute(query)]
+
+    def get(self, session_id: str) -> BrowserSession | None:
+        found = self._many(sa.select(_SESSIONS).where(_SESSIONS.c.id == session_id))
+        return found[0] if found else None
+
+    def by_secret_hash(self, secret_hash: str) -> BrowserSession | None:
+        found = self._many(sa.select(_SESSIONS).where(_SESSIONS.c.secret_hash == secret_hash))
+        return found[0] if found else None
+
+    def find(
+        self, user_id: str | None, live_at: float | None, limit: int, offset: int
+    ) -> list[BrowserSession]:
+        query = sa.select(_SESSIONS)
+        if user_id is not None:
+            query = query.where(_SESSIONS.c.user_id == user_id)
+        if live_at is not None:
+            query = query.where(_live(live_at))
+        query = query.order_by(_SESSIONS.c.created_at.desc(), _SESSIONS.c.id)
+        return self._many(query.limit(limit).offset(offset))
 
     def end(self, session_id: str, now: float) -> bool:
         with self._db.session() as s:
@@ -60,3 +96,23 @@ class SqlBrowserSessions:
                 .values(ended_at=now)
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def end_all(
+        self, now: float, *, user_id: str | None = None, mobile_device_ids: tuple[str, ...] = ()
+    ) -> list[BrowserSession]:
+        whose: list[sa.ColumnElement[bool]] = []
+        if user_id is not None:
+            whose.append(_SESSIONS.c.user_id == user_id)
+        if mobile_device_ids:
+            whose.append(_SESSIONS.c.mobile_device_id.in_(mobile_device_ids))
+        if not whose:
+            return []
+        with self._db.session() as s:
+            # UPDATE ... RETURNING: exactly the sessions this call ended, for the audit trail.
+            rows = s.execute(
+                sa.update(_SESSIONS)
+                .where(_live(now), sa.or_(*whose))
+                .values(ended_at=now)
+                .returning(*_SESSIONS.c)
+            ).all()
+            return [_session(row) for row in rows]
