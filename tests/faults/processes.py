@@ -46,6 +46,17 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[1])
 
 
+def age(pid: int) -> float | None:
+    """Seconds since the process started (/proc/PID/stat field 22), or None once it is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+        uptime = float((PROC / "uptime").read_text().split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    started_ticks = int(text[text.rindex(")") + 2 :].split()[19])
+    return uptime - started_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _all_pids() -> list[int]:
     return [int(entry.name) for entry in PROC.iterdir() if entry.name.isdigit()]
 

@@ -29,7 +29,7 @@ from tests.e2e.conftest import (
     _server_env,
     _spawn,
 )
-from tests.faults.processes import descendants, tcp_connection_owner, wait_gone
+from tests.faults.processes import age, descendants, tcp_connection_owner, wait_gone
 
 # Every dependency wait of the server under test is bounded by 1 s (core-design.md's
 # settings), so an answer during a fault arrives in about a second however long the fault.
@@ -82,7 +82,6 @@ class FaultServer:
     kind: str  # "embedded" or "redis+postgres"
     http_workers: int  # worker processes it was started with
     resource_server: tuple[str, str] | None = None  # (client_id, secret) that may introspect
-    last_kill: float = float("-inf")
 
     @property
     def log_text(self) -> str:
@@ -123,16 +122,24 @@ class FaultServer:
         assert pid in self._processes(), f"{pid} is not a process of this server"
         os.kill(pid, signal.SIGKILL)
         wait_gone([pid])
-        self.last_kill = time.monotonic()
 
     def space_kills(self) -> None:
-        """Wait until the last kill is KILL_SPACING seconds old, before a scenario that kills.
+        """Wait until every worker runs and is KILL_SPACING seconds old, before a scenario
+        that kills.
 
         granian takes a worker that dies within 5.5 s of its (re)start for a crash loop and
-        shuts the whole server down; each scenario here is about one death, so two are kept
-        further apart than that. (Two real crashes that close would stop the server.)
+        shuts the whole server down; each scenario here is about one death, so a worker is
+        only killed once it is older than that, counted from its own start (a respawn on a
+        busy machine may start well after the kill that caused it). Two real crashes that
+        close would stop the server: run it under a supervisor (README, "Serving").
         """
-        time.sleep(max(0.0, self.last_kill + KILL_SPACING - time.monotonic()))
+        deadline = time.monotonic() + READY_TIMEOUT + KILL_SPACING
+        while True:
+            ages = [a for a in map(age, self.workers()) if a is not None]
+            if len(ages) >= self.http_workers and min(ages) >= KILL_SPACING:
+                return  # every worker runs, and is old enough
+            assert time.monotonic() < deadline, f"workers {self.workers()} never settled"
+            time.sleep(0.1 if len(ages) < self.http_workers else KILL_SPACING - min(ages))
 
     def wait_answering(self, timeout: float = READY_TIMEOUT) -> None:
         """Until the metadata answers again on fresh connections (e.g. a worker respawned)."""

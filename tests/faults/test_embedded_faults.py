@@ -75,6 +75,7 @@ def test_embedded_worker_killed_mid_redemption_ends_the_login_cleanly(
     embedded: Embedded,
 ) -> None:
     server = embedded.server
+    server.space_kills()
     pc, login = sign_in_and_login(server)
     with database_held(embedded.database):
         poll = poll_in_flight(pc, login)
