@@ -21,6 +21,17 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_client_id() -> str:
+    """A client id: 128 random bits, URL-safe, never starting with "-".
+
+    Clients pass it on command lines (`qrlogin-pc --client-id ID`), where a leading dash reads
+    as an option; one in 64 token_urlsafe values has one.
+    """
+    while (client_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return client_id
+
+
 def new_user_code() -> str:
     """A user code in the RFC 8628 §6.1 style, shown as XXXX-XXXX."""
     raw = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))

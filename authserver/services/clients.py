@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import time
 from collections.abc import Callable, Sequence
 
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain.authorization import registration_problem
-from authserver.domain.codes import hash_secret, new_token, secrets_equal
+from authserver.domain.codes import hash_secret, new_client_id, new_token, secrets_equal
 from authserver.domain.models import DEFAULT_GRANT_TYPES, Client, ClientKind, GrantType
 from authserver.domain.oidc import Scope
 from authserver.domain.ports import ClientRepository
@@ -54,7 +53,7 @@ class ClientService:
         secret = new_token() if confidential else ""
         client = self._registered(
             Client(
-                client_id=secrets.token_urlsafe(16),
+                client_id=new_client_id(),
                 name=name,
                 scope=scope if scope else " ".join(self._config.scope_list),
                 secret_hash=hash_secret(secret) if confidential else None,

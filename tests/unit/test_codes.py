@@ -150,3 +150,15 @@ def test_printable_drops_controls_and_bidi_overrides() -> None:
 
     assert printable("\u202eevil\u202c phone\x85\x07", 50) == "evil phone"
     assert printable("  long name  ", 4) == "long"
+
+
+# --- client ids -----------------------------------------------------------------------------
+def test_client_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leading "-" would read as an option on the clients' command lines."""
+    drawn = iter(["-leading-dash-000000000", "_fine_and_url_safe_0000"])
+    monkeypatch.setattr(codes.secrets, "token_urlsafe", lambda _: next(drawn))
+    assert codes.new_client_id() == "_fine_and_url_safe_0000"
+    monkeypatch.undo()
+    ids = {codes.new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(i) == 22 and set(i) <= URLSAFE and not i.startswith("-") for i in ids)
