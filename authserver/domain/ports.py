@@ -265,10 +265,16 @@ class RevocationList(Protocol):
         """Whether the token or its session is denied, and whether the list can be trusted."""
 
     def mark_incomplete(self) -> None:
-        """Make the next check rebuild the list (a write to it failed)."""
+        """Make the next check rebuild the list (a write to it failed): a new generation."""
 
-    def rebuild(self, denials: list[Denial], now: float) -> None:
-        """Add `denials` (everything SQL says is denied) and mark the list complete, atomically."""
+    def generation(self) -> str:
+        """The list's generation: read it before reading SQL for a rebuild."""
+
+    def rebuild(self, denials: list[Denial], now: float, generation: str) -> bool:
+        """Add `denials` (everything SQL said was denied) and mark the list complete, atomically;
+        but only if it is still `generation`: a rebuild that read SQL before a revocation whose
+        own write failed (and so marked the list incomplete, or a Redis restart lost it) must
+        not vouch for the list. False if it did not mark it complete."""
 
 
 class KeyRepository(Protocol):

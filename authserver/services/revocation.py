@@ -76,6 +76,7 @@ class Revocations:
         if answer is DenyListAnswer.ALLOWED:
             return False
         try:
+            generation = self._deny_list.generation()
             denials = self._tokens.denials(now, self._access_token_ttl)
         except Exception:
             if answer is DenyListAnswer.STALE:
@@ -86,8 +87,14 @@ class Revocations:
             raise  # incomplete and no way to complete it: fail closed
         if answer is DenyListAnswer.INCOMPLETE:
             log.warning("deny-list is incomplete; rebuilt it from SQL")
-        self._deny_list.rebuild(denials, now)
-        return self._deny_list.is_denied(jti, sid, now) is DenyListAnswer.DENIED
+        if not self._deny_list.rebuild(denials, now, generation):
+            log.warning("deny-list marked incomplete during its rebuild; the next check rebuilds")
+        # SQL, just read, answers this check: not the list, which another process may have
+        # marked incomplete meanwhile.
+        return any(
+            denial.until > now and denial.id == (sid if denial.kind is DenialKind.SESSION else jti)
+            for denial in denials
+        )
 
     # --- Revoking -----------------------------------------------------------------------
     def revoke_family(

@@ -42,7 +42,7 @@ def test_a_new_list_is_incomplete_until_rebuilt(deny_list: RevocationList) -> No
     assert deny_list.is_denied("a", SID, NOW) is DenyListAnswer.INCOMPLETE
     assert deny_list.is_denied("b", SID, NOW) is DenyListAnswer.INCOMPLETE
 
-    deny_list.rebuild([token("b", NOW + 100), token("gone", NOW - 1)], NOW)
+    deny_list.rebuild([token("b", NOW + 100), token("gone", NOW - 1)], NOW, deny_list.generation())
     assert (
         deny_list.is_denied("a", SID, NOW) is DenyListAnswer.DENIED
     )  # added before the rebuild: kept
@@ -54,7 +54,7 @@ def test_a_new_list_is_incomplete_until_rebuilt(deny_list: RevocationList) -> No
 
 
 def test_an_entry_lasts_until_its_token_expires(deny_list: RevocationList) -> None:
-    deny_list.rebuild([], NOW)
+    deny_list.rebuild([], NOW, deny_list.generation())
     assert deny_list.is_denied("x", SID, NOW) is DenyListAnswer.ALLOWED
     deny_list.add([token("x", NOW + 600), token("y", NOW + 10)], NOW)
     deny_list.add([token("expired", NOW)], NOW)  # exp == now: already expired
@@ -73,7 +73,7 @@ def test_an_entry_lasts_until_its_token_expires(deny_list: RevocationList) -> No
 
 
 def test_a_session_denial_refuses_every_token_of_the_session(deny_list: RevocationList) -> None:
-    deny_list.rebuild([session("fam-1", NOW + 600)], NOW)
+    deny_list.rebuild([session("fam-1", NOW + 600)], NOW, deny_list.generation())
     assert deny_list.is_denied("any-jti", "fam-1", NOW) is DenyListAnswer.DENIED
     assert deny_list.is_denied("another-jti", "fam-1", NOW + 599) is DenyListAnswer.DENIED
     assert (
@@ -88,18 +88,44 @@ def test_a_session_denial_refuses_every_token_of_the_session(deny_list: Revocati
 
 
 def test_a_list_marked_incomplete_is_rebuilt(deny_list: RevocationList) -> None:
-    deny_list.rebuild([token("a", NOW + 100)], NOW)
+    deny_list.rebuild([token("a", NOW + 100)], NOW, deny_list.generation())
     deny_list.mark_incomplete()  # after a failed write: the next check rebuilds from SQL
     assert deny_list.is_denied("a", SID, NOW) is DenyListAnswer.INCOMPLETE
-    deny_list.rebuild([token("b", NOW + 100)], NOW)
+    deny_list.rebuild([token("b", NOW + 100)], NOW, deny_list.generation())
     assert deny_list.is_denied("b", SID, NOW) is DenyListAnswer.DENIED
+
+
+def test_a_rebuild_that_read_sql_before_the_list_was_marked_incomplete_vouches_for_nothing(
+    deny_list: RevocationList,
+) -> None:
+    """A rebuild reads SQL, then a revocation commits and its own write fails (the list is
+    marked incomplete); the rebuild's late write must not mark the list complete without it."""
+    read_before = deny_list.generation()
+    deny_list.mark_incomplete()  # the revocation whose deny-list write failed
+    assert not deny_list.rebuild([token("old", NOW + 100)], NOW, read_before)
+    assert deny_list.is_denied("revoked-meanwhile", SID, NOW) is DenyListAnswer.INCOMPLETE
+    assert deny_list.rebuild([token("revoked-meanwhile", NOW + 100)], NOW, deny_list.generation())
+    assert deny_list.is_denied("revoked-meanwhile", SID, NOW) is DenyListAnswer.DENIED
+
+
+def test_redis_restarted_under_a_rebuild_is_no_complete_list(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    """A restarted Redis lost the generation with everything else: a rebuild that read it
+    before the restart cannot mark the new, empty Redis complete."""
+    deny_list = RedisRevocationList(redis_client, redis_prefix)
+    read_before = deny_list.generation()
+    for key in redis_client.scan_iter(match=redis_prefix + "*"):  # what a restart does
+        redis_client.delete(key)
+    assert not deny_list.rebuild([], NOW, read_before)
+    assert deny_list.is_denied("any", SID, NOW) is DenyListAnswer.INCOMPLETE
 
 
 def test_redis_entries_expire_in_redis_and_the_marker_is_the_completeness(
     redis_client: Any, redis_prefix: str
 ) -> None:
     deny_list = RedisRevocationList(redis_client, redis_prefix)
-    deny_list.rebuild([token("x", NOW + 600)], NOW)
+    deny_list.rebuild([token("x", NOW + 600)], NOW, deny_list.generation())
     ttl = redis_client.ttl(f"{redis_prefix}deny:jti:x")
     assert 600 < ttl <= 600 + RedisRevocationList.GRACE  # outlives the token by the grace
     # The marker expires, so the list is rebuilt from SQL at least that often.

@@ -17,6 +17,7 @@ class EmbeddedRevocationList:
         self._lock = threading.Lock()
         self._denied: dict[tuple[str, str], float] = {}  # (kind, id) -> when the denial ends
         self._complete = False
+        self._generation = 0
 
     def add(self, denials: list[Denial], now: float) -> None:
         with self._lock:
@@ -38,8 +39,16 @@ class EmbeddedRevocationList:
     def mark_incomplete(self) -> None:
         with self._lock:
             self._complete = False
+            self._generation += 1
 
-    def rebuild(self, denials: list[Denial], now: float) -> None:
+    def generation(self) -> str:
+        with self._lock:
+            return str(self._generation)
+
+    def rebuild(self, denials: list[Denial], now: float, generation: str) -> bool:
         self.add(denials, now)
         with self._lock:
+            if str(self._generation) != generation:
+                return False
             self._complete = True
+            return True

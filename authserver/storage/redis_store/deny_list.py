@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import redis
 
 from authserver.domain.models import Denial, DenyListAnswer
+
+# The markers land only if nothing marked the list incomplete since the rebuild read SQL.
+_MARK_COMPLETE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[2], '1', 'EX', ARGV[2])
+redis.call('set', KEYS[3], '1', 'EX', ARGV[3])
+return 1
+"""
 
 
 class RedisRevocationList:
@@ -30,6 +39,8 @@ class RedisRevocationList:
         self._prefix = prefix
         self._complete_key = f"{prefix}deny-complete"
         self._fresh_key = f"{prefix}deny-fresh"
+        self._generation_key = f"{prefix}deny-generation"
+        self._mark_complete = client.register_script(_MARK_COMPLETE)
 
     def _key(self, kind: str, value: str) -> str:
         return f"{self._prefix}deny:{kind}:{value}"
@@ -55,12 +66,25 @@ class RedisRevocationList:
             return DenyListAnswer.DENIED
         return DenyListAnswer.ALLOWED if fresh is not None else DenyListAnswer.STALE
 
-    def rebuild(self, denials: list[Denial], now: float) -> None:
+    def generation(self) -> str:
+        # A random value, never a counter: a restarted Redis (which lost the key) gets a new
+        # one, so a rebuild that read the old generation before the restart cannot match it.
+        self._redis.set(self._generation_key, secrets.token_hex(8), nx=True)
+        value = self._redis.get(self._generation_key)
+        return value.decode() if isinstance(value, bytes) else str(value or "")
+
+    def rebuild(self, denials: list[Denial], now: float, generation: str) -> bool:
         pipe = self._redis.pipeline(transaction=True)  # the marker only lands with the entries
         self._add(pipe, denials, now)
-        pipe.set(self._complete_key, "1", ex=self.COMPLETE_TTL)
-        pipe.set(self._fresh_key, "1", ex=self.FRESH_TTL)
         pipe.execute()
+        marked = self._mark_complete(
+            keys=[self._generation_key, self._complete_key, self._fresh_key],
+            args=[generation, self.COMPLETE_TTL, self.FRESH_TTL],
+        )
+        return bool(marked)
 
     def mark_incomplete(self) -> None:
-        self._redis.delete(self._complete_key)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(self._complete_key)
+        pipe.set(self._generation_key, secrets.token_hex(8))
+        pipe.execute()
