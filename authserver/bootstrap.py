@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis
 
 from authserver.config import Config
-from authserver.domain.ports import FlowStore, RateLimiter, RevocationList
+from authserver.domain.ports import FlowStore, ProofReplayCache, RateLimiter, RevocationList
 from authserver.services.accounts import AccountService
 from authserver.services.admin import AdminAuth, Administration
 from authserver.services.approvals import Approvals
@@ -18,6 +18,7 @@ from authserver.services.authorization import Authorizations
 from authserver.services.authorization_code_grant import AuthorizationCodeGrant
 from authserver.services.clients import ClientService
 from authserver.services.device_grant import DeviceGrant
+from authserver.services.dpop import DpopProofs
 from authserver.services.external_tokens import ExternalTokenVerifier, Fetch, fetch_url
 from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.keys import KeyRing
@@ -32,10 +33,12 @@ from authserver.services.tokens import AccessTokenVerifier, TokenMinter
 from authserver.storage.embedded.deny_list import EmbeddedRevocationList
 from authserver.storage.embedded.flows import EmbeddedFlowStore
 from authserver.storage.embedded.limits import EmbeddedRateLimiter
+from authserver.storage.embedded.replay_cache import EmbeddedReplayCache
 from authserver.storage.redis_store.client import connect_redis
 from authserver.storage.redis_store.deny_list import RedisRevocationList
 from authserver.storage.redis_store.flows import RedisFlowStore
 from authserver.storage.redis_store.limits import RedisRateLimiter
+from authserver.storage.redis_store.replay_cache import RedisReplayCache
 from authserver.storage.sql.admins import SqlAdmins
 from authserver.storage.sql.audit import SqlAuditLog
 from authserver.storage.sql.authorization_codes import SqlAuthorizationCodes
@@ -63,6 +66,7 @@ class Services:
     minter: TokenMinter
     id_tokens: IdTokenMinter
     verifier: AccessTokenVerifier
+    dpop: DpopProofs
     revocations: Revocations
     auditor: Auditor
     clients: ClientService
@@ -99,14 +103,17 @@ def build_services(
     store: FlowStore
     limiter: RateLimiter
     deny_list: RevocationList
+    replay_cache: ProofReplayCache
     if config.redis_url:
         client = connect_redis(config.redis_url, config.redis_timeout)
         store = RedisFlowStore(client, config.redis_prefix)
         limiter = RedisRateLimiter(client, config.redis_prefix, config.redis_timeout)
         deny_list = RedisRevocationList(client, config.redis_prefix)
+        replay_cache = RedisReplayCache(client, config.redis_prefix)
     else:
         store, limiter = EmbeddedFlowStore(), EmbeddedRateLimiter()
         deny_list = EmbeddedRevocationList()
+        replay_cache = EmbeddedReplayCache()
     transaction = database.transaction
     client_repo, token_repo = SqlClients(database), SqlTokens(database)
     device_repo = SqlMobileDevices(database)
@@ -216,6 +223,7 @@ def build_services(
         minter=minter,
         id_tokens=id_tokens,
         verifier=verifier,
+        dpop=DpopProofs(config, replay_cache, clock),
         revocations=revocations,
         auditor=auditor,
         clients=clients,

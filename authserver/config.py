@@ -60,6 +60,13 @@ class AccessLog(StrEnum):
     OFF = "off"
 
 
+class DpopNonce(StrEnum):
+    """Whether DPoP proofs must carry a nonce this server issued (AUTHSERVER_DPOP_NONCE)."""
+
+    OFF = "off"  # proofs are fresh by iat and jti alone (RFC 9449 §11.1)
+    REQUIRED = "required"  # RFC 9449 §8 and §9: proofs made in advance are useless
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting of the server. Field `foo_bar` is read from AUTHSERVER_FOO_BAR."""
@@ -120,6 +127,10 @@ class Config:
     # a JSON list of {"issuer", "jwks_uri", "audience", "algorithms"?}; empty: the grant is off.
     trusted_issuers: str = ""
     jwks_timeout: float = 3.0  # fetching an identity provider's JWKS, connect and read
+    # RFC 9449: how long a DPoP proof is accepted after its iat (seconds; its jti is remembered
+    # that long), and whether proofs must carry a server nonce.
+    dpop_proof_lifetime: int = 60
+    dpop_nonce: DpopNonce = DpopNonce.OFF
 
     @property
     def audience(self) -> str:

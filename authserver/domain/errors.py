@@ -140,3 +140,26 @@ class AdminAuthenticationFailed(DomainError):
 
 class NotFound(DomainError):
     description = "No such resource."
+
+
+class InvalidDpopProof(DomainError):
+    """RFC 9449 §5 and §7.1: a DPoP proof is missing where a key binding needs one, or wrong.
+
+    `resource`: raised at a protected resource (a 401 challenge) rather than the token
+    endpoint or the mobile API's own checks (a 400 there, or the mobile realm's 401)."""
+
+    description = "The DPoP proof is missing or invalid."
+
+    def __init__(self, description: str | None = None, *, resource: bool = False) -> None:
+        super().__init__(description)
+        self.resource = resource
+
+
+class UseDpopNonce(InvalidDpopProof):
+    """RFC 9449 §8: the proof must carry the nonce this server sends in `DPoP-Nonce`."""
+
+    description = "Send the DPoP proof again with the nonce in the DPoP-Nonce header."
+
+    def __init__(self, nonce: str, *, resource: bool = False) -> None:
+        super().__init__(None, resource=resource)
+        self.nonce = nonce

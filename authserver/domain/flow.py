@@ -99,6 +99,9 @@ class Flow:
     family_id: str | None = None  # set when the tokens are committed
     issued: bool = False  # the redemption's tokens are committed; a later poll is a replay
     lease_until: float | None = None  # a claim (REDEEMED, not issued) lapses then
+    # RFC 9449 §6.1 thumbprint of the DPoP key that asked for this flow: only a poll proving
+    # possession of that key may redeem it, so a stolen device code is worthless. None: bearer.
+    dpop_jkt: str | None = None
 
     def is_expired(self, now: float) -> bool:
         """RFC 8628 §3.5 expired_token: past expires_at, unless tokens were issued or a live
@@ -239,6 +242,7 @@ class PollOutcome(enum.StrEnum):
     UNKNOWN = "unknown"  # no such device code
     WRONG_CLIENT = "wrong_client"  # code issued to another client_id
     BAD_SECRET = "bad_secret"  # confidential client, secret does not match
+    WRONG_KEY = "wrong_key"  # bound to a DPoP key this poll did not prove it holds
     PENDING = "pending"  # authorization_pending
     SLOW_DOWN = "slow_down"
     DENIED = "denied"  # access_denied
@@ -282,6 +286,7 @@ def poll(
     client_id: str,
     client_secret_hash: str,
     lease: float,
+    dpop_jkt: str | None = None,
 ) -> PollDecision:
     """Decide one token poll and the flow's next state; the Redis Lua script mirrors this.
 
@@ -295,6 +300,10 @@ def poll(
         return PollDecision(PollOutcome.WRONG_CLIENT, None)
     if not secrets_equal(flow.client_secret_hash, client_secret_hash):
         return PollDecision(PollOutcome.BAD_SECRET, None)
+    # RFC 9449 §10 by analogy (dpop_jkt binds an authorization code): without the key that
+    # asked for the code, the poll changes nothing and learns nothing about the flow.
+    if flow.dpop_jkt is not None and not secrets_equal(flow.dpop_jkt, dpop_jkt or ""):
+        return PollDecision(PollOutcome.WRONG_KEY, None)
     if flow.state is FlowState.REDEEMED and flow.issued:
         # A second redemption after tokens were issued: the code leaked or the client is
         # confused; revoke (RFC 6749 §4.1.2 by analogy).

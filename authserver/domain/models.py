@@ -121,6 +121,8 @@ class TokenFamily:
     # ID token says the same (§12.2). None and () for families issued before they were kept.
     auth_time: float | None = None
     amr: tuple[str, ...] = ()
+    # RFC 9449 §6.1: the thumbprint of the DPoP key the PC proved at issue; None: bearer.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,7 @@ class FlowStore(Protocol):
         client_id: str,
         client_secret_hash: str,
         lease: float,
+        dpop_jkt: str | None = None,
     ) -> PollResult:
         """Apply domain.flow.poll atomically, in one round trip."""
 
@@ -91,6 +92,16 @@ class RateLimiter(Protocol):
 
     def release(self, limits: Sequence[Limit], now: float) -> None:
         """Uncount one attempt on every limit (it succeeded, or the server failed)."""
+
+
+class ProofReplayCache(Protocol):
+    """One-time values seen recently (DPoP proof jtis, RFC 9449 §11.1), shared by every process."""
+
+    def first_use(self, key: str, until: float, now: float) -> bool:
+        """Record `key` until `until`; False if it was already recorded (a replay)."""
+
+    def shared_secret(self) -> bytes:
+        """A random secret every process of this deployment shares (for stateless nonces)."""
 
 
 class DeviceCookieRepository(Protocol):

@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749 import errors as rfc6749
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc8628 import errors as rfc8628
 
+from authserver.config import ASYMMETRIC_ALGORITHMS as DPOP_ALGORITHMS
 from authserver.domain import errors
 
 Wire = tuple[int, dict[str, Any], list[tuple[str, str]]]  # status, JSON body, headers
@@ -61,6 +62,10 @@ ERROR_TABLE: dict[type[errors.DomainError], WireError] = {
     # RFC 6749 §4.1.2.1 defines the code (for redirects); it is used here in the §5.2 JSON
     # shape with a 503 and Retry-After (RFC 9110 §15.6.4). Authlib has no class for it.
     errors.TemporarilyUnavailable: WireError("temporarily_unavailable", 503),
+    # RFC 9449 §5 and §8 (token endpoint); at a protected resource, §7.1 and §9 make them a
+    # 401 with a DPoP challenge (see to_wire). UseDpopNonce first: it is an InvalidDpopProof.
+    errors.UseDpopNonce: WireError("use_dpop_nonce", 400),
+    errors.InvalidDpopProof: WireError("invalid_dpop_proof", 400),
 }
 
 # The protection space each bearer token belongs to (RFC 6750 §3): a phone's device token,
@@ -107,6 +112,18 @@ def to_wire(error: errors.DomainError, *, realm: str | None = None) -> Wire:
                 f'Bearer realm="{realm}", error="{wire.code}", error_description="{description}"',
             )
         )
+    if isinstance(error, errors.InvalidDpopProof):
+        if error.resource:
+            status = 401
+            headers.append(
+                (
+                    "WWW-Authenticate",
+                    f'DPoP error="{wire.code}", error_description="{description}", '
+                    f'algs="{" ".join(DPOP_ALGORITHMS)}"',
+                )
+            )
+        if isinstance(error, errors.UseDpopNonce):
+            headers.append(("DPoP-Nonce", error.nonce))
     if isinstance(error, errors.AdminAuthenticationFailed):
         headers.append(("WWW-Authenticate", 'Bearer realm="admin"'))
     if isinstance(error, errors.RateLimited | errors.TemporarilyUnavailable):

@@ -8,7 +8,7 @@ from typing import Any
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from authlib.oidc.discovery import OpenIDProviderMetadata
 
-from authserver.config import Config
+from authserver.config import ASYMMETRIC_ALGORITHMS, Config
 from authserver.domain.flow import DEVICE_CODE_GRANT as DEVICE_CODE_GRANT  # re-exported
 from authserver.domain.models import GrantType
 from authserver.domain.oidc import CLAIMS_SUPPORTED, AuthContext
@@ -42,6 +42,8 @@ def server_metadata(config: Config) -> dict[str, Any]:
         # RFC 8693: only when an identity provider is trusted (else the grant is not served).
         + ([TOKEN_EXCHANGE_GRANT] if config.trusted_issuer_list else []),
         "code_challenge_methods_supported": ["S256"],  # RFC 7636 §4.2; plain is not offered
+        # RFC 9449 §5.1: the PC may bind its device code and tokens to a key of these algorithms.
+        "dpop_signing_alg_values_supported": list(ASYMMETRIC_ALGORITHMS),
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         # OIDC Discovery §3: one subject identifier per user for every client.
         "subject_types_supported": ["public"],

@@ -107,16 +107,22 @@ class AuthorizationCodeGrant:
             elif not _pkce_holds(authorization, verifier):
                 refusal = _Refusal.VERIFIER
             else:
-                issued = self._issue(authorization, caller, request.ip, now)
+                issued = self._issue(authorization, caller, request.ip, now, request.dpop_jkt)
         if refusal is not None:
             raise errors.InvalidGrant(refusal.value)
         assert issued is not None
         return issued
 
     def _issue(
-        self, authorization: Authorization, caller: Actor, ip: str, now: float
+        self,
+        authorization: Authorization,
+        caller: Actor,
+        ip: str,
+        now: float,
+        dpop_jkt: str | None,
     ) -> IssuedTokens:
-        """Consume the code and issue the family, in the caller's unit of work."""
+        """Consume the code and issue the family, in the caller's unit of work; bound to the
+        key of the request's DPoP proof, if it sent one (RFC 9449 §5)."""
         assert authorization.user_id is not None and authorization.mobile_device_id is not None
         facts = self._devices.lock_for_redemption(
             authorization.mobile_device_id, authorization.client_id
@@ -135,6 +141,7 @@ class AuthorizationCodeGrant:
             requester_ip=ip,
             auth_time=authorization.auth_time,
             amr=authorization.amr,
+            dpop_jkt=dpop_jkt,
         )
         issued = self._minter.issue(family)
         if issued is None or not self._codes.mark_used(authorization.id, now, family.id):

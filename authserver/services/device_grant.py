@@ -128,13 +128,17 @@ class DeviceGrant:
         scope: str | None,
         ip: str,
         user_agent: str,
+        dpop_jkt: str | None = None,
     ) -> DeviceAuthorization:
-        """A new flow with a device code and a user code."""
+        """A new flow with a device code and a user code; with `dpop_jkt` (the request carried
+        a DPoP proof), only a poll proving that key can redeem the device code."""
         client = self._clients.authenticate(client_id, client_secret)
         if not client.allows(GrantType.DEVICE_CODE):
             raise errors.UnauthorizedClient("This client may not use the device flow.")
         granted = self._clients.resolve_scope(client, scope)
-        return self.begin(client, granted, ip, user_agent, client.secret_hash or "")
+        return self.begin(
+            client, granted, ip, user_agent, client.secret_hash or "", dpop_jkt=dpop_jkt
+        )
 
     def begin(
         self,
@@ -144,6 +148,8 @@ class DeviceGrant:
         user_agent: str,
         binding: str,
         record: Callable[[Flow], None] | None = None,
+        *,
+        dpop_jkt: str | None = None,
     ) -> DeviceAuthorization:
         """Start a flow for an authenticated client: `binding` is what its token polls must
         present (see presented_secret_hash), or AUTHORIZE_BINDING for the code flow's sign-in,
@@ -170,6 +176,7 @@ class DeviceGrant:
                 created_at=now,
                 expires_at=now + self._config.device_code_ttl,
                 interval=self._config.poll_interval,
+                dpop_jkt=dpop_jkt,
             )
             if self._store.create(flow):
                 with self._transaction():
@@ -201,11 +208,20 @@ class DeviceGrant:
     def token(self, request: TokenRequest) -> IssuedTokens:
         """The token endpoint's device_code grant (the grant table's entry)."""
         return self.exchange(
-            request.required("device_code"), request.client_id, request.client_secret, request.ip
+            request.required("device_code"),
+            request.client_id,
+            request.client_secret,
+            request.ip,
+            request.dpop_jkt,
         )
 
     def exchange(
-        self, device_code: str, client_id: str, client_secret: str | None, ip: str
+        self,
+        device_code: str,
+        client_id: str,
+        client_secret: str | None,
+        ip: str,
+        dpop_jkt: str | None = None,
     ) -> IssuedTokens:
         """One poll of the token endpoint (RFC 8628 §3.5).
 
@@ -220,6 +236,7 @@ class DeviceGrant:
             client_id=client_id,
             client_secret_hash=presented_secret_hash(client_secret),
             lease=self._config.redemption_lease,
+            dpop_jkt=dpop_jkt,
         )
         outcome, flow = result.outcome, result.flow
         if outcome in (PollOutcome.PENDING, PollOutcome.CLAIMED):
@@ -229,11 +246,18 @@ class DeviceGrant:
         if outcome is PollOutcome.SLOW_DOWN:
             raise errors.SlowDown()
         if outcome is PollOutcome.REDEEM and flow is not None:
-            return self._redeem(flow, ip)
+            return self._redeem(flow, ip, dpop_jkt)
         # Every other answer is an error; authenticate the client first, so a caller with bad
         # credentials learns invalid_client and nothing about the code (RFC 6749 §5.2).
         client = self._clients.authenticate(client_id, client_secret)
         caller = Actor("client", client.client_id)
+        if outcome is PollOutcome.WRONG_KEY:
+            # The code was asked for with a DPoP key (RFC 9449): a stolen copy is worthless.
+            if dpop_jkt is None:
+                raise errors.InvalidDpopProof(
+                    "This device code is bound to a DPoP key: send a DPoP proof signed with it."
+                )
+            raise errors.InvalidGrant("This device code is bound to another DPoP key.")
         if outcome is PollOutcome.DENIED:
             raise errors.AccessDenied()
         if outcome is PollOutcome.EXPIRED and flow is not None:
@@ -250,12 +274,13 @@ class DeviceGrant:
             "The device code is invalid, was already used, or belongs to another client."
         )
 
-    def _redeem(self, flow: Flow, ip: str) -> IssuedTokens:
-        """Issue the tokens of a flow this poll has claimed, exactly once, or end it clearly."""
+    def _redeem(self, flow: Flow, ip: str, dpop_jkt: str | None) -> IssuedTokens:
+        """Issue the tokens of a flow this poll has claimed, exactly once, or end it clearly;
+        bound to the DPoP key this poll proved, if any (RFC 9449 §5)."""
         caller = Actor("client", flow.client_id)
 
         def issue(family: TokenFamily, facts: ApprovalFacts, now: float) -> IssuedTokens | None:
-            family = self.authenticated(family, facts, flow)
+            family = dataclasses.replace(self.authenticated(family, facts, flow), dpop_jkt=dpop_jkt)
             issued = self._minter.issue(family)
             if issued is None:
                 return None

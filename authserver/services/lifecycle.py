@@ -97,9 +97,12 @@ class TokenLifecycle:
         family = self._live_family(claims["sid"])
         if family is None or self._tokens.access_token_revoked(claims["jti"]):
             return None
+        cnf = claims.get("cnf")
         body = {
             "active": True,
-            "token_type": "Bearer",
+            # RFC 9449 §6.2: a bound token says so, and its key, for the resource to check.
+            "token_type": "DPoP" if isinstance(cnf, dict) else "Bearer",
+            "cnf": cnf if isinstance(cnf, dict) else None,
             "scope": claims["scope"],
             "client_id": claims["client_id"],
             "username": self._username(claims["sub"]),

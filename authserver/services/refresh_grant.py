@@ -67,13 +67,26 @@ class RefreshGrant:
             client.client_id,
             request.params.get("scope"),
             request.ip,
+            dpop_jkt=request.dpop_jkt,
+            key_bound=not client.is_confidential,
         )
 
     def refresh(
-        self, refresh_token: str, client_id: str, scope: str | None, ip: str
+        self,
+        refresh_token: str,
+        client_id: str,
+        scope: str | None,
+        ip: str,
+        *,
+        dpop_jkt: str | None = None,
+        key_bound: bool = False,
     ) -> IssuedTokens:
         """Rotate `refresh_token` of `client_id`, optionally narrowing the scope: one unit of
-        work, the family row locked from lookup to commit."""
+        work, the family row locked from lookup to commit.
+
+        RFC 9449 §5: a public client's refresh token issued with a DPoP key (`key_bound`) works
+        only with a proof of that key; a stolen one is refused and changes nothing. The new
+        access token is bound to the key of this request's proof, if any."""
         now = self._clock()
         presented_hash = hash_secret(refresh_token)
         issued: IssuedTokens | None = None
@@ -84,6 +97,12 @@ class RefreshGrant:
             family = presented.family
             if family.revoked_at is not None:
                 raise errors.InvalidGrant("The refresh token was revoked.")
+            if key_bound and family.dpop_jkt is not None and dpop_jkt != family.dpop_jkt:
+                if dpop_jkt is None:
+                    raise errors.InvalidDpopProof(
+                        "This refresh token is bound to a DPoP key: send a proof signed with it."
+                    )
+                raise errors.InvalidGrant("The refresh token is bound to another DPoP key.")
             from_current = presented.standing is RefreshTokenStanding.CURRENT
             granted = family.scope
             if self._may_rotate(presented, now):
@@ -98,6 +117,7 @@ class RefreshGrant:
                     granted,
                     now,
                     now + grace if from_current and grace else None,
+                    dpop_jkt,
                 )
                 if issued is not None and wants_id_token(granted):
                     issued = dataclasses.replace(

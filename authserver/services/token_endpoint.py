@@ -19,6 +19,8 @@ class TokenRequest:
     client_id: str
     client_secret: str | None
     ip: str
+    # RFC 9449: the thumbprint of the key a valid DPoP proof on this request was signed with.
+    dpop_jkt: str | None = None
 
     def required(self, name: str) -> str:
         """A required, non-empty parameter of this grant."""

@@ -32,6 +32,8 @@ class IssuedTokens:
     family_id: str
     user_id: str
     id_token: str | None = None  # OIDC Core §3.1.3.3: when `openid` was granted
+    # RFC 9449 §5: "DPoP" when the access token is bound to the key of the request's proof.
+    token_type: str = "Bearer"
 
 
 class TokenMinter:
@@ -49,11 +51,14 @@ class TokenMinter:
         self._keys = keys
         self._clock = clock
 
-    def access_token(self, family: TokenFamily, now: float) -> tuple[str, str, float]:
+    def access_token(
+        self, family: TokenFamily, now: float, dpop_jkt: str | None = None
+    ) -> tuple[str, str, float]:
         """An RFC 9068 access token: (jwt, jti, expires_at).
 
         `sid` names its session (token family), so revoking the family reaches every access
-        token it produced through one deny-list entry, without a row per token.
+        token it produced through one deny-list entry, without a row per token. With
+        `dpop_jkt`, the token is bound to that DPoP key (RFC 9449 §6.1 `cnf.jkt`).
         """
         jti = uuid.uuid4().hex
         expires_at = int(now) + self._config.access_token_ttl
@@ -68,6 +73,8 @@ class TokenMinter:
             "sid": family.id,
             "scope": family.scope,
         }
+        if dpop_jkt is not None:
+            claims["cnf"] = {"jkt": dpop_jkt}
         kid, algorithm, private_key = self._keys.signer()
         token = jwt.encode(
             claims,
@@ -94,7 +101,7 @@ class TokenMinter:
             refresh, stored = self._refresh_token(family, now)
         if not self._tokens.issue(family, stored):
             return None
-        access, _, _ = self.access_token(family, now)
+        access, _, _ = self.access_token(family, now, family.dpop_jkt)
         return IssuedTokens(
             access,
             refresh,
@@ -102,6 +109,7 @@ class TokenMinter:
             family.scope,
             family.id,
             family.user_id,
+            token_type=_token_type(family.dpop_jkt),
         )
 
     def rotate(
@@ -111,16 +119,18 @@ class TokenMinter:
         scope: str,
         now: float,
         grace_until: float | None,
+        dpop_jkt: str | None = None,
     ) -> IssuedTokens | None:
         """Replace a presented refresh token with a new one and mint an access token (RFC 6749
-        §6), in the caller's unit of work; None if the family moved meanwhile or is revoked."""
+        §6), in the caller's unit of work; None if the family moved meanwhile or is revoked.
+        The access token is bound to `dpop_jkt`, the key of this request's proof (RFC 9449 §5)."""
         family = presented.family
         refresh, stored = self._refresh_token(family, now)
         if not self._tokens.rotate(
             family.id, presented.standing, presented_hash, stored, now, grace_until
         ):
             return None
-        access, _, _ = self.access_token(dataclasses.replace(family, scope=scope), now)
+        access, _, _ = self.access_token(dataclasses.replace(family, scope=scope), now, dpop_jkt)
         return IssuedTokens(
             access,
             refresh,
@@ -128,7 +138,13 @@ class TokenMinter:
             scope,
             family.id,
             family.user_id,
+            token_type=_token_type(dpop_jkt),
         )
+
+
+def _token_type(dpop_jkt: str | None) -> str:
+    """RFC 9449 §5: a DPoP-bound access token's token_type is DPoP."""
+    return "DPoP" if dpop_jkt is not None else "Bearer"
 
 
 class AccessTokenVerifier:

@@ -105,6 +105,8 @@ class MobileDeviceRow(Base):
     created_at: Mapped[float] = mapped_column(Timestamp())
     expires_at: Mapped[float] = mapped_column(Timestamp())
     revoked_at: Mapped[float | None] = mapped_column(Timestamp())
+    # RFC 7638 thumbprint of the key registered at sign-in: every mobile call proves it (RFC 9449).
+    dpop_jkt: Mapped[str | None] = mapped_column(sa.String(43))
 
 
 class TokenFamilyRow(Base):
@@ -142,6 +144,8 @@ class TokenFamilyRow(Base):
     # auth_time, and the amr values space-separated.
     auth_time: Mapped[float | None] = mapped_column(Timestamp())
     amr: Mapped[str] = mapped_column(sa.String(100), server_default="")
+    # RFC 9449: the DPoP key the tokens were issued to; a public client's refresh needs it.
+    dpop_jkt: Mapped[str | None] = mapped_column(sa.String(43))
 
 
 class SpentRefreshTokenRow(Base):

@@ -152,3 +152,29 @@ def as_unavailable(error: BaseException) -> errors.TemporarilyUnavailable | None
         describe(error),
     )
     return errors.TemporarilyUnavailable()
+
+
+def dpop_jkt(*, access_token: str | None = None, resource: bool = False) -> str | None:
+    """The key thumbprint of the request's DPoP proof (RFC 9449 §4.3), checked against this
+    request's method and URI (the issuer's, not the Host header's); None if it sent none."""
+    proofs = request.headers.getlist("DPoP")
+    if not proofs:
+        return None
+    if len(proofs) > 1:
+        raise errors.InvalidDpopProof("Send one DPoP header.", resource=resource)  # §4.3 step 1
+    proof = services().dpop.check(
+        proofs[0],
+        method=request.method,
+        url=services().config.issuer + request.path,
+        access_token=access_token,
+        resource=resource,
+    )
+    return proof.jkt
+
+
+def with_dpop_nonce(response: Response) -> Response:
+    """RFC 9449 §8.2: hand out the next nonce with every answer, when nonces are required."""
+    nonce = services().dpop.nonce()
+    if nonce is not None:
+        response.headers["DPoP-Nonce"] = nonce
+    return response

@@ -15,7 +15,15 @@ from authserver.oauth.requests import client_credentials, form_params, required
 from authserver.services.device_grant import verification_uri_complete
 from authserver.services.token_endpoint import ExchangedToken, TokenRequest
 from authserver.web.api import bearer_claims
-from authserver.web.common import cacheable, client_ip, json_response, no_store, services
+from authserver.web.common import (
+    cacheable,
+    client_ip,
+    dpop_jkt,
+    json_response,
+    no_store,
+    services,
+    with_dpop_nonce,
+)
 from authserver.web.qr import qr_png, qr_svg
 
 USERINFO_REALM = "userinfo"
@@ -73,19 +81,23 @@ def device_authorization() -> Response:
         params.get("scope"),
         client_ip(),
         request.user_agent.string or "",
+        # A proof here binds the device code to the PC's key (RFC 9449 applied to RFC 8628).
+        dpop_jkt=dpop_jkt(),
     )
-    return no_store(
-        {
-            "device_code": started.device_code,
-            "user_code": started.user_code,
-            "verification_uri": started.verification_uri,
-            "verification_uri_complete": started.verification_uri_complete,
-            "expires_in": started.expires_in,
-            "interval": started.interval,
-            "message": started.message,
-            "qr_code_png": started.qr_png,
-            "qr_code_svg": started.qr_svg,
-        }
+    return with_dpop_nonce(
+        no_store(
+            {
+                "device_code": started.device_code,
+                "user_code": started.user_code,
+                "verification_uri": started.verification_uri,
+                "verification_uri_complete": started.verification_uri_complete,
+                "expires_in": started.expires_in,
+                "interval": started.interval,
+                "message": started.message,
+                "qr_code_png": started.qr_png,
+                "qr_code_svg": started.qr_svg,
+            }
+        )
     )
 
 
@@ -103,6 +115,7 @@ def token() -> Response:
             credentials.client_id,
             credentials.client_secret,
             client_ip(),
+            dpop_jkt(),
         )
     )
     if isinstance(issued, ExchangedToken):
@@ -119,7 +132,7 @@ def token() -> Response:
     # RFC 6749 §5.1; OIDC Core §3.1.3.3 adds the ID token.
     body: dict[str, Any] = {
         "access_token": issued.access_token,
-        "token_type": "Bearer",
+        "token_type": issued.token_type,  # RFC 9449 §5: DPoP when bound to the proof's key
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     }
@@ -127,7 +140,7 @@ def token() -> Response:
         body["refresh_token"] = issued.refresh_token
     if issued.id_token is not None:
         body["id_token"] = issued.id_token
-    return no_store(body)
+    return with_dpop_nonce(no_store(body))
 
 
 @bp.post("/oauth/revoke")

@@ -25,7 +25,7 @@ def test_upgrade_head_on_an_empty_database_then_no_drift(database_url: str) -> N
 def test_0008_downgrades_only_without_users_of_identity_providers(database_url: str) -> None:
     """Such users have no password, which 0007's schema cannot hold: refuse, change nothing."""
     database = Database(database_url)
-    database.upgrade()
+    command.upgrade(alembic_config(database_url), "0008")
     with database.engine.begin() as conn:
         conn.execute(
             sa.text(

@@ -95,6 +95,7 @@ class EmbeddedFlowStore:
         client_id: str,
         client_secret_hash: str,
         lease: float,
+        dpop_jkt: str | None = None,
     ) -> PollResult:
         with self._lock:
             current = self._flows.get(device_code_hash)
@@ -104,6 +105,7 @@ class EmbeddedFlowStore:
                 client_id=client_id,
                 client_secret_hash=client_secret_hash,
                 lease=lease,
+                dpop_jkt=dpop_jkt,
             )
             if current is not None and decision.flow is not None:
                 self._store(current, decision.flow)

@@ -150,10 +150,18 @@ class RedisFlowStore:
         client_id: str,
         client_secret_hash: str,
         lease: float,
+        dpop_jkt: str | None = None,
     ) -> PollResult:
         reply = self._poll(
             keys=[self._flow_key(device_code_hash), self._channel(device_code_hash)],
-            args=[repr(now), client_id, client_secret_hash, repr(float(lease)), SLOW_DOWN_STEP],
+            args=[
+                repr(now),
+                client_id,
+                client_secret_hash,
+                repr(float(lease)),
+                SLOW_DOWN_STEP,
+                dpop_jkt or "",
+            ],
         )
         outcome = PollOutcome(reply[0].decode())
         if len(reply) == 1:

@@ -40,6 +40,7 @@ _FAMILY_COLUMNS = (
     _FAMILY.c.requester_user_agent,
     _FAMILY.c.auth_time,
     _FAMILY.c.amr,
+    _FAMILY.c.dpop_jkt,
 )
 
 
@@ -58,6 +59,7 @@ def _family(row: Any) -> TokenFamily:
         requester_user_agent=row.requester_user_agent,
         auth_time=row.auth_time,
         amr=tuple(row.amr.split()),
+        dpop_jkt=row.dpop_jkt,
     )
 
 
@@ -103,6 +105,7 @@ class SqlTokens:
                     requester_user_agent=family.requester_user_agent,
                     auth_time=family.auth_time,
                     amr=" ".join(family.amr),
+                    dpop_jkt=family.dpop_jkt,
                     # No refresh token (OpenID Connect without offline_access): none to match.
                     refresh_hash=refresh.token_hash if refresh else None,
                     refresh_expires_at=refresh.expires_at if refresh else None,

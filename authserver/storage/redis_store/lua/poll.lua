@@ -1,15 +1,17 @@
 -- domain.flow.poll, made atomic in one round trip: the same straight line of checks. The
 -- contract tests and the state-machine test drive both with the same steps, and the state and
 -- outcome names below are filled in from the domain's enums when this file is loaded.
--- KEYS: flow, channel. ARGV: now, client_id, client secret hash, lease seconds, slow-down step.
+-- KEYS: flow, channel. ARGV: now, client_id, client secret hash, lease seconds, slow-down step,
+-- DPoP key thumbprint ('' for none).
 -- Returns {outcome}, or {outcome, HGETALL...} for the outcomes whose caller needs the flow.
 local f = KEYS[1]
 local h = redis.call('hmget', f, 'client_id', 'client_secret_hash', 'state', 'expires_at',
-                     'interval', 'last_poll_at', 'issued', 'lease_until')
+                     'interval', 'last_poll_at', 'issued', 'lease_until', 'dpop_jkt')
 if not h[1] then return {'$OUTCOME_UNKNOWN'} end
 if h[1] ~= ARGV[2] then return {'$OUTCOME_WRONG_CLIENT'} end
 -- Both sides are SHA-256 digests of a 256-bit secret: an early-exit compare leaks nothing usable.
 if h[2] ~= ARGV[3] then return {'$OUTCOME_BAD_SECRET'} end
+if h[9] and h[9] ~= ARGV[6] then return {'$OUTCOME_WRONG_KEY'} end
 local now = tonumber(ARGV[1])
 local state = h[3]
 local outcome

@@ -1,0 +1,38 @@
+"""dpop key binding: the DPoP key a login's tokens and a phone's device token are bound to
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-03 05:00:00
+
+RFC 9449: `token_families.dpop_jkt` is the JWK thumbprint (RFC 7638) of the key the PC proved
+it held when the tokens were issued; a public client's refresh tokens only work with that key.
+`mobile_devices.dpop_jkt` is the key the phone registered at sign-in; every later call of the
+mobile API must carry a proof signed with it.
+
+Upgrade notes: existing rows get NULL (bearer): existing logins and phones keep working as
+before; phones that sign in again register a key.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("token_families", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("dpop_jkt", sa.String(length=43), nullable=True))
+    with op.batch_alter_table("mobile_devices", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("dpop_jkt", sa.String(length=43), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("mobile_devices", schema=None) as batch_op:
+        batch_op.drop_column("dpop_jkt")
+    with op.batch_alter_table("token_families", schema=None) as batch_op:
+        batch_op.drop_column("dpop_jkt")
