@@ -23,6 +23,7 @@ from typing import Any
 import zxingcpp
 from PIL import Image, UnidentifiedImageError
 
+from clients.dpop import DpopKey
 from clients.files import config_home, read_private_json, write_private_json
 from clients.http import (
     DEFAULT_TIMEOUT,
@@ -133,6 +134,9 @@ class PhoneState:
     # What the server answered at the last sign-in: sent with the next one, so other people's
     # wrong passwords never lock this phone out (the server's README, "Rate limits").
     device_cookie: str | None = field(default=None, repr=False)
+    # The app's private DPoP key (PEM), registered at sign-in: the device token is bound to it
+    # (RFC 9449), so a copy of this file's token without the key is refused.
+    dpop_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def new(cls, device_name: str | None = None, device_platform: str = "android") -> PhoneState:
@@ -140,7 +144,14 @@ class PhoneState:
             device_id=f"qrlogin-phone-{secrets.token_hex(8)}",
             device_name=device_name or f"qrlogin-phone on {platform.node() or 'this computer'}",
             platform=device_platform,
+            dpop_key=DpopKey().to_pem(),
         )
+
+    def key(self) -> DpopKey:
+        """The app's DPoP key; made (and kept in this state) on first use."""
+        if self.dpop_key is None:
+            self.dpop_key = DpopKey().to_pem()
+        return DpopKey.from_pem(self.dpop_key)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,6 +162,7 @@ class PhoneState:
             "username": self.username,
             "device_token": self.device_token,
             "device_cookie": self.device_cookie,
+            "dpop_key": self.dpop_key,
         }
 
     @classmethod
@@ -167,6 +179,7 @@ class PhoneState:
             username=optional("username"),
             device_token=optional("device_token"),
             device_cookie=optional("device_cookie"),
+            dpop_key=optional("dpop_key"),
         )
 
 
@@ -287,6 +300,7 @@ class MobileApp:
         device_token: str | None = None,
         *,
         device_cookie: str | None = None,
+        key: DpopKey | None = None,
         transport: Transport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
@@ -294,6 +308,8 @@ class MobileApp:
         self.device_id = device_id
         self.device_token = device_token
         self.device_cookie = device_cookie
+        self.key = key  # with a key, the device token is bound to it (RFC 9449)
+        self._nonce: str | None = None
         self._transport = transport or RequestsTransport("qrlogin-phone (mobile app simulator)")
         self._timeout = timeout
 
@@ -306,9 +322,7 @@ class MobileApp:
         }
         if self.device_cookie:
             body["device_cookie"] = self.device_cookie
-        response = self._transport.request(
-            "POST", f"{self.server}/mobile/v1/sessions", json_body=body, timeout=self._timeout
-        )
+        response = self._send("POST", f"{self.server}/mobile/v1/sessions", json_body=body)
         if response.status not in (200, 201):
             raise MobileApiError.from_response(response)
         answer = response.json_object()
@@ -330,7 +344,7 @@ class MobileApp:
     ) -> str:
         """Sign this phone in with a token of the app's own identity provider (RFC 8693 token
         exchange at the token endpoint); returns (and keeps) the device token."""
-        response = self._transport.request(
+        response = self._send(
             "POST",
             f"{self.server}/oauth/token",
             form={
@@ -343,7 +357,6 @@ class MobileApp:
                 "device_name": device_name,
                 "device_platform": device_platform,
             },
-            timeout=self._timeout,
         )
         if response.status != 200:
             raise MobileApiError.from_response(response)
@@ -380,13 +393,44 @@ class MobileApp:
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> HttpResponse:
         if not self.device_token:
             raise PhoneNotSignedIn("This phone is not signed in: run `qrlogin-phone signin`.")
-        response = self._transport.request(
+        response = self._send(
             method,
             f"{self.server}/mobile/v1/{path}",
-            headers={"Authorization": f"Bearer {self.device_token}", "X-Device-Id": self.device_id},
+            headers={"X-Device-Id": self.device_id},
             json_body=body,
-            timeout=self._timeout,
+            device_token=self.device_token,
         )
         if not 200 <= response.status < 300:
             raise MobileApiError.from_response(response)
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        device_token: str | None = None,
+        **body: Any,
+    ) -> HttpResponse:
+        """One request, with the device token (DPoP-bound with a key, else Bearer) and a fresh
+        proof; once more with the server's nonce if it asks for one (RFC 9449 §8)."""
+        for _ in range(2):
+            sent = dict(headers or {})
+            if self.key is not None:
+                sent["DPoP"] = self.key.proof(
+                    method, url, access_token=device_token, nonce=self._nonce
+                )
+            if device_token is not None:
+                scheme = "DPoP" if self.key is not None else "Bearer"
+                sent["Authorization"] = f"{scheme} {device_token}"
+            response = self._transport.request(
+                method, url, headers=sent, timeout=self._timeout, **body
+            )
+            nonce = {k.lower(): v for k, v in response.headers.items()}.get("dpop-nonce")
+            if nonce:
+                self._nonce = nonce
+            error = response.body.get("error") if isinstance(response.body, dict) else None
+            if error != "use_dpop_nonce" or not nonce:
+                return response
         return response

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from clients import __version__
+from clients.dpop import DpopKey
 from clients.http import ClientError
 from clients.phone import (
     SUBJECT_TOKEN_TYPES,
@@ -49,7 +50,9 @@ def _signed_in(store: PhoneStateStore) -> tuple[PhoneState, MobileApp]:
     state = store.load()
     if state is None or not state.device_token or not state.server:
         raise PhoneError(f"Not signed in (no device token in {store.path}): run signin first.")
-    return state, MobileApp(state.server, state.device_id, state.device_token)
+    # A state from before keys were kept signed in without one: it stays a bearer phone.
+    key = DpopKey.from_pem(state.dpop_key) if state.dpop_key else None
+    return state, MobileApp(state.server, state.device_id, state.device_token, key=key)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -83,7 +86,9 @@ def cmd_signin(args: argparse.Namespace) -> int:
         state.device_name = args.device_name
     if args.platform:
         state.platform = args.platform
-    app = MobileApp(args.server, state.device_id, device_cookie=state.device_cookie)
+    app = MobileApp(
+        args.server, state.device_id, device_cookie=state.device_cookie, key=state.key()
+    )
     if exchange:
         state.device_token = app.exchange_token(
             args.client_id, secret, args.subject_token_type, state.device_name, state.platform

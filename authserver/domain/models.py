@@ -84,6 +84,9 @@ class MobileDevice:
     expires_at: float
     revoked_at: float | None = None
     created_at: float = 0.0
+    # RFC 7638 thumbprint of the key the app registered at sign-in (RFC 9449): every call
+    # with this device token must prove it. None: a bearer device token (no key registered).
+    dpop_jkt: str | None = None
 
 
 class SignInMethod(enum.StrEnum):

@@ -36,6 +36,8 @@ class DeviceCredentials:
 
     token: str
     device_id: str
+    # The key thumbprint of the DPoP proof sent with the token (RFC 9449 §7), if one was.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ class AccountService:
         ip: str,
         device_cookie: str = "",
         ttl: int | None = None,
+        dpop_jkt: str | None = None,
     ) -> SignIn:
         """Check the password and bind a new device token to `device_id`.
 
@@ -152,6 +155,7 @@ class AccountService:
                 ip=ip,
                 ttl=ttl,
                 method=SignInMethod.PASSWORD,
+                dpop_jkt=dpop_jkt,
             )
             cookie = self._throttle.remember(check, AccountKind.USER, username, now)
         return SignIn(token, device, cookie)
@@ -166,9 +170,12 @@ class AccountService:
         ip: str,
         method: SignInMethod,
         ttl: int | None = None,
+        dpop_jkt: str | None = None,
     ) -> tuple[str, MobileDevice]:
         """Bind a new device token of `user` to `device_id`, once the user has been
         authenticated (`method`: how, for the audit trail): the one place phones are signed in.
+        With `dpop_jkt` (the sign-in carried a DPoP proof), the token is bound to that key too:
+        without the private key, a copied token and device id are worthless (RFC 9449 §7).
 
         Runs inside the caller's unit of work (its own if there is none), with its audit row.
         """
@@ -183,6 +190,7 @@ class AccountService:
             platform=printable(platform, 50),
             token_hash=hash_secret(token),
             expires_at=now + (ttl or self._config.mobile_token_ttl),
+            dpop_jkt=dpop_jkt,
         )
         with self._transaction():
             # One live session per phone: signing in again from the same device id ends the
@@ -198,11 +206,13 @@ class AccountService:
                 device_name=device.name,
                 platform=device.platform,
                 method=method.value,
+                key_bound=dpop_jkt is not None,
             )
         return token, device
 
     def authenticate(self, credentials: DeviceCredentials) -> SignedInDevice:
-        """The phone behind a device token, which must be presented from its own device id."""
+        """The phone behind a device token, which must be presented from its own device id and,
+        if the phone registered a key, with a proof of that key (RFC 9449 §7)."""
         token, device_id = credentials.token, credentials.device_id
         found = self._devices.signed_in(hash_secret(token)) if token else None
         if (
@@ -212,6 +222,16 @@ class AccountService:
             or not secrets_equal(found.device.device_id, device_id)
         ):
             raise errors.InvalidDeviceToken()
+        bound = found.device.dpop_jkt
+        if bound is not None and not secrets_equal(bound, credentials.dpop_jkt or ""):
+            raise errors.InvalidDeviceToken(
+                "This device token is bound to the app's key: send it as 'Authorization: DPoP "
+                "<device_token>' with a DPoP proof signed by that key."
+            )
+        if bound is None and credentials.dpop_jkt is not None:
+            raise errors.InvalidDeviceToken(
+                "This device token is not key-bound: send it as Bearer."
+            )
         return SignedInDevice(found.device, found.user)
 
     def sign_out(self, credentials: DeviceCredentials, ip: str) -> None:

@@ -39,6 +39,7 @@ class ExchangedToken:
     expires_in: int
     user_id: str
     mobile_device_id: str
+    token_type: str = "Bearer"  # DPoP when bound to the key of the request's proof (RFC 9449)
 
 
 class Grant(Protocol):

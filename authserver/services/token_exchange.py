@@ -124,6 +124,7 @@ class TokenExchangeGrant:
                 platform=device["device_platform"],
                 ip=request.ip,
                 method=SignInMethod.TOKEN_EXCHANGE,
+                dpop_jkt=request.dpop_jkt,  # the app's key, proved by this request (RFC 9449)
             )
             self._audit.record(
                 AuditEventType.TOKEN_EXCHANGED,
@@ -142,6 +143,7 @@ class TokenExchangeGrant:
             expires_in=self._config.mobile_token_ttl,
             user_id=user.user_id,
             mobile_device_id=bound.id,
+            token_type="DPoP" if bound.dpop_jkt else "Bearer",
         )
 
     def _user_of(self, subject: ExternalSubject) -> tuple[User, bool]:

@@ -9,21 +9,36 @@ from flask import Blueprint, Response, request
 
 from authserver.domain import errors
 from authserver.services.accounts import DeviceCredentials
-from authserver.web.common import client_ip, json_body, no_store, services, string_field
+from authserver.web.common import (
+    client_ip,
+    dpop_jkt,
+    json_body,
+    no_store,
+    services,
+    string_field,
+)
 
 bp = Blueprint("mobile", __name__, url_prefix="/mobile/v1")
 
 
 def _phone() -> DeviceCredentials:
-    """The phone's credentials: bearer device token, presented from its own device id (seed
-    003); each service checks them inside the step's unit of work."""
+    """The phone's credentials: its device token, presented from its own device id (seed
+    003) and, for a phone that registered a key at sign-in, with a DPoP proof of that key
+    (RFC 9449 §7.1 applied to the mobile API); each service checks them inside the step's
+    unit of work."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise errors.InvalidDeviceToken("Send 'Authorization: Bearer <device_token>'.")
+    token = token.strip()
+    if scheme.lower() not in ("bearer", "dpop") or not token:
+        raise errors.InvalidDeviceToken("Send 'Authorization: DPoP <device_token>' (or Bearer).")
     device_id = request.headers.get("X-Device-Id", "")
     if not device_id:
         raise errors.InvalidDeviceToken("Send the 'X-Device-Id' header.")
-    return DeviceCredentials(token.strip(), device_id)
+    proved = None
+    if scheme.lower() == "dpop":
+        proved = dpop_jkt(access_token=token)
+        if proved is None:
+            raise errors.InvalidDpopProof("Send a DPoP proof with the device token.")
+    return DeviceCredentials(token, device_id, proved)
 
 
 @bp.post("/sessions")
@@ -41,11 +56,13 @@ def sign_in() -> Response:
         ip=client_ip(),
         # What an earlier sign-in to this account answered: lifts the limits others can fill.
         device_cookie=string_field(body, "device_cookie", required=False, max_len=100),
+        # A DPoP proof here registers the app's key: later calls must prove it (RFC 9449).
+        dpop_jkt=dpop_jkt(),
     )
     return no_store(
         {
             "device_token": signed_in.token,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if signed_in.device.dpop_jkt else "Bearer",
             "expires_in": services().config.mobile_token_ttl,
             "device": {"id": signed_in.device.device_id, "name": signed_in.device.name},
             "device_cookie": signed_in.device_cookie,

@@ -119,13 +119,13 @@ def token() -> Response:
         )
     )
     if isinstance(issued, ExchangedToken):
-        # RFC 8693 §2.2.1. The device token is presented as a bearer token (RFC 6750) at the
-        # mobile API, so its token_type is Bearer rather than N_A.
+        # RFC 8693 §2.2.1. The device token is presented at the mobile API as a bearer token
+        # (RFC 6750) or, bound to the app's key, with DPoP (RFC 9449): never N_A.
         return no_store(
             {
                 "access_token": issued.access_token,
                 "issued_token_type": issued.issued_token_type,
-                "token_type": "Bearer",
+                "token_type": issued.token_type,
                 "expires_in": issued.expires_in,
             }
         )

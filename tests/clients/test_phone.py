@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import jwt
 import pytest
 import qrcode
 from PIL import Image
@@ -224,3 +225,33 @@ def test_signin_takes_a_password_or_a_subject_token_not_both(tmp_path: Path) -> 
         with pytest.raises(SystemExit) as usage:
             phone_cli.main(argv)
         assert usage.value.code == 2
+
+
+def test_a_phone_with_a_key_proves_it_on_every_call(tmp_path: Path) -> None:
+    store = PhoneStateStore(tmp_path / "state.json")
+    state = store.load_or_create("Test phone", "ios")
+    assert state.dpop_key is not None and "PRIVATE KEY" in state.dpop_key
+    assert file_mode(store.path) == 0o600 and "PRIVATE" not in repr(state)
+    key = PhoneStateStore(store.path).load_or_create().key()
+    assert key.thumbprint == state.key().thumbprint  # the same key after a restart
+
+    server = FakeServer(FakeClock())
+    server.script("/mobile/v1/sessions", HttpResponse(201, {"device_token": "dt-1"}))
+    server.script(
+        "/mobile/v1/scan",
+        HttpResponse(400, {"error": "use_dpop_nonce"}, {"DPoP-Nonce": "n-1"}),
+        scan_answer(),
+    )
+    app = MobileApp(ISSUER, "phone-1", key=key, transport=server)
+    app.sign_in("demo", "pw", "Test phone", "ios")
+    app.scan(qr=URL)
+    sign_in, refused, scan = server.sent[-3:]
+    assert "Authorization" not in sign_in.headers
+    proofs = [
+        jwt.decode(s.headers["DPoP"], options={"verify_signature": False}) for s in server.sent
+    ]
+    assert proofs[0]["htu"] == f"{ISSUER}/mobile/v1/sessions" and "ath" not in proofs[0]
+    for sent in (refused, scan):
+        assert sent.headers["Authorization"] == "DPoP dt-1"
+    assert proofs[1]["htu"] == f"{ISSUER}/mobile/v1/scan" and "nonce" not in proofs[1]
+    assert proofs[2]["nonce"] == "n-1" and proofs[2]["jti"] != proofs[1]["jti"]

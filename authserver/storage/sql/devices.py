@@ -33,6 +33,7 @@ class SqlMobileDevices:
                     token_hash=device.token_hash,
                     created_at=now,
                     expires_at=device.expires_at,
+                    dpop_jkt=device.dpop_jkt,
                 )
             )
 

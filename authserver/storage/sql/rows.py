@@ -56,4 +56,5 @@ def device_from(row: Any) -> MobileDevice:
         expires_at=m[DEVICES.c.expires_at],
         revoked_at=m[DEVICES.c.revoked_at],
         created_at=m[DEVICES.c.created_at],
+        dpop_jkt=m[DEVICES.c.dpop_jkt],
     )
