@@ -3,7 +3,9 @@
     login = DeviceLogin("https://login.example.com", client_id="...", scope="profile")
     authorization = login.start()                     # show authorization.qr_text as a QR code
     tokens = login.wait(authorization, on_status=lambda update: print(update.message))
-    TokenStore(path).save(tokens, issuer=login.issuer, client_id=login.client_id)
+    TokenStore(path).save(
+        tokens, issuer=login.issuer, client_id=login.client_id, dpop_key=login.dpop_key
+    )
 
 `wait` polls the token endpoint exactly as RFC 8628 §3.5 demands: it waits `interval` seconds
 between polls, adds 5 s for every later poll after `slow_down`, keeps going on
@@ -36,6 +38,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from clients import __version__
+from clients.dpop import ALGORITHM as DPOP_ALGORITHM
+from clients.dpop import DpopKey
 from clients.files import read_private_json, write_private_json
 from clients.http import (
     DEFAULT_TIMEOUT,
@@ -167,6 +171,12 @@ class ServerMetadata:
     revocation_endpoint: str | None = None
     device_status_endpoint: str | None = None  # this server's non-standard status channel
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def supports_dpop(self) -> bool:
+        """RFC 9449 §5.1: the server accepts DPoP proofs of this client's algorithm."""
+        algorithms = self.raw.get("dpop_signing_alg_values_supported")
+        return isinstance(algorithms, list) and DPOP_ALGORITHM in algorithms
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], expected_issuer: str) -> ServerMetadata:
@@ -378,6 +388,11 @@ class DeviceLogin:
     name the same issuer). A confidential client passes `client_secret` (sent with HTTP Basic);
     a public one does not (RFC 8628 §5.6). `transport`, `clock` (monotonic), `wall_clock` and
     `sleep` can be replaced, e.g. by fakes in tests.
+
+    `dpop`: with True (the default) and a server that supports DPoP (RFC 9449), a fresh key is
+    made and the device code and tokens are bound to it, so a copy of them is worthless
+    without the key (keep `dpop_key` with the tokens: TokenStore does); a DpopKey uses that
+    key; False asks for bearer tokens.
     """
 
     def __init__(
@@ -395,6 +410,7 @@ class DeviceLogin:
         timeout: float = DEFAULT_TIMEOUT,
         status_wait: float = STATUS_WAIT,
         metadata: ServerMetadata | None = None,
+        dpop: bool | DpopKey = True,
     ) -> None:
         self.server = server.rstrip("/")
         self.client_id = client_id
@@ -409,6 +425,19 @@ class DeviceLogin:
         self._status_wait = status_wait
         self._metadata = metadata
         self._metadata_lock = threading.Lock()
+        self._dpop = dpop
+        self._dpop_nonce: str | None = None
+
+    @property
+    def dpop_key(self) -> DpopKey | None:
+        """The key this login binds its device code and tokens to, if the server takes DPoP."""
+        if self._dpop is False:
+            return None
+        if self._dpop is True:
+            if not self.metadata.supports_dpop:
+                return None
+            self._dpop = DpopKey()
+        return self._dpop
 
     # -- discovery
     @property
@@ -433,7 +462,7 @@ class DeviceLogin:
         form: dict[str, str] = {}
         if self.scope:
             form["scope"] = self.scope
-        response = self._post(self.metadata.device_authorization_endpoint, form)
+        response = self._post(self.metadata.device_authorization_endpoint, form, proof=True)
         if response.status != 200:
             raise oauth_error(response)
         return DeviceAuthorization.from_response(response.json_object(), self._clock())
@@ -511,6 +540,7 @@ class DeviceLogin:
                 response = self._post(
                     self.metadata.token_endpoint,
                     {"grant_type": DEVICE_CODE_GRANT, "device_code": authorization.device_code},
+                    proof=True,  # a device code asked for with a key is redeemed with it
                 )
                 error = (
                     None if response.status == 200 else oauth_error(response, self._wall_clock())
@@ -561,7 +591,7 @@ class DeviceLogin:
         form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
         if scope:
             form["scope"] = scope
-        response = self._post(self.metadata.token_endpoint, form)
+        response = self._post(self.metadata.token_endpoint, form, proof=True)
         if response.status != 200:
             raise oauth_error(response)
         return Tokens.from_response(response.json_object(), self._wall_clock())
@@ -582,12 +612,19 @@ class DeviceLogin:
 
     def me(self, tokens: Tokens) -> dict[str, Any]:
         """Who the access token speaks for: this server's sample resource `GET /api/v1/me`."""
-        response = self._transport.request(
-            "GET",
-            f"{self.issuer}/api/v1/me",
-            headers={"Authorization": f"Bearer {tokens.access_token}"},
-            timeout=self._timeout,
-        )
+        url = f"{self.issuer}/api/v1/me"
+        key = self.dpop_key if tokens.token_type.lower() == "dpop" else None
+        if tokens.token_type.lower() == "dpop" and key is None:
+            raise OAuthError("invalid_token", "These tokens are DPoP-bound and the key is lost.")
+        for _ in range(2):
+            headers = {"Authorization": f"{tokens.token_type} {tokens.access_token}"}
+            if key is not None:
+                headers["DPoP"] = key.proof(
+                    "GET", url, access_token=tokens.access_token, nonce=self._dpop_nonce
+                )
+            response = self._transport.request("GET", url, headers=headers, timeout=self._timeout)
+            if not self._asks_for_nonce(response):
+                break
         if response.status != 200:
             raise oauth_error(response)
         return response.json_object()
@@ -604,10 +641,17 @@ class DeviceLogin:
 
     # -- plumbing
     def _post(
-        self, url: str, form: Mapping[str, str], timeout: float | None = None
+        self,
+        url: str,
+        form: Mapping[str, str],
+        timeout: float | None = None,
+        *,
+        proof: bool = False,
     ) -> HttpResponse:
         """A form POST with client authentication: HTTP Basic with a secret (RFC 6749
-        §2.3.1, id and secret form-encoded first), else client_id in the body."""
+        §2.3.1, id and secret form-encoded first), else client_id in the body. With `proof`
+        and a DPoP key, a fresh DPoP proof goes with it (sent again once with the server's
+        nonce if it asks for one, RFC 9449 §8)."""
         body = dict(form)
         headers: dict[str, str] = {}
         if self.client_secret:
@@ -615,9 +659,29 @@ class DeviceLogin:
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         else:
             body["client_id"] = self.client_id
-        return self._transport.request(
-            "POST", url, headers=headers, form=body, timeout=timeout or self._timeout
-        )
+        key = self.dpop_key if proof else None
+        for _ in range(2):
+            if key is not None:
+                headers["DPoP"] = key.proof("POST", url, nonce=self._dpop_nonce)
+            response = self._transport.request(
+                "POST", url, headers=headers, form=body, timeout=timeout or self._timeout
+            )
+            if key is None or not self._asks_for_nonce(response):
+                return response
+        return response
+
+    def _asks_for_nonce(self, response: HttpResponse) -> bool:
+        """Keep the server's latest DPoP nonce; True if the request must be sent again."""
+        nonce = {k.lower(): v for k, v in response.headers.items()}.get("dpop-nonce")
+        if nonce:
+            self._dpop_nonce = nonce
+        error = response.body.get("error") if isinstance(response.body, dict) else None
+        if error is None:
+            challenge = {k.lower(): v for k, v in response.headers.items()}.get(
+                "www-authenticate", ""
+            )
+            error = "use_dpop_nonce" if 'error="use_dpop_nonce"' in challenge else None
+        return error == "use_dpop_nonce" and bool(nonce)
 
 
 class _Reporter:
@@ -751,6 +815,7 @@ class SavedLogin:
     issuer: str
     client_id: str
     tokens: Tokens
+    dpop_key: DpopKey | None = None  # the key DPoP-bound tokens need (RFC 9449)
 
 
 class TokenStore:
@@ -760,10 +825,18 @@ class TokenStore:
         self.path = Path(path).expanduser()
         self._wall_clock = wall_clock
 
-    def save(self, tokens: Tokens, *, issuer: str, client_id: str) -> None:
-        write_private_json(
-            self.path, {"issuer": issuer, "client_id": client_id, "tokens": tokens.to_dict()}
-        )
+    def save(
+        self, tokens: Tokens, *, issuer: str, client_id: str, dpop_key: DpopKey | None = None
+    ) -> None:
+        """Save the tokens, and the private DPoP key they are bound to (the file is 0600)."""
+        data: dict[str, Any] = {
+            "issuer": issuer,
+            "client_id": client_id,
+            "tokens": tokens.to_dict(),
+        }
+        if dpop_key is not None:
+            data["dpop_key"] = dpop_key.to_pem()
+        write_private_json(self.path, data)
 
     def load(self) -> SavedLogin:
         """The saved login; NotSignedIn if there is none, DeviceLoginError if unreadable."""
@@ -774,10 +847,12 @@ class TokenStore:
         except (OSError, ValueError) as exc:
             raise DeviceLoginError(f"Cannot read the token file {self.path}: {exc}") from exc
         try:
+            key = data.get("dpop_key")
             return SavedLogin(
                 issuer=str(data["issuer"]),
                 client_id=str(data["client_id"]),
                 tokens=Tokens.from_dict(data["tokens"]),
+                dpop_key=DpopKey.from_pem(key) if isinstance(key, str) else None,
             )
         except (KeyError, TypeError, ValueError, OAuthError) as exc:
             raise DeviceLoginError(f"The token file {self.path} is malformed: {exc}") from exc
@@ -821,7 +896,9 @@ class TokenStore:
             if not force and (not expired or not saved.tokens.refresh_token):
                 return saved.tokens
             tokens = login.refresh(saved.tokens)
-            self.save(tokens, issuer=saved.issuer, client_id=saved.client_id)
+            self.save(
+                tokens, issuer=saved.issuer, client_id=saved.client_id, dpop_key=saved.dpop_key
+            )
             return tokens
 
     def access_token_expired(self, leeway: float = EXPIRY_LEEWAY) -> bool:
@@ -831,4 +908,5 @@ class TokenStore:
     def login(self, client_secret: str | None = None, **options: Any) -> DeviceLogin:
         """A DeviceLogin for the server and client the saved tokens belong to."""
         saved = self.load()
+        options.setdefault("dpop", saved.dpop_key or False)
         return DeviceLogin(saved.issuer, saved.client_id, client_secret, **options)

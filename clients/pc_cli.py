@@ -163,7 +163,7 @@ def cmd_login(args: argparse.Namespace) -> int:
                 return fail("sign-in denied on the phone; not signed in.")
             finally:
                 line.end()
-        store.save(tokens, issuer=login.issuer, client_id=login.client_id)
+        store.save(tokens, issuer=login.issuer, client_id=login.client_id, dpop_key=login.dpop_key)
         try:
             identity = f"Signed in as {who(login.me(tokens))}."
         except ClientError as exc:

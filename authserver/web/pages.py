@@ -190,4 +190,5 @@ def login() -> Response:
         client=client,
         scope=granted if scope else "",
         verification_uri=services().config.verification_uri,
+        issuer=services().config.issuer,  # DPoP proofs name the issuer's URIs (RFC 9449 htu)
     )

@@ -95,6 +95,7 @@ class Pages:
         self.contexts: list[Any] = []
         self.problems: list[str] = []
         self.expected_statuses: set[int] = set()
+        self.on_response: Any = None  # a test's listener for every page's responses
 
     def __call__(self, **options: Any) -> Any:
         context = self.browser.new_context(**options)
@@ -103,6 +104,7 @@ class Pages:
         page.set_default_timeout(BROWSER_TIMEOUT_MS)
         page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.problems.append(str(e)))
+        page.on("response", lambda r: self.on_response(r) if self.on_response else None)
         return page
 
     def unexpected(self) -> list[str]:
@@ -172,6 +174,10 @@ def assert_no_tokens_stored(page: Any) -> None:
 def test_login_page_qr_is_approved_by_the_phone(watched: Pages, live_server: LiveServer) -> None:
     from playwright.sync_api import expect
 
+    exchanges: list[Any] = []  # the page's calls of the device and token endpoints
+    watched.on_response = lambda response: (
+        exchanges.append(response) if "/oauth/" in response.url else None
+    )
     page = open_login_page(watched, live_server)
     code = shown_code(page)
     expect(page.get_by_role("img")).to_have_attribute("alt", f"QR code of the sign-in code {code}")
@@ -197,6 +203,22 @@ def test_login_page_qr_is_approved_by_the_phone(watched: Pages, live_server: Liv
     expect(status).to_contain_text("Signed in as Demo User")
     expect(page.locator("#qr-frame")).to_be_hidden()
     assert_no_tokens_stored(page)
+    # RFC 9449: the device code was asked for with a WebCrypto key and the tokens are bound
+    # to it; "Signed in as" above came from /api/v1/me, which took them only with a proof.
+    started = next(r for r in exchanges if r.url.endswith("/oauth/device_authorization"))
+    redeemed = [r for r in exchanges if r.url.endswith("/oauth/token") and r.ok]
+    assert started.request.header_value("dpop") and redeemed[0].request.header_value("dpop")
+    assert redeemed[0].json()["token_type"] == "DPoP"
+    stolen = requests.post(
+        f"{live_server.base_url}/oauth/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": started.json()["device_code"],
+            "client_id": live_server.client_id,
+        },
+        timeout=TIMEOUT,
+    )
+    assert stolen.json()["error"] == "invalid_dpop_proof"  # worthless without the page's key
 
     # Signing out revokes the session (RFC 7009) and offers a new sign-in.
     page.get_by_role("button", name="Sign out").click()

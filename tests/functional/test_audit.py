@@ -148,6 +148,7 @@ def test_a_full_flow_is_recorded_in_order_with_actors_ips_and_ids(harness: Harne
         "device_name": "Test phone",
         "platform": "ios",
         "method": "password",
+        "key_bound": False,
     }
     times = [e.occurred_at for e in trail]
     assert times == sorted(times)

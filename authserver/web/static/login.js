@@ -10,6 +10,9 @@
 // its dependencies blips) or 429, is temporary: the page says so, keeps trying within the
 // code's lifetime, doubles its wait for each failure in a row (RFC 8628 §3.5) and never asks
 // sooner than Retry-After says.
+// The device code and the tokens are bound to a DPoP key (RFC 9449) made here with WebCrypto:
+// its private half is not extractable, so a device code or token copied out of this page is
+// worthless elsewhere. Without WebCrypto (a plain-http page off localhost) it stays bearer.
 "use strict";
 
 (() => {
@@ -43,6 +46,70 @@
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+  // --- DPoP (RFC 9449) -----------------------------------------------------------------------
+  let keyPair = null; // one per page: the device code and its tokens share it
+  let publicJwk = null;
+  let dpopNonce = null; // the server's latest DPoP-Nonce, if it asks for nonces
+
+  const b64url = (bytes) =>
+    btoa(String.fromCharCode(...new Uint8Array(bytes)))
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_")
+      .replace(/=+$/, "");
+  const b64urlText = (text) => b64url(new TextEncoder().encode(text));
+
+  async function dpopKey() {
+    if (!window.crypto || !crypto.subtle) return null; // not a secure context: bearer
+    if (!keyPair) {
+      // extractable=false: the private key never leaves WebCrypto (the public one always can).
+      keyPair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, [
+        "sign",
+        "verify",
+      ]);
+      const jwk = await crypto.subtle.exportKey("jwk", keyPair.publicKey);
+      publicJwk = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
+    }
+    return keyPair;
+  }
+
+  // One fresh proof for one request (RFC 9449 §4.2); ES256 signatures from WebCrypto are
+  // already r||s, the JWS form.
+  async function proof(method, path, accessToken) {
+    const pair = await dpopKey();
+    if (!pair) return null;
+    const header = { typ: "dpop+jwt", alg: "ES256", jwk: publicJwk };
+    const claims = {
+      jti: b64url(crypto.getRandomValues(new Uint8Array(16))),
+      htm: method,
+      htu: cfg.issuer + new URL(path, location.href).pathname,
+      iat: Math.floor(Date.now() / 1000),
+    };
+    if (dpopNonce) claims.nonce = dpopNonce;
+    if (accessToken) {
+      claims.ath = b64url(
+        await crypto.subtle.digest("SHA-256", new TextEncoder().encode(accessToken)),
+      );
+    }
+    const input = b64urlText(JSON.stringify(header)) + "." + b64urlText(JSON.stringify(claims));
+    const signature = await crypto.subtle.sign(
+      { name: "ECDSA", hash: "SHA-256" },
+      pair.privateKey,
+      new TextEncoder().encode(input),
+    );
+    return input + "." + b64url(signature);
+  }
+
+  // Keeps the server's nonce; true if it asked for one and the request should go again.
+  async function wantsNonce(response) {
+    const nonce = response.headers.get("DPoP-Nonce");
+    if (nonce) dpopNonce = nonce;
+    if (!nonce || response.ok) return false;
+    const challenge = response.headers.get("WWW-Authenticate") || "";
+    if (challenge.includes('error="use_dpop_nonce"')) return true;
+    const body = await readJson(response.clone());
+    return body.error === "use_dpop_nonce";
+  }
+
   function post(url, params, signal) {
     return fetch(url, {
       method: "POST",
@@ -51,6 +118,21 @@
       cache: "no-store",
       signal,
     });
+  }
+
+  // A POST that binds to this page's key: the device authorization and the token polls.
+  async function postWithProof(url, params) {
+    for (let tries = 0; ; tries += 1) {
+      const dpop = await proof("POST", url);
+      const response = await fetch(url, {
+        method: "POST",
+        body: new URLSearchParams(params),
+        headers: dpop ? { DPoP: dpop } : {},
+        credentials: "omit",
+        cache: "no-store",
+      });
+      if (tries > 0 || !(await wantsNonce(response))) return response;
+    }
   }
 
   async function readJson(response) {
@@ -113,7 +195,7 @@
     let backoff = 1;
     for (let tries = 1; ; tries += 1) {
       try {
-        response = await post(cfg.deviceAuthorizationUrl, params);
+        response = await postWithProof(cfg.deviceAuthorizationUrl, params);
         body = await readJson(response);
       } catch (e) {
         response = null;
@@ -267,7 +349,7 @@
       let response;
       let body;
       try {
-        response = await post(
+        response = await postWithProof(
           cfg.tokenUrl,
           clientParams({ grant_type: DEVICE_CODE_GRANT, device_code: mine.deviceCode }),
         );
@@ -311,11 +393,15 @@
     codeBox.hidden = true;
     let name = "";
     try {
-      const response = await fetch(cfg.meUrl, {
-        headers: { Authorization: "Bearer " + tokens.access_token },
-        credentials: "omit",
-        cache: "no-store",
-      });
+      let response;
+      for (let tries = 0; tries < 2; tries += 1) {
+        const headers = { Authorization: tokens.token_type + " " + tokens.access_token };
+        if (tokens.token_type === "DPoP") {
+          headers.DPoP = await proof("GET", cfg.meUrl, tokens.access_token);
+        }
+        response = await fetch(cfg.meUrl, { headers, credentials: "omit", cache: "no-store" });
+        if (!(await wantsNonce(response))) break;
+      }
       const me = await readJson(response);
       if (response.ok) name = me.name || me.username || "";
     } catch (e) {
