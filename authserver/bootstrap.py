@@ -17,6 +17,7 @@ from authserver.services.audit import Auditor
 from authserver.services.authorization import Authorizations
 from authserver.services.authorization_code_grant import AuthorizationCodeGrant
 from authserver.services.clients import ClientService
+from authserver.services.context import RequesterFacts
 from authserver.services.device_grant import DeviceGrant
 from authserver.services.dpop import DpopProofs
 from authserver.services.external_tokens import ExternalTokenVerifier, Fetch, fetch_url
@@ -178,7 +179,17 @@ def build_services(
                 clock,
             )
         )
-    approvals = Approvals(config, store, clients, accounts, limiter, auditor, transaction, clock)
+    approvals = Approvals(
+        config,
+        store,
+        clients,
+        accounts,
+        limiter,
+        auditor,
+        transaction,
+        clock,
+        RequesterFacts(token_repo),
+    )
     status_channel = StatusChannel(config, store, clients, auditor, clock)
     code_repo = SqlAuthorizationCodes(database)
     authorizations = Authorizations(

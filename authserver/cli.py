@@ -61,6 +61,7 @@ def _client_json(client: Client) -> dict[str, Any]:
         "redirect_uris": list(client.redirect_uris),
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "grant_types": [str(grant) for grant in client.grant_types],
+        "number_matching": client.number_matching,
         "disabled": client.disabled_at is not None,
     }
 
@@ -81,6 +82,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
         redirect_uris=args.redirect_uri or (),
         post_logout_redirect_uris=args.post_logout_redirect_uri or (),
         grant_types=_grants(args.grant) or (),
+        number_matching=bool(args.number_matching),
     )
     payload = {"client_id": client.client_id}
     if client.is_confidential:
@@ -98,6 +100,7 @@ def cmd_clients_update(args: argparse.Namespace) -> int:
         redirect_uris=args.redirect_uri,
         post_logout_redirect_uris=args.post_logout_redirect_uri,
         grant_types=_grants(args.grant),
+        number_matching=args.number_matching,
     )
     _print(_client_json(client))
     return 0
@@ -389,6 +392,13 @@ def _registration_options(parser: argparse.ArgumentParser) -> None:
         choices=["authorization_code", "device_code"],
         help="what the client may do, repeatable (default: device_code); "
         "a website: --grant authorization_code with --redirect-uri",
+    )
+    parser.add_argument(
+        "--number-matching",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every QR login of this client needs the phone to pick the number the PC shows "
+        "(default on create: off; the client must show the status channel's match_number)",
     )
 
 

@@ -295,6 +295,7 @@ class StatusUpdate:
     scanner_name: str | None = None  # masked by the server, e.g. "D*** U***"
     scanner_platform: str | None = None
     expires_in: int | None = None
+    match_number: int | None = None  # number matching: the phone must pick this number
 
     @property
     def final(self) -> bool:
@@ -307,6 +308,8 @@ class StatusUpdate:
             return "Waiting for scan..."
         if self.status is Status.SCANNED:
             suffix = f" ({scanner})" if scanner else ""
+            if self.match_number is not None:
+                return f"Scanned{suffix}: on your phone, pick {self.match_number} to confirm..."
             return f"Scanned, confirm on your phone{suffix}..."
         if self.status is Status.APPROVED:
             return "Approved on your phone, signing in..."
@@ -411,6 +414,7 @@ class DeviceLogin:
         status_wait: float = STATUS_WAIT,
         metadata: ServerMetadata | None = None,
         dpop: bool | DpopKey = True,
+        number_matching: bool = False,
     ) -> None:
         self.server = server.rstrip("/")
         self.client_id = client_id
@@ -427,6 +431,8 @@ class DeviceLogin:
         self._metadata_lock = threading.Lock()
         self._dpop = dpop
         self._dpop_nonce: str | None = None
+        # Ask for number matching: this app shows the status channel's number to the user.
+        self.number_matching = number_matching
 
     @property
     def dpop_key(self) -> DpopKey | None:
@@ -462,6 +468,8 @@ class DeviceLogin:
         form: dict[str, str] = {}
         if self.scope:
             form["scope"] = self.scope
+        if self.number_matching:
+            form["number_matching"] = "true"
         response = self._post(self.metadata.device_authorization_endpoint, form, proof=True)
         if response.status != 200:
             raise oauth_error(response)
@@ -791,6 +799,7 @@ class StatusWatcher:
                         scanner_name=_optional_str(scanner.get("name")),
                         scanner_platform=_optional_str(scanner.get("platform")),
                         expires_in=_optional_int(body.get("expires_in")),
+                        match_number=_optional_int(body.get("match_number")),
                     )
                 )
             elif clock() - sent < 1.0 and self._pause(float(self._authorization.interval)):

@@ -139,7 +139,14 @@ def cmd_login(args: argparse.Namespace) -> int:
     interactive = not args.yes and sys.stdin.isatty()
     line = StatusLine(out)
     secret = os.environ.get(SECRET_ENV) or None
-    with DeviceLogin(args.server, args.client_id, secret, args.scope) as login:
+    with DeviceLogin(
+        args.server,
+        args.client_id,
+        secret,
+        args.scope,
+        dpop=not args.bearer,
+        number_matching=args.number_matching,
+    ) as login:
         renewals = 0
         while True:
             authorization = login.start()
@@ -256,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="this app's client id ($QRLOGIN_CLIENT_ID)",
     )
     login.add_argument("--scope", help="space-separated scopes (default: the client's own)")
+    login.add_argument(
+        "--number-matching",
+        action="store_true",
+        help="ask for number matching: this terminal shows a number the phone must pick",
+    )
+    login.add_argument(
+        "--bearer",
+        action="store_true",
+        help="ask for bearer tokens instead of tokens bound to a DPoP key of this client "
+        "(RFC 9449; the default whenever the server supports it)",
+    )
     token_file(login)
     login.add_argument(
         "--qr",

@@ -226,9 +226,13 @@ class ApprovalScreen:
     client_name: str
     scopes: tuple[str, ...]
     requester_ip: str
-    requester_user_agent: str
+    device_says: str  # the PC's parsed user agent: its own claim, shown as such
     requested_at: str
     user_code: str
+    # Number matching: pick the one the PC shows (the server says which are offered).
+    number_choices: tuple[int, ...] = ()
+    place: str = "unknown"  # approximate, from the PC's address
+    warnings: tuple[str, ...] = ()  # the server's: not_on_your_network, first_sign_in_from_place
 
     @classmethod
     def from_response(cls, body: dict[str, Any]) -> ApprovalScreen:
@@ -242,9 +246,12 @@ class ApprovalScreen:
                 client_name=str(client["name"]),
                 scopes=tuple(str(scope) for scope in body.get("scopes") or ()),
                 requester_ip=str(requester.get("ip") or "unknown"),
-                requester_user_agent=str(requester.get("user_agent") or "unknown"),
+                device_says=str(requester.get("device_says") or "an unknown device"),
                 requested_at=str(requester.get("requested_at") or "unknown"),
                 user_code=str(body["user_code"]),
+                number_choices=tuple(int(n) for n in body.get("number_choices") or ()),
+                place=str((requester.get("place") or {}).get("name") or "unknown"),
+                warnings=tuple(str(w) for w in body.get("warnings") or ()),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PhoneError(f"Unexpected answer to the scan: {exc}") from exc
@@ -259,21 +266,34 @@ class ApprovalScreen:
             ("App", f"{self.client_name} (client {self.client_id})"),
             ("Wants", wants[0]),
             *(("", more) for more in wants[1:]),
-            ("From", self.requester_ip),
-            ("Using", self.requester_user_agent),
+            ("From", f"{self.requester_ip} ({self.place})"),
+            ("It says", f"{self.device_says}  (its own claim, not checked)"),
             ("Requested", _local_time(self.requested_at)),
             ("Code", f"{self.user_code}  <- the PC must show this same code"),
         ]
+        if self.number_choices:
+            numbers = "  ".join(str(n) for n in self.number_choices)
+            rows.append(("Pick", f"{numbers}  <- the one the PC shows; a wrong one declines"))
         table = "\n".join(
             f"  {(label + ':') if label else '':<11} {value}" for label, value in rows
         )
+        alerts = "".join(f"{WARNINGS[w]}\n" for w in self.warnings if w in WARNINGS)
         return (
             "Sign in on another device?\n\n"
             f"{table}\n\n"
+            f"{alerts}"
             "Only approve if you started this sign-in yourself, on a computer in front of you,\n"
             "and it shows the same code. Otherwise decline: someone may be trying to get into\n"
             f"your account. (This screen is valid for {self.expires_in} s.)\n"
         )
+
+
+# The server's warnings, in words this app owns (never text the requester sent).
+WARNINGS = {
+    "not_on_your_network": "WARNING: not on your network. The computer asking is on a different "
+    "network than this phone.",
+    "first_sign_in_from_place": "Note: the first sign-in to your account from this place.",
+}
 
 
 def _local_time(iso: str) -> str:
@@ -374,9 +394,12 @@ class MobileApp:
         body = {"qr": qr} if qr is not None else {"user_code": user_code}
         return ApprovalScreen.from_response(self._call("POST", "scan", body).json_object())
 
-    def confirm(self, screen: ApprovalScreen) -> str:
-        """Approve: the PC gets its tokens. Returns the flow's status ("approved")."""
-        return self._decide("confirm", screen)
+    def confirm(self, screen: ApprovalScreen, number: int | None = None) -> str:
+        """Approve: the PC gets its tokens. Returns the flow's status ("approved").
+
+        With number matching (`screen.number_choices`), `number` is the one the PC shows; a
+        wrong one declines the sign-in (MobileApiError number_mismatch)."""
+        return self._decide("confirm", screen, number)
 
     def deny(self, screen: ApprovalScreen) -> str:
         """Decline: the PC gets access_denied. Returns the flow's status ("denied")."""
@@ -386,8 +409,11 @@ class MobileApp:
         self._call("DELETE", "sessions", None)
         self.device_token = None
 
-    def _decide(self, action: str, screen: ApprovalScreen) -> str:
-        answer = self._call("POST", action, {"confirm_token": screen.confirm_token})
+    def _decide(self, action: str, screen: ApprovalScreen, number: int | None = None) -> str:
+        body: dict[str, Any] = {"confirm_token": screen.confirm_token}
+        if number is not None:
+            body["number"] = number
+        answer = self._call("POST", action, body)
         return str(answer.json_object().get("status", ""))
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> HttpResponse:

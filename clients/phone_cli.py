@@ -133,8 +133,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             print(answer.strip())  # a terminal echoed the answer; a pipe does not
         approve = answer.strip().lower() in ("y", "yes")
+    number = args.number
+    if approve and screen.number_choices and number is None:
+        try:
+            typed = input("Which number does the PC show? ")
+        except EOFError:
+            typed = ""
+        if not sys.stdin.isatty():
+            print(typed.strip())
+        number = int(typed) if typed.strip().isdigit() else None
+        if number is None:
+            print("No number picked: nothing was approved.")
+            return EXIT_FAILED
     if approve:
-        status = app.confirm(screen)
+        status = app.confirm(screen, number)
         print(f"Approved ({status}): the PC is signing in as {state.username}.")
     else:
         status = app.deny(screen)
@@ -222,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     decision = scan.add_mutually_exclusive_group()
     decision.add_argument("--approve", action="store_true", help="approve without asking")
     decision.add_argument("--deny", action="store_true", help="decline without asking")
+    scan.add_argument(
+        "--number",
+        type=int,
+        default=None,
+        help="number matching: the number the PC shows (asked for when needed, if not given)",
+    )
     scan.set_defaults(func=cmd_scan)
 
     signout = commands.add_parser("signout", parents=[common], help="sign this phone out")

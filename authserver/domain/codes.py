@@ -32,6 +32,27 @@ def new_client_id() -> str:
     return client_id
 
 
+# Number matching: two digits, so it is read at a glance; a wrong pick denies the flow, so
+# guessing has one try in three among the choices (and one in 90 blind).
+MATCH_NUMBERS = range(10, 100)
+MATCH_CHOICES = 3
+
+
+def new_match_number() -> int:
+    """The number the PC shows and the phone must pick."""
+    return secrets.choice(MATCH_NUMBERS)
+
+
+def match_choices(number: int) -> list[int]:
+    """`number` and two other numbers, in a random order, for the phone to pick from."""
+    choices = {number}
+    while len(choices) < MATCH_CHOICES:
+        choices.add(secrets.choice(MATCH_NUMBERS))
+    shuffled = list(choices)
+    secrets.SystemRandom().shuffle(shuffled)
+    return shuffled
+
+
 def new_user_code() -> str:
     """A user code in the RFC 8628 §6.1 style, shown as XXXX-XXXX."""
     raw = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))

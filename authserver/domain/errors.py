@@ -163,3 +163,18 @@ class UseDpopNonce(InvalidDpopProof):
     def __init__(self, nonce: str, *, resource: bool = False) -> None:
         super().__init__(None, resource=resource)
         self.nonce = nonce
+
+
+class NumberRequired(MalformedRequest):
+    """Number matching: the phone must send the number it picked before confirming."""
+
+    description = "Pick the number the computer shows, and send it as 'number'."
+
+
+class NumberMismatch(DomainError):
+    """Number matching: the phone picked another number than the PC shows; the flow is denied."""
+
+    description = (
+        "That is not the number the computer shows: the sign-in was declined. If you did "
+        "not start it on a computer in front of you, someone else may have."
+    )

@@ -102,6 +102,9 @@ class Flow:
     # RFC 9449 §6.1 thumbprint of the DPoP key that asked for this flow: only a poll proving
     # possession of that key may redeem it, so a stolen device code is worthless. None: bearer.
     dpop_jkt: str | None = None
+    # Number matching: the PC shows this number once the flow is scanned, and the phone must
+    # pick it before it can confirm (as Microsoft Authenticator; CIBA's binding_message).
+    match_number: int | None = None
 
     def is_expired(self, now: float) -> bool:
         """RFC 8628 §3.5 expired_token: past expires_at, unless tokens were issued or a live
@@ -195,13 +198,30 @@ def _consume_confirm_token(
 
 
 def confirm(
-    flow: Flow, now: float, *, user_id: str, mobile_device_id: str, confirm_token_hash: str
+    flow: Flow,
+    now: float,
+    *,
+    user_id: str,
+    mobile_device_id: str,
+    confirm_token_hash: str,
+    number: int | None = None,
 ) -> Flow:
-    """SCANNED -> APPROVED with the confirm token, which is consumed by this transition."""
+    """SCANNED -> APPROVED with the confirm token, which is consumed by this transition.
+
+    With number matching, only with the number the PC shows: without one nothing changes
+    (NumberRequired); a wrong one consumes the token and DENIES the flow, since whoever picks
+    wrong is not looking at the PC that asked (the caller reports the mismatch).
+    """
+    outcome = FlowState.APPROVED
+    if flow.match_number is not None:
+        if number is None:
+            raise errors.NumberRequired()
+        if not secrets_equal(str(flow.match_number), str(number)):
+            outcome = FlowState.DENIED
     return _consume_confirm_token(
         flow,
         now,
-        FlowState.APPROVED,
+        outcome,
         user_id=user_id,
         mobile_device_id=mobile_device_id,
         confirm_token_hash=confirm_token_hash,

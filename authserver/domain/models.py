@@ -46,6 +46,9 @@ class Client:
     # OIDC RP-Initiated Logout 1.0 §3.1: where /logout may send the browser afterwards.
     post_logout_redirect_uris: tuple[str, ...] = ()
     grant_types: tuple[GrantType, ...] = DEFAULT_GRANT_TYPES
+    # Every QR login of this client needs number matching: the phone picks the number the PC
+    # shows (clients that can show it may also ask for it per flow).
+    number_matching: bool = False
 
     @property
     def is_confidential(self) -> bool:
@@ -288,6 +291,7 @@ class AuditEventType(enum.StrEnum):
     FLOW_CREATED = "flow.created"
     FLOW_DENIED = "flow.denied"
     FLOW_EXPIRED = "flow.expired"
+    FLOW_NUMBER_MISMATCH = "flow.number_mismatch"  # the phone picked a wrong number: denied
     FLOW_REDEEMED = "flow.redeemed"
     FLOW_REPLAY_DETECTED = "flow.replay_detected"
     FLOW_SCANNED = "flow.scanned"

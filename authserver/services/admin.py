@@ -450,4 +450,5 @@ def _registration(client: Client) -> dict[str, Any]:
         "redirect_uris": list(client.redirect_uris),
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "grant_types": [str(g) for g in client.grant_types],
+        "number_matching": client.number_matching,
     }

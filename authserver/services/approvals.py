@@ -9,13 +9,21 @@ from urllib.parse import parse_qs, urlsplit
 from authserver.config import Config
 from authserver.domain import errors
 from authserver.domain import flow as flows
-from authserver.domain.codes import format_user_code, hash_secret, new_token, normalize_user_code
-from authserver.domain.flow import FlowStatus
+from authserver.domain.codes import (
+    format_user_code,
+    hash_secret,
+    match_choices,
+    new_token,
+    normalize_user_code,
+)
+from authserver.domain.context import RequesterContext
+from authserver.domain.flow import FlowState, FlowStatus
 from authserver.domain.models import Actor, AuditEventType, Client
 from authserver.domain.ports import FlowStore, RateLimiter, Transaction
 from authserver.services.accounts import AccountService, DeviceCredentials, SignedInDevice
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
+from authserver.services.context import RequesterFacts
 from authserver.services.limits import AttemptGuard, user_code_limits
 
 
@@ -31,6 +39,10 @@ class ApprovalScreen:
     requester_user_agent: str
     requested_at: float
     user_code: str
+    # Number matching: the numbers the phone picks from (one is what the PC shows); () if off.
+    number_choices: tuple[int, ...] = ()
+    # What the screens may say about the requester: parsed, placed, near or not (RFC 10027).
+    context: RequesterContext | None = None
 
 
 class Approvals:
@@ -47,8 +59,10 @@ class Approvals:
         auditor: Auditor,
         transaction: Transaction,
         clock: Callable[[], float],
+        facts: RequesterFacts,
     ) -> None:
         self._config = config
+        self._facts = facts
         self._store = store
         self._clients = clients
         self._accounts = accounts
@@ -142,48 +156,78 @@ class Approvals:
             requester_user_agent=flow.requester_user_agent,
             requested_at=flow.created_at,
             user_code=format_user_code(normalized),
+            number_choices=(
+                tuple(match_choices(flow.match_number)) if flow.match_number is not None else ()
+            ),
+            context=self._facts.describe(
+                user_agent=flow.requester_user_agent,
+                pc_ip=flow.requester_ip,
+                phone_ip=ip,
+                user_id=phone.user.user_id,
+            ),
         )
 
     def decide(
-        self, credentials: DeviceCredentials, confirm_token: str, *, approve: bool, ip: str
+        self,
+        credentials: DeviceCredentials,
+        confirm_token: str,
+        *,
+        approve: bool,
+        ip: str,
+        number: int | None = None,
     ) -> FlowStatus:
         """SCANNED -> APPROVED or DENIED; the confirm token works once (compare-and-set).
 
+        With number matching, approving needs the number the PC shows; a wrong one denies the
+        flow (audited) and raises NumberMismatch once that is committed.
         One unit of work: the phone's token check, and the audit row.
         """
         with self._transaction():
-            return self._decide(
-                self._accounts.authenticate(credentials), confirm_token, approve=approve, ip=ip
+            status, mismatch = self._decide(
+                self._accounts.authenticate(credentials),
+                confirm_token,
+                approve=approve,
+                ip=ip,
+                number=number,
             )
+        if mismatch:
+            raise errors.NumberMismatch()
+        return status
 
     def _decide(
-        self, phone: SignedInDevice, confirm_token: str, *, approve: bool, ip: str
-    ) -> FlowStatus:
+        self,
+        phone: SignedInDevice,
+        confirm_token: str,
+        *,
+        approve: bool,
+        ip: str,
+        number: int | None,
+    ) -> tuple[FlowStatus, bool]:
         confirm_token_hash = hash_secret(confirm_token)
         flow = self._store.find_by_confirm_token(confirm_token_hash) if confirm_token else None
         if flow is None:
             raise errors.InvalidConfirmToken()
         now = self._clock()
-        transition = flows.confirm if approve else flows.deny
-        decided = transition(
-            flow,
-            now,
-            user_id=phone.user.user_id,
-            mobile_device_id=phone.device.id,
-            confirm_token_hash=confirm_token_hash,
-        )
+        who = {"user_id": phone.user.user_id, "mobile_device_id": phone.device.id}
+        if approve:
+            decided = flows.confirm(
+                flow, now, **who, confirm_token_hash=confirm_token_hash, number=number
+            )
+        else:
+            decided = flows.deny(flow, now, **who, confirm_token_hash=confirm_token_hash)
         if not self._store.replace(flow, decided):
             raise errors.InvalidConfirmToken()
+        mismatch = approve and decided.state is FlowState.DENIED
+        event = AuditEventType.FLOW_APPROVED if approve else AuditEventType.FLOW_DENIED
         self._audit.record(
-            AuditEventType.FLOW_APPROVED if approve else AuditEventType.FLOW_DENIED,
+            AuditEventType.FLOW_NUMBER_MISMATCH if mismatch else event,
             Actor("user", phone.user.user_id),
             ip=ip,
-            user_id=phone.user.user_id,
             client_id=flow.client_id,
-            mobile_device_id=phone.device.id,
             flow_ref=flow_ref(flow.device_code_hash),
+            **who,
         )
-        return decided.status(now)
+        return decided.status(now), mismatch
 
     # --- Operator side ------------------------------------------------------------------
     def cancel(self, user_code: str, actor: Actor, ip: str) -> None:

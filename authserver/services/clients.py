@@ -42,6 +42,7 @@ class ClientService:
         redirect_uris: Sequence[str] = (),
         post_logout_redirect_uris: Sequence[str] = (),
         grant_types: Sequence[str] = (),
+        number_matching: bool = False,
     ) -> tuple[Client, str]:
         """A new client and its secret ("" for public clients, the RFC 8628 §5.6 default).
 
@@ -58,6 +59,7 @@ class ClientService:
                 scope=scope if scope else " ".join(self._config.scope_list),
                 secret_hash=hash_secret(secret) if confidential else None,
                 kind=kind,
+                number_matching=number_matching,
             ),
             redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_redirect_uris,
@@ -75,6 +77,7 @@ class ClientService:
         redirect_uris: Sequence[str] | None = None,
         post_logout_redirect_uris: Sequence[str] | None = None,
         grant_types: Sequence[str] | None = None,
+        number_matching: bool | None = None,
     ) -> Client:
         """Change a client's name, scope or registration; what is not given stays."""
         current = self._clients.get(client_id)
@@ -85,6 +88,9 @@ class ClientService:
                 current,
                 name=current.name if name is None else name,
                 scope=current.scope if scope is None else scope,
+                number_matching=(
+                    current.number_matching if number_matching is None else number_matching
+                ),
             ),
             redirect_uris=current.redirect_uris if redirect_uris is None else redirect_uris,
             post_logout_redirect_uris=(

@@ -16,6 +16,7 @@ from authserver.domain import flow as flows
 from authserver.domain.codes import (
     hash_secret,
     new_device_code,
+    new_match_number,
     new_user_code,
     normalize_user_code,
     presented_secret_hash,
@@ -129,15 +130,24 @@ class DeviceGrant:
         ip: str,
         user_agent: str,
         dpop_jkt: str | None = None,
+        number_matching: bool = False,
     ) -> DeviceAuthorization:
         """A new flow with a device code and a user code; with `dpop_jkt` (the request carried
-        a DPoP proof), only a poll proving that key can redeem the device code."""
+        a DPoP proof), only a poll proving that key can redeem the device code. Number matching
+        when the client requires it, or when the request asked for it (a client that shows
+        the status channel's number)."""
         client = self._clients.authenticate(client_id, client_secret)
         if not client.allows(GrantType.DEVICE_CODE):
             raise errors.UnauthorizedClient("This client may not use the device flow.")
         granted = self._clients.resolve_scope(client, scope)
         return self.begin(
-            client, granted, ip, user_agent, client.secret_hash or "", dpop_jkt=dpop_jkt
+            client,
+            granted,
+            ip,
+            user_agent,
+            client.secret_hash or "",
+            dpop_jkt=dpop_jkt,
+            number_matching=number_matching or client.number_matching,
         )
 
     def begin(
@@ -150,6 +160,7 @@ class DeviceGrant:
         record: Callable[[Flow], None] | None = None,
         *,
         dpop_jkt: str | None = None,
+        number_matching: bool = False,
     ) -> DeviceAuthorization:
         """Start a flow for an authenticated client: `binding` is what its token polls must
         present (see presented_secret_hash), or AUTHORIZE_BINDING for the code flow's sign-in,
@@ -177,6 +188,7 @@ class DeviceGrant:
                 expires_at=now + self._config.device_code_ttl,
                 interval=self._config.poll_interval,
                 dpop_jkt=dpop_jkt,
+                match_number=new_match_number() if number_matching else None,
             )
             if self._store.create(flow):
                 with self._transaction():

@@ -24,6 +24,8 @@ class StatusView:
     status: FlowStatus
     expires_in: int
     scanner: dict[str, str] | None
+    # Number matching: shown once scanned, when the phone is asked to pick it.
+    match_number: int | None = None
 
 
 class StatusChannel:
@@ -134,4 +136,5 @@ class StatusChannel:
             scanner = {"name": mask_name(flow.scanner_name)}
             if flow.scanner_platform:
                 scanner["platform"] = flow.scanner_platform
-        return StatusView(status, max(int(flow.expires_at - now), 0), scanner)
+        number = flow.match_number if status is FlowStatus.SCANNED else None
+        return StatusView(status, max(int(flow.expires_at - now), 0), scanner, number)

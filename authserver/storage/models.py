@@ -60,6 +60,7 @@ class ClientRow(Base):
     redirect_uris: Mapped[str] = mapped_column(sa.Text(), server_default="")
     post_logout_redirect_uris: Mapped[str] = mapped_column(sa.Text(), server_default="")
     grant_types: Mapped[str] = mapped_column(sa.String(300), server_default=DEFAULT_GRANTS)
+    number_matching: Mapped[bool] = mapped_column(sa.Boolean(), server_default=sa.false())
 
 
 class UserRow(Base):

@@ -58,6 +58,7 @@ def client_json(client: Client) -> dict[str, Any]:
         "redirect_uris": list(client.redirect_uris),
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "grant_types": [str(grant) for grant in client.grant_types],
+        "number_matching": client.number_matching,
     }
 
 
@@ -310,6 +311,10 @@ def _registration(body: dict[str, Any]) -> dict[str, Any]:
             if not all(isinstance(item, str) and len(item) <= 500 for item in value):
                 raise errors.MalformedRequest(f"{name} must be a list of at most 20 strings.")
             changes[name] = value
+    if "number_matching" in body:
+        if not isinstance(body["number_matching"], bool):
+            raise errors.MalformedRequest("number_matching must be true or false.")
+        changes["number_matching"] = body["number_matching"]
     return changes
 
 

@@ -32,6 +32,7 @@ from authserver.domain.models import Admin, AuditFilter, FamilyFilter
 from authserver.domain.text import plain_text
 from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
+from authserver.services.context import device_summary, place_of
 from authserver.web import browser
 from authserver.web.admin_api import iso
 from authserver.web.common import (
@@ -162,6 +163,9 @@ def _context() -> dict[str, Any]:
     return {
         "when": _when,
         "iso": lambda ts: iso(ts) or "",
+        # The requester as the approval screens show it: parsed and placed, never raw text.
+        "device_summary": device_summary,
+        "place_of": place_of,
         "notice": notice,
         "admin": g.get("console_admin"),
         "csrf_token": csrf_token_for(token) if token else "",

@@ -17,6 +17,7 @@ from authserver.web.common import (
     services,
     string_field,
 )
+from authserver.web.context import context_json, warnings_of
 
 bp = Blueprint("mobile", __name__, url_prefix="/mobile/v1")
 
@@ -91,17 +92,20 @@ def scan() -> Response:
         ip=client_ip(),
     )
     # What the approval screen shows: who asks, for what, from where, and the code to match.
+    matching = {"number_choices": list(screen.number_choices)} if screen.number_choices else {}
     return no_store(
         {
+            **matching,
             "confirm_token": screen.confirm_token,
             "expires_in": screen.expires_in,
             "client": {"client_id": screen.client.client_id, "name": screen.client.name},
             "scopes": screen.scope.split(),
             "requesting_device": {
                 "ip": screen.requester_ip,
-                "user_agent": screen.requester_user_agent,
+                **context_json(screen.context),
                 "requested_at": datetime.fromtimestamp(screen.requested_at, UTC).isoformat(),
             },
+            "warnings": [str(w) for w in warnings_of(screen.context)],
             "user_code": screen.user_code,
         }
     )
@@ -109,8 +113,15 @@ def scan() -> Response:
 
 def _decide(approve: bool) -> Response:
     phone = _phone()
-    confirm_token = string_field(json_body(), "confirm_token", max_len=200)
-    status = services().approvals.decide(phone, confirm_token, approve=approve, ip=client_ip())
+    body = json_body()
+    confirm_token = string_field(body, "confirm_token", max_len=200)
+    number = body.get("number")
+    # Number matching: the number the user picked (or typed) from the approval screen.
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+        raise errors.MalformedRequest("'number' must be the whole number the computer shows.")
+    status = services().approvals.decide(
+        phone, confirm_token, approve=approve, ip=client_ip(), number=number
+    )
     return no_store({"status": status.value})
 
 

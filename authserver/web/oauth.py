@@ -35,6 +35,14 @@ def _params() -> dict[str, str]:
     return form_params(request.content_type, request.content_length, request.form, request.args)
 
 
+def _flag(params: dict[str, str], name: str) -> bool:
+    """An optional boolean form parameter: "true" or "false" (or absent: false)."""
+    value = params.get(name, "false")
+    if value not in ("true", "false"):
+        raise errors.MalformedRequest(f"{name!r} must be true or false.")
+    return value == "true"
+
+
 @bp.get("/.well-known/oauth-authorization-server")
 @bp.get("/.well-known/openid-configuration")
 def metadata() -> Response:
@@ -83,6 +91,9 @@ def device_authorization() -> Response:
         request.user_agent.string or "",
         # A proof here binds the device code to the PC's key (RFC 9449 applied to RFC 8628).
         dpop_jkt=dpop_jkt(),
+        # An extension parameter (RFC 8628 §3.1 allows them): this client shows the status
+        # channel's number, so the phone must pick it. Clients may also require it always.
+        number_matching=_flag(params, "number_matching"),
     )
     return with_dpop_nonce(
         no_store(
@@ -205,6 +216,8 @@ def device_status() -> Response:
     body: dict[str, Any] = {"status": view.status.value, "expires_in": view.expires_in}
     if view.scanner:
         body["scanner"] = view.scanner
+    if view.match_number is not None:
+        body["match_number"] = view.match_number  # the PC shows it; the phone must pick it
     return no_store(body)
 
 

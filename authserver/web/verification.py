@@ -36,6 +36,7 @@ from authserver.services.accounts import DeviceCredentials, SignedInDevice
 from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
 from authserver.web.common import client_ip, services, string_field
+from authserver.web.context import warnings_of
 from authserver.web.pages import PLAIN_CSP, error_page, install_html_errors, render_page
 
 bp = Blueprint("verification", __name__, template_folder="templates")
@@ -204,6 +205,8 @@ def _approval_page(screen: ApprovalScreen) -> Response:
         requested_at_iso=datetime.fromtimestamp(screen.requested_at, UTC).isoformat("T", "seconds"),
         requested_ago=_ago(screen.requested_at),
         minutes=max(1, screen.expires_in // 60),
+        context=screen.context,
+        warnings=[str(w) for w in warnings_of(screen.context)],
     )
 
 
@@ -239,6 +242,8 @@ def _flow_error(error: errors.DomainError) -> tuple[int, str]:
         )
     if isinstance(error, errors.RateLimited):
         return 429, f"Too many wrong attempts. Try again in {_retry_text(error.retry_after)}."
+    if isinstance(error, errors.NumberMismatch | errors.NumberRequired):
+        return 403, error.description
     raise error
 
 
@@ -334,16 +339,20 @@ def decide() -> Response:
         return _entry_page(401, error=SESSION_ENDED)
     if not browser.session_form_ok(g.web_token, _CSRF_LABEL):
         return _refused()
-    decision = request.form.get("decision", "")
-    if decision not in ("approve", "deny"):
+    # "approve", "deny", or with number matching "approve:<the number tapped>".
+    decision, _, picked = request.form.get("decision", "").partition(":")
+    if decision not in ("approve", "deny") or (picked and not picked.isdigit()):
         raise errors.MalformedRequest("Choose Approve or Deny.")
+    number = int(picked[:3]) if picked else None
     confirm_token = _form_text("confirm_token", 200)
     typed = _form_text("user_code", 50)
     normalized = normalize_user_code(typed)
     user_code = format_user_code(normalized) if normalized else ""
     approve = decision == "approve"
     try:
-        services().approvals.decide(_credentials(), confirm_token, approve=approve, ip=client_ip())
+        services().approvals.decide(
+            _credentials(), confirm_token, approve=approve, ip=client_ip(), number=number
+        )
     except errors.DomainError as error:
         status, message = _flow_error(error)
         return _entry_page(status, user_code=user_code, error=message)

@@ -6,6 +6,7 @@ import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,12 +46,15 @@ def server(monkeypatch: pytest.MonkeyPatch) -> FakeServer:
     )
     fake.script("/oauth/token", PENDING)
 
-    def factory(server: str, client_id: str, secret: str | None, scope: str | None) -> DeviceLogin:
+    def factory(
+        server: str, client_id: str, secret: str | None, scope: str | None, **options: Any
+    ) -> DeviceLogin:
         return DeviceLogin(
             server,
             client_id,
             secret,
             scope,
+            **options,
             transport=fake,
             clock=clock,
             wall_clock=clock,

@@ -100,10 +100,14 @@ def scan_answer() -> HttpResponse:
             "scopes": ["profile", "email"],
             "requesting_device": {
                 "ip": "203.0.113.7",
-                "user_agent": "AcmeDesktop/2.1 (Windows)",
+                "device_says": "AcmeDesktop on Windows",
+                "place": {"kind": "country", "country_code": "DE", "name": "Germany"},
+                "network": "different_network",
+                "first_from_place": True,
                 "requested_at": "2026-01-02T03:04:05+00:00",
             },
             "user_code": "WDJB-MJHT",
+            "warnings": ["not_on_your_network", "first_sign_in_from_place"],
         },
     )
 
@@ -140,7 +144,10 @@ def test_approval_screen_shows_the_facts_and_the_warning() -> None:
         "profile",
         "email",
         "203.0.113.7",
-        "AcmeDesktop/2.1 (Windows)",
+        "AcmeDesktop on Windows  (its own claim, not checked)",
+        "203.0.113.7 (Germany)",
+        "WARNING: not on your network",
+        "first sign-in to your account from this place",
         "2026-01-02",
         "WDJB-MJHT",
         "Only approve if you started this sign-in yourself",

@@ -164,6 +164,15 @@ def end_flow(server: LiveServer, page: Any) -> None:
     expect(page.get_by_role("status")).to_contain_text("Sign-in denied")
 
 
+def shown_number(page: Any) -> int:
+    """Number matching: the number the login page shows once its code is scanned."""
+    from playwright.sync_api import expect
+
+    number = page.locator("#match-number")
+    expect(number).to_have_text(re.compile(r"^\d\d$"))
+    return int(str(number.text_content()))
+
+
 def assert_no_tokens_stored(page: Any) -> None:
     """Tokens live in the script's memory only: no web storage, no cookies."""
     assert page.evaluate("localStorage.length + sessionStorage.length") == 0
@@ -191,13 +200,16 @@ def test_login_page_qr_is_approved_by_the_phone(watched: Pages, live_server: Liv
     assert screen["user_code"] == code
     assert screen["client"]["name"] == "Demo PC client"
     # The browser is the requesting device the phone is shown.
-    assert "Chrome" in screen["requesting_device"]["user_agent"]
+    assert "Chrome" in screen["requesting_device"]["device_says"]
     status = page.get_by_role("status")
     expect(status).to_contain_text("Confirm on your phone")
     expect(status).to_contain_text("Scanned by D*** U***")  # masked: never the full name
     expect(status).not_to_contain_text("Demo User")
+    # Number matching: the phone picks, from three, the number the page shows.
+    number = shown_number(page)
+    assert number in screen["number_choices"] and len(set(screen["number_choices"])) == 3
 
-    assert phone.call("confirm", {"confirm_token": screen["confirm_token"]}) == {
+    assert phone.call("confirm", {"confirm_token": screen["confirm_token"], "number": number}) == {
         "status": "approved"
     }
     expect(status).to_contain_text("Signed in as Demo User")
@@ -256,15 +268,18 @@ def test_typed_code_on_the_verification_page(watched: Pages, live_server: LiveSe
     expect(facts).to_contain_text("Demo PC client")
     expect(facts).to_contain_text("Your name and username")
     expect(facts).to_contain_text("127.0.0.1")
-    expect(facts).to_contain_text(pc_user_agent)
+    expect(facts).to_contain_text("Chrome")  # parsed, and labelled as its own claim
+    expect(facts).to_contain_text("its own claim")
+    expect(facts).not_to_contain_text(pc_user_agent)  # never the raw text
     expect(other.locator(".match .user-code")).to_have_text(code)
     expect(other.get_by_text("Deny unless you started this sign-in yourself")).to_be_visible()
     deny = other.get_by_role("button", name="Deny")
-    approve = other.get_by_role("button", name="Approve")
-    assert deny.bounding_box()["height"] == approve.bounding_box()["height"]
-    assert deny.bounding_box()["width"] == approve.bounding_box()["width"]
-
+    # Number matching: three numbers to tap, one of them the number the PC shows.
     expect(pc.get_by_role("status")).to_contain_text("Confirm in your browser")
+    numbers = other.get_by_role("button", name=re.compile(r"^\d\d$"))
+    expect(numbers).to_have_count(3)
+    approve = other.get_by_role("button", name=str(shown_number(pc)), exact=True)
+    assert deny.bounding_box()["height"] <= approve.bounding_box()["height"]
     approve.click()
     expect(other.get_by_role("heading", name="Approved")).to_be_visible()
     expect(pc.get_by_role("status")).to_contain_text("Signed in as Demo User")
@@ -305,8 +320,8 @@ def test_phone_browser_opens_the_qr_link_and_denies(
     # Nothing sticks out sideways at 375 px.
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     deny = phone.get_by_role("button", name="Deny")
-    approve = phone.get_by_role("button", name="Approve")
-    assert deny.bounding_box()["height"] == approve.bounding_box()["height"]
+    approve = phone.get_by_role("button", name=re.compile(r"^\d\d$")).first
+    assert deny.bounding_box()["height"] <= approve.bounding_box()["height"]
     deny.click()
     expect(phone.get_by_role("heading", name="Denied")).to_be_visible()
 
@@ -428,6 +443,10 @@ def test_the_login_page_keeps_trying_through_503s(watched: Pages, live_server: L
         return answer
 
     watched.expected_statuses.add(503)  # the console notes each 503 the page received
+    exchanges: list[Any] = []
+    watched.on_response = lambda response: (
+        exchanges.append(response) if "/oauth/device_authorization" in response.url else None
+    )
     page = watched(viewport={"width": 900, "height": 700})
     page.route("**/oauth/device_status", status_channel)
     page.route("**/oauth/token", fails_first("token"))
@@ -442,7 +461,19 @@ def test_the_login_page_keeps_trying_through_503s(watched: Pages, live_server: L
     phone = Phone(live_server)
     screen = phone.call("scan", {"user_code": shown_code(page)})  # ends the held long-poll
     expect(status).to_contain_text("Cannot reach the server, retrying")
-    assert phone.call("confirm", {"confirm_token": screen["confirm_token"]}) == {
+    # The page cannot show the number while its status channel is down; the test reads it
+    # from the status channel itself, as the PC's owner.
+    device_code = next(
+        r.json()["device_code"]
+        for r in exchanges
+        if r.url.endswith("/oauth/device_authorization") and r.ok
+    )
+    number = requests.post(
+        f"{live_server.base_url}/oauth/device_status",
+        data={"device_code": device_code, "client_id": live_server.client_id},
+        timeout=TIMEOUT,
+    ).json()["match_number"]
+    assert phone.call("confirm", {"confirm_token": screen["confirm_token"], "number": number}) == {
         "status": "approved"
     }
     blip["status_down"] = False

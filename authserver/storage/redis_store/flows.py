@@ -30,7 +30,7 @@ from authserver.domain.flow import (
 )
 from authserver.storage.redis_store.scripts import load_script
 
-_INT_FIELDS = {"interval", "version"}
+_INT_FIELDS = {"interval", "version", "match_number"}
 _FLOAT_FIELDS = {
     "created_at",
     "expires_at",

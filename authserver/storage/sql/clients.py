@@ -75,9 +75,10 @@ class SqlClients:
             return None if row is None else client_from(row)
 
 
-def _registration(client: Client) -> dict[str, str]:
+def _registration(client: Client) -> dict[str, str | bool]:
     return {
         "redirect_uris": " ".join(client.redirect_uris),
         "post_logout_redirect_uris": " ".join(client.post_logout_redirect_uris),
         "grant_types": " ".join(client.grant_types),
+        "number_matching": client.number_matching,
     }

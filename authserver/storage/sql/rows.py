@@ -28,6 +28,7 @@ def client_from(row: Any) -> Client:
         redirect_uris=tuple(m[CLIENTS.c.redirect_uris].split()),
         post_logout_redirect_uris=tuple(m[CLIENTS.c.post_logout_redirect_uris].split()),
         grant_types=tuple(GrantType(g) for g in m[CLIENTS.c.grant_types].split()),
+        number_matching=bool(m[CLIENTS.c.number_matching]),
     )
 
 

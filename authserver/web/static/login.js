@@ -34,6 +34,7 @@
   const userCode = byId("user-code");
   const retry = byId("retry");
   const signOut = byId("sign-out");
+  const matchNumber = byId("match-number");
 
   // phase: "need-flow" (make one when visible), "starting", "waiting" (status channel),
   // "redeeming" (token endpoint), "signed-in", "denied", "stopped" (a button restarts).
@@ -143,9 +144,12 @@
     }
   }
 
-  function say(text, more) {
+  function say(text, more, number) {
     title.textContent = text;
     detail.textContent = more || "";
+    // Number matching: the phone must pick this number before it can approve.
+    matchNumber.hidden = number === undefined || number === null;
+    matchNumber.textContent = matchNumber.hidden ? "" : String(number);
   }
 
   function button(label) {
@@ -189,7 +193,11 @@
     signOut.hidden = true;
     qrFrame.classList.remove("stale");
     say("Getting a sign-in code…");
-    const params = clientParams(cfg.scope ? { scope: cfg.scope } : {});
+    // This page shows the status channel's number: ask for number matching (the phone must
+    // pick the number shown here before it can approve).
+    const params = clientParams(
+      Object.assign({ number_matching: "true" }, cfg.scope ? { scope: cfg.scope } : {}),
+    );
     let response;
     let body;
     let backoff = 1;
@@ -253,10 +261,13 @@
     } else if (body.status === "scanned") {
       const scanner = body.scanner || {};
       const who = scanner.name ? " by " + scanner.name : "";
+      const number = body.match_number;
       if (scanner.platform === "web") {
-        say("Confirm in your browser", "The code was entered" + who + ". Approve it there.");
+        const tap = number ? " Tap this number there to approve:" : " Approve it there.";
+        say("Confirm in your browser", "The code was entered" + who + "." + tap, number);
       } else {
-        say("Confirm on your phone", "Scanned" + who + ". Approve the sign-in in the app.");
+        const tap = number ? " Pick this number in the app:" : " Approve the sign-in in the app.";
+        say("Confirm on your phone", "Scanned" + who + "." + tap, number);
       }
     } else if (body.status === "approved") {
       phase = "redeeming";

@@ -1,4 +1,4 @@
-"""dpop key binding: the DPoP key a login's tokens and a phone's device token are bound to
+"""phishing resistance: DPoP key binding, and number matching per client
 
 Revision ID: 0009
 Revises: 0008
@@ -9,8 +9,11 @@ it held when the tokens were issued; a public client's refresh tokens only work 
 `mobile_devices.dpop_jkt` is the key the phone registered at sign-in; every later call of the
 mobile API must carry a proof signed with it.
 
+`clients.number_matching`: every QR login of the client needs the phone to pick the number the
+PC shows.
+
 Upgrade notes: existing rows get NULL (bearer): existing logins and phones keep working as
-before; phones that sign in again register a key.
+before; phones that sign in again register a key. Existing clients get number_matching off.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("number_matching", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
     with op.batch_alter_table("token_families", schema=None) as batch_op:
         batch_op.add_column(sa.Column("dpop_jkt", sa.String(length=43), nullable=True))
     with op.batch_alter_table("mobile_devices", schema=None) as batch_op:
@@ -36,3 +43,5 @@ def downgrade() -> None:
         batch_op.drop_column("dpop_jkt")
     with op.batch_alter_table("token_families", schema=None) as batch_op:
         batch_op.drop_column("dpop_jkt")
+    with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.drop_column("number_matching")

@@ -1,0 +1,43 @@
+"""The requester's context on the wire and on pages: each fact labelled, warnings as codes."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from authserver.domain.context import NetworkRelation, RequesterContext
+
+
+class ContextWarning(enum.StrEnum):
+    """What the approval screens warn about, in the server's own words."""
+
+    NOT_ON_YOUR_NETWORK = "not_on_your_network"  # the computer is on another network
+    FIRST_FROM_PLACE = "first_sign_in_from_place"  # never signed in from this place before
+
+
+def warnings_of(context: RequesterContext | None) -> list[ContextWarning]:
+    if context is None:
+        return []
+    found: list[ContextWarning] = []
+    if context.network is NetworkRelation.DIFFERENT_NETWORK:
+        found.append(ContextWarning.NOT_ON_YOUR_NETWORK)
+    if context.first_from_place:
+        found.append(ContextWarning.FIRST_FROM_PLACE)
+    return found
+
+
+def context_json(context: RequesterContext | None) -> dict[str, Any]:
+    """The mobile API's members for the context. `device_says` is the requester's own claim
+    (its parsed user agent): an app shows it as such, never as a statement of the server."""
+    if context is None:
+        return {}
+    return {
+        "device_says": context.device_says,
+        "place": {
+            "kind": context.place.kind.value,
+            "country_code": context.place.country_code,
+            "name": context.place.name,
+        },
+        "network": context.network.value,
+        "first_from_place": context.first_from_place,
+    }
