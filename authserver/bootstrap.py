@@ -25,6 +25,7 @@ from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.keys import KeyRing
 from authserver.services.lifecycle import TokenLifecycle
 from authserver.services.limits import SignInThrottle
+from authserver.services.logins import PhoneLogins
 from authserver.services.refresh_grant import RefreshGrant
 from authserver.services.revocation import Revocations
 from authserver.services.status_channel import StatusChannel
@@ -75,6 +76,7 @@ class Services:
     device_grant: DeviceGrant
     status_channel: StatusChannel
     approvals: Approvals
+    logins: PhoneLogins
     authorizations: Authorizations
     token_endpoint: TokenEndpoint
     lifecycle: TokenLifecycle
@@ -242,6 +244,9 @@ def build_services(
         device_grant=device_grant,
         status_channel=status_channel,
         approvals=approvals,
+        logins=PhoneLogins(
+            accounts, token_repo, device_repo, clients, revocations, auditor, transaction, clock
+        ),
         authorizations=authorizations,
         token_endpoint=TokenEndpoint([code_grant, *grants]),
         lifecycle=lifecycle,

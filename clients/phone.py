@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import zxingcpp
 from PIL import Image, UnidentifiedImageError
@@ -404,6 +405,18 @@ class MobileApp:
     def deny(self, screen: ApprovalScreen) -> str:
         """Decline: the PC gets access_denied. Returns the flow's status ("denied")."""
         return self._decide("deny", screen)
+
+    def logins(self) -> list[dict[str, Any]]:
+        """The user's signed-in computers ("this wasn't me" starts here)."""
+        found = self._call("GET", "logins", None).json_object().get("logins")
+        return [login for login in found or [] if isinstance(login, dict)]
+
+    def end_login(self, login_id: str, *, report: bool = False) -> None:
+        """Sign that computer out; with `report`, also say it was not the user."""
+        if report:
+            self._call("POST", f"logins/{quote(login_id, safe='')}/report", None)
+        else:
+            self._call("DELETE", f"logins/{quote(login_id, safe='')}", None)
 
     def sign_out(self) -> None:
         self._call("DELETE", "sessions", None)

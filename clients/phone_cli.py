@@ -168,6 +168,27 @@ def cmd_signout(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_logins(args: argparse.Namespace) -> int:
+    """List the user's signed-in computers; end or report one."""
+    _, app = _signed_in(PhoneStateStore(args.state))
+    if args.end or args.report:
+        app.end_login(args.end or args.report, report=bool(args.report))
+        print("Reported and signed out." if args.report else "Signed out.")
+        return EXIT_OK
+    found = app.logins()
+    if not found:
+        print("No computer is signed in to your account.")
+    for login in found:
+        device, by = login.get("requesting_device") or {}, login.get("approved_by") or {}
+        phone = "this phone" if by.get("this_phone") else by.get("name") or "another phone"
+        print(
+            f"{login.get('id')}  {(login.get('client') or {}).get('name')}  "
+            f"from {device.get('ip')} ({device.get('place')}), says {device.get('device_says')}; "
+            f"since {login.get('signed_in_at')}, approved on {phone}"
+        )
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     store = PhoneStateStore(args.state)
     state = store.load()
@@ -241,6 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="number matching: the number the PC shows (asked for when needed, if not given)",
     )
     scan.set_defaults(func=cmd_scan)
+
+    logins = commands.add_parser(
+        "logins",
+        parents=[common],
+        help="list the computers signed in to your account; end or report one",
+    )
+    which = logins.add_mutually_exclusive_group()
+    which.add_argument("--end", metavar="ID", help="sign that computer out")
+    which.add_argument("--report", metavar="ID", help="this wasn't me: sign it out and report it")
+    logins.set_defaults(func=cmd_logins)
 
     signout = commands.add_parser("signout", parents=[common], help="sign this phone out")
     signout.set_defaults(func=cmd_signout)

@@ -292,6 +292,7 @@ class AuditEventType(enum.StrEnum):
     FLOW_DENIED = "flow.denied"
     FLOW_EXPIRED = "flow.expired"
     FLOW_NUMBER_MISMATCH = "flow.number_mismatch"  # the phone picked a wrong number: denied
+    LOGIN_REPORTED = "login.reported"  # "this wasn't me": the user reported a login from the phone
     FLOW_REDEEMED = "flow.redeemed"
     FLOW_REPLAY_DETECTED = "flow.replay_detected"
     FLOW_SCANNED = "flow.scanned"
@@ -323,6 +324,8 @@ class RevocationReason(enum.StrEnum):
     REDEMPTION_VOIDED = "redemption_voided"  # issued by a claim that never delivered
     REFRESH_TOKEN_REPLAY = "refresh_token_replay"  # RFC 9700 §4.14.2
     REVOKED_BY_CLIENT = "revoked_by_client"  # RFC 7009
+    ENDED_BY_USER = "ended_by_user"  # from the phone's list of signed-in computers
+    REPORTED_BY_USER = "reported_by_user"  # "this wasn't me", from the phone
 
 
 @dataclass(frozen=True, slots=True)

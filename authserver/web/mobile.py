@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 
 from authserver.domain import errors
 from authserver.services.accounts import DeviceCredentials
+from authserver.services.context import device_summary, place_of
 from authserver.web.common import (
     client_ip,
     dpop_jkt,
@@ -133,3 +134,50 @@ def confirm() -> Response:
 @bp.post("/deny")
 def deny() -> Response:
     return _decide(False)
+
+
+# --- "This wasn't me": the user's signed-in computers, from the phone -------------------------
+@bp.get("/logins")
+def logins() -> Response:
+    """The user's live logins: which app, from where, when, approved by which phone."""
+    found = services().logins.list(_phone())
+    return no_store(
+        {
+            "logins": [
+                {
+                    "id": login.family.id,
+                    "client": {
+                        "client_id": login.family.client_id,
+                        "name": login.client.name if login.client else None,
+                    },
+                    "requesting_device": {
+                        "ip": login.family.requester_ip,
+                        "place": place_of(login.family.requester_ip).name,
+                        "device_says": device_summary(login.family.requester_user_agent),
+                    },
+                    "signed_in_at": datetime.fromtimestamp(
+                        login.family.created_at, UTC
+                    ).isoformat(),
+                    "approved_by": {
+                        "name": login.approved_by.name if login.approved_by else None,
+                        "this_phone": login.this_phone,
+                    },
+                }
+                for login in found
+            ]
+        }
+    )
+
+
+@bp.delete("/logins/<family_id>")
+def end_login(family_id: str) -> Response:
+    """Sign that computer out: its tokens stop working."""
+    services().logins.end(_phone(), family_id, client_ip(), report=False)
+    return Response(status=204)
+
+
+@bp.post("/logins/<family_id>/report")
+def report_login(family_id: str) -> Response:
+    """Report it (this wasn't me) and sign it out: audit trail and admin console say so."""
+    services().logins.end(_phone(), family_id, client_ip(), report=True)
+    return Response(status=204)

@@ -23,6 +23,7 @@ import pytest
 import requests
 from PIL import Image
 
+from clients.dpop import DpopKey
 from tests.e2e.conftest import LiveServer
 
 # The console scripts of the venv running the tests: what pip installed is what is tested.
@@ -86,7 +87,7 @@ class PcLogin:
 
 
 @contextmanager
-def pc_login(server: LiveServer, workdir: Path, token_file: Path) -> Iterator[PcLogin]:
+def pc_login(server: LiveServer, workdir: Path, token_file: Path, *extra: str) -> Iterator[PcLogin]:
     out, err = workdir / "pc.out", workdir / "pc.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
@@ -99,6 +100,7 @@ def pc_login(server: LiveServer, workdir: Path, token_file: Path) -> Iterator[Pc
                 server.client_id,
                 "--token-file",
                 str(token_file),
+                *extra,
             ],
             stdin=subprocess.DEVNULL,  # no terminal: nothing is asked
             stdout=stdout,
@@ -158,8 +160,9 @@ def test_login_by_scanning_the_qr_png_then_whoami_refresh_logout(
             QRLOGIN_PHONE, ["scan", "--state", str(state), "--image", str(image), "--approve"], env
         )
         assert scanned.returncode == 0, scanned.stderr
-        # The approval screen: the code to match, the PC's address and its user agent.
-        for fact in (user_code, "127.0.0.1", "qrlogin-pc/", "Only approve if you started"):
+        # The approval screen: the code to match, the PC's address, what it says it is (parsed
+        # and labelled: never its raw user agent).
+        for fact in (user_code, "127.0.0.1", "its own claim", "Only approve if you started"):
             assert fact in scanned.stdout, scanned.stdout
         assert "Approved" in scanned.stdout
         returncode, out, err = pc.finish()
@@ -185,18 +188,25 @@ def test_login_by_scanning_the_qr_png_then_whoami_refresh_logout(
     assert rotated["refresh_token"] != saved["tokens"]["refresh_token"]
     assert token_file.stat().st_mode & 0o777 == 0o600
 
+    # RFC 9449: the tokens are bound to the PC's key, which the token file keeps (0600).
+    assert saved["tokens"]["token_type"] == "DPoP" and "PRIVATE KEY" in saved["dpop_key"]
+    key = DpopKey.from_pem(saved["dpop_key"])
     logout = run(QRLOGIN_PC, ["logout", "--token-file", str(token_file)], env)
     assert logout.returncode == 0, logout.stderr
     assert not token_file.exists()
     after = run(QRLOGIN_PC, ["whoami", "--token-file", str(token_file)], env)
     assert after.returncode == 1 and "Not signed in" in after.stderr
     # Revoked for real, not just forgotten: the server refuses the last access token.
+    me_url = f"{server.base_url}/api/v1/me"
     me = requests.get(
-        f"{server.base_url}/api/v1/me",
-        headers={"Authorization": f"Bearer {rotated['access_token']}"},
+        me_url,
+        headers={
+            "Authorization": f"DPoP {rotated['access_token']}",
+            "DPoP": key.proof("GET", me_url, access_token=rotated["access_token"]),
+        },
         timeout=TIMEOUT,
     )
-    assert me.status_code == 401
+    assert me.status_code == 401 and "revoked" in me.json()["error_description"]
 
 
 def test_denied_on_the_phone_exits_1_and_saves_nothing(
@@ -239,3 +249,46 @@ def test_the_phone_refuses_an_image_without_a_qr_code(
     scanned = run(QRLOGIN_PHONE, ["scan", "--state", str(state), "--image", str(blank)], env)
     assert scanned.returncode == 1
     assert "No QR code found" in scanned.stderr
+
+
+def test_number_matching_then_this_wasnt_me_from_the_phone(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """qrlogin-pc shows a number after the scan; qrlogin-phone must be given it; then the
+    phone lists that login, reports it, and the PC's tokens stop working."""
+    server, env = live_server, client_env(tmp_path)
+    token_file, state = tmp_path / "tokens.json", tmp_path / "phone.json"
+    with pc_login(server, tmp_path, token_file, "--number-matching") as pc:
+        user_code = pc.user_code()
+        phone_signin(server, state, env)
+        phone = subprocess.Popen(
+            [QRLOGIN_PHONE, "scan", "--state", str(state), "--code", user_code, "--approve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        deadline, number = time.monotonic() + TIMEOUT, None
+        while number is None and time.monotonic() < deadline:
+            found = re.search(r"pick (\d\d) to confirm", pc.output())
+            number = found.group(1) if found else None
+            time.sleep(0.05)
+        assert number is not None, pc.output()
+        out, err = phone.communicate(f"{number}\n", timeout=TIMEOUT)
+        assert phone.returncode == 0, out + err
+        assert "Which number does the PC show?" in out and "Approved" in out
+        assert f"{number}" in out.split("Pick:")[1].splitlines()[0]  # one of the choices
+        returncode, pc_out, pc_err = pc.finish()
+    assert returncode == 0, pc_out + pc_err
+
+    listed = run(QRLOGIN_PHONE, ["logins", "--state", str(state)], env)
+    assert listed.returncode == 0, listed.stderr
+    assert "approved on this phone" in listed.stdout
+    login_id = listed.stdout.split()[0]
+    reported = run(QRLOGIN_PHONE, ["logins", "--state", str(state), "--report", login_id], env)
+    assert reported.returncode == 0 and "Reported" in reported.stdout, reported.stderr
+    whoami = run(QRLOGIN_PC, ["whoami", "--token-file", str(token_file)], env)
+    assert whoami.returncode != 0, whoami.stdout
+    listed = run(QRLOGIN_PHONE, ["logins", "--state", str(state)], env)
+    assert "No computer is signed in" in listed.stdout
