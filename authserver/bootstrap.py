@@ -26,6 +26,7 @@ from authserver.services.keys import KeyRing
 from authserver.services.lifecycle import TokenLifecycle
 from authserver.services.limits import SignInThrottle
 from authserver.services.logins import PhoneLogins
+from authserver.services.qr_links import QrLinks
 from authserver.services.refresh_grant import RefreshGrant
 from authserver.services.revocation import Revocations
 from authserver.services.status_channel import StatusChannel
@@ -181,6 +182,7 @@ def build_services(
                 clock,
             )
         )
+    qr_links = QrLinks(replay_cache, clock)
     approvals = Approvals(
         config,
         store,
@@ -191,8 +193,9 @@ def build_services(
         transaction,
         clock,
         RequesterFacts(token_repo),
+        qr_links,
     )
-    status_channel = StatusChannel(config, store, clients, auditor, clock)
+    status_channel = StatusChannel(config, store, clients, auditor, clock, qr_links)
     code_repo = SqlAuthorizationCodes(database)
     authorizations = Authorizations(
         config,

@@ -296,6 +296,8 @@ class StatusUpdate:
     scanner_platform: str | None = None
     expires_in: int | None = None
     match_number: int | None = None  # number matching: the phone must pick this number
+    # A rotating QR code: the link to show as the QR code from now on (about 30 s).
+    qr_text: str | None = None
 
     @property
     def final(self) -> bool:
@@ -415,6 +417,7 @@ class DeviceLogin:
         metadata: ServerMetadata | None = None,
         dpop: bool | DpopKey = True,
         number_matching: bool = False,
+        rotating_qr: bool = False,
     ) -> None:
         self.server = server.rstrip("/")
         self.client_id = client_id
@@ -433,6 +436,8 @@ class DeviceLogin:
         self._dpop_nonce: str | None = None
         # Ask for number matching: this app shows the status channel's number to the user.
         self.number_matching = number_matching
+        # Ask for a rotating QR code: the app redraws it from each StatusUpdate.qr_text.
+        self.rotating_qr = rotating_qr
 
     @property
     def dpop_key(self) -> DpopKey | None:
@@ -470,6 +475,8 @@ class DeviceLogin:
             form["scope"] = self.scope
         if self.number_matching:
             form["number_matching"] = "true"
+        if self.rotating_qr:
+            form["rotating_qr"] = "true"
         response = self._post(self.metadata.device_authorization_endpoint, form, proof=True)
         if response.status != 200:
             raise oauth_error(response)
@@ -707,9 +714,10 @@ class _Reporter:
             if self._closed:
                 return
             last = self._last
-            if last is not None and (last.status, last.scanner_name) == (
-                update.status,
-                update.scanner_name,
+            if (
+                last is not None
+                and (last.status, last.scanner_name) == (update.status, update.scanner_name)
+                and update.qr_text is None  # a new QR link is news, whatever the status
             ):
                 return
             self._last = update
@@ -763,13 +771,15 @@ class StatusWatcher:
         clock = self._login._clock
         known: Status | None = None
         failures = 0
+        token: str | None = None  # the rotating QR code's scan token, if it has one
+        refresh_in = self._login._status_wait
         while not self._stopped():
             sent = clock()
             retry_after: float | None = None
             try:
-                response = self._login.status(
-                    self._authorization, known, self._login._status_wait if known else 0
-                )
+                # Back in time for the next QR token, if the QR code rotates.
+                wait = min(self._login._status_wait, refresh_in) if known else 0
+                response = self._login.status(self._authorization, known, wait)
                 if response.status >= 500:  # e.g. 503 while Redis blips: temporary
                     retry_after = response.retry_after(self._login._wall_clock())
                     raise TransportError(f"HTTP {response.status}")
@@ -790,7 +800,13 @@ class StatusWatcher:
             status = Status(body["status"])
             if self._stopped():
                 return
-            if status != known:
+            new_token = _optional_str(body.get("qr_token"))
+            refresh_in = float(
+                _optional_int(body.get("qr_token_expires_in")) or self._login._status_wait
+            )
+            rotated = new_token is not None and new_token != token
+            token = new_token or token
+            if status != known or rotated:
                 found = body.get("scanner")
                 scanner: dict[str, Any] = found if isinstance(found, dict) else {}
                 self._report(
@@ -800,6 +816,11 @@ class StatusWatcher:
                         scanner_platform=_optional_str(scanner.get("platform")),
                         expires_in=_optional_int(body.get("expires_in")),
                         match_number=_optional_int(body.get("match_number")),
+                        qr_text=(
+                            f"{self._authorization.qr_text}&t={quote(token)}"
+                            if rotated and token
+                            else None
+                        ),
                     )
                 )
             elif clock() - sent < 1.0 and self._pause(float(self._authorization.interval)):

@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -56,14 +57,20 @@ def default_token_file() -> Path:
 class StatusLine:
     """One live status line, rewritten in place on a terminal; plain lines otherwise."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, redraw: Callable[[str], None] | None = None) -> None:
         self._out = out
+        self._redraw = redraw  # a rotating QR code: draws the new link
         self._tty = out.isatty()
         self._open = False  # a TTY line is showing and has no newline yet
         self._lock = threading.Lock()
 
     def update(self, update: StatusUpdate) -> None:
         with self._lock:
+            if update.qr_text and self._redraw is not None:
+                if self._open:
+                    self._out.write("\n")
+                    self._open = False
+                self._redraw(update.qr_text)
             if self._tty:
                 self._out.write("\r\x1b[2K" + update.message)
                 self._open = True
@@ -137,7 +144,16 @@ def cmd_login(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     store = TokenStore(args.token_file)
     interactive = not args.yes and sys.stdin.isatty()
-    line = StatusLine(out)
+    style = resolve_style(args.qr, out)
+
+    def redraw(link: str) -> None:
+        """A rotating QR code: the new link, drawn again (the old one stops working)."""
+        if style != "none":
+            out.write("\nScan this QR code with the app (it changes every 30 s):\n\n")
+            out.write(render_qr(link, style, unicode=can_draw_blocks(out)))
+            out.write("\n")
+
+    line = StatusLine(out, redraw if args.rotating_qr else None)
     secret = os.environ.get(SECRET_ENV) or None
     with DeviceLogin(
         args.server,
@@ -146,11 +162,13 @@ def cmd_login(args: argparse.Namespace) -> int:
         args.scope,
         dpop=not args.bearer,
         number_matching=args.number_matching,
+        rotating_qr=args.rotating_qr,
     ) as login:
         renewals = 0
         while True:
             authorization = login.start()
-            show_authorization(authorization, args.qr, out)
+            # A rotating QR code is drawn from the status channel's first scan token.
+            show_authorization(authorization, "none" if args.rotating_qr else args.qr, out)
             try:
                 tokens = login.wait(authorization, on_status=line.update)
                 break
@@ -267,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--number-matching",
         action="store_true",
         help="ask for number matching: this terminal shows a number the phone must pick",
+    )
+    login.add_argument(
+        "--rotating-qr",
+        action="store_true",
+        help="ask for a QR code that changes every 30 s (a photo of it goes stale): it is "
+        "drawn again each time; the typed code stays valid",
     )
     login.add_argument(
         "--bearer",

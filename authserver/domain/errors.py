@@ -178,3 +178,12 @@ class NumberMismatch(DomainError):
         "That is not the number the computer shows: the sign-in was declined. If you did "
         "not start it on a computer in front of you, someone else may have."
     )
+
+
+class QrRefreshed(DomainError):
+    """A rotating QR code's link is stale: the screen that asks shows a newer one."""
+
+    description = (
+        "This code was refreshed on the screen: scan it again. (A QR code that was sent to "
+        "you or photographed stops working within a minute.)"
+    )

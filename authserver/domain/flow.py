@@ -105,6 +105,8 @@ class Flow:
     # Number matching: the PC shows this number once the flow is scanned, and the phone must
     # pick it before it can confirm (as Microsoft Authenticator; CIBA's binding_message).
     match_number: int | None = None
+    # A rotating QR code: a scan of the QR needs a fresh scan token (services/qr_links.py).
+    rotating_qr: bool = False
 
     def is_expired(self, now: float) -> bool:
         """RFC 8628 §3.5 expired_token: past expires_at, unless tokens were issued or a live

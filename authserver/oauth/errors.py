@@ -50,6 +50,7 @@ ERROR_TABLE: dict[type[errors.DomainError], WireError] = {
     errors.FlowNotActionable: WireError("not_actionable", 409),
     errors.InvalidConfirmToken: WireError("invalid_confirm_token", 400),
     errors.NumberMismatch: WireError("number_mismatch", 400),
+    errors.QrRefreshed: WireError("qr_refreshed", 410),
     errors.RateLimited: WireError("rate_limited", 429),
     errors.Conflict: WireError("conflict", 409),
     errors.MissingBearerToken: WireError("missing_token", 401),

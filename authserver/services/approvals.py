@@ -25,6 +25,7 @@ from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
 from authserver.services.context import RequesterFacts
 from authserver.services.limits import AttemptGuard, user_code_limits
+from authserver.services.qr_links import TOKEN_PARAMETER, QrLinks
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +61,11 @@ class Approvals:
         transaction: Transaction,
         clock: Callable[[], float],
         facts: RequesterFacts,
+        qr_links: QrLinks,
     ) -> None:
         self._config = config
         self._facts = facts
+        self._qr_links = qr_links
         self._store = store
         self._clients = clients
         self._accounts = accounts
@@ -71,7 +74,10 @@ class Approvals:
         self._audit = auditor
         self._clock = clock
 
-    def _user_code_from(self, qr: str | None, user_code: str | None) -> str | None:
+    def _user_code_from(
+        self, qr: str | None, user_code: str | None
+    ) -> tuple[str | None, str | None]:
+        """(user code, scan token) of a scanned QR link, or the typed user code."""
         if qr is not None:
             parts = urlsplit(qr.strip())
             expected = urlsplit(self._config.verification_uri)
@@ -81,9 +87,13 @@ class Approvals:
                 expected.path,
             ):
                 raise errors.FlowNotFound("This QR code is not a login code of this server.")
-            values = parse_qs(parts.query).get("user_code", [])
-            return values[0] if len(values) == 1 else None
-        return user_code
+            query = parse_qs(parts.query)
+            values, tokens = query.get("user_code", []), query.get(TOKEN_PARAMETER, [])
+            return (
+                values[0] if len(values) == 1 else None,
+                tokens[0] if len(tokens) == 1 else None,
+            )
+        return user_code, None
 
     def scan(
         self, credentials: DeviceCredentials, *, qr: str | None, user_code: str | None, ip: str
@@ -107,7 +117,8 @@ class Approvals:
         now = self._clock()
         limits = user_code_limits(self._config, phone.user.user_id, ip)
         with AttemptGuard(self._limiter, limits, now, counts=(errors.FlowNotFound,)) as guard:
-            normalized = normalize_user_code(self._user_code_from(qr, user_code) or "")
+            typed, token = self._user_code_from(qr, user_code)
+            normalized = normalize_user_code(typed or "")
             flow = self._store.find_by_user_code(hash_secret(normalized)) if normalized else None
             if flow is None or normalized is None:
                 raise errors.FlowNotFound()
@@ -118,6 +129,9 @@ class Approvals:
         if flow.is_expired(now):
             self._audit.flow_expired(flow, Actor("user", phone.user.user_id), ip)
             return None
+        if qr is not None and flow.rotating_qr and not self._qr_links.fresh(flow, token):
+            # A photographed or forwarded QR code: the screen shows a newer one by now.
+            raise errors.QrRefreshed()
         for _ in range(3):  # compare-and-set: re-read and retry if another step got in first
             confirm_token = new_token()
             scanned = flows.scan(

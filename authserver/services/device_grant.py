@@ -131,6 +131,7 @@ class DeviceGrant:
         user_agent: str,
         dpop_jkt: str | None = None,
         number_matching: bool = False,
+        rotating_qr: bool = False,
     ) -> DeviceAuthorization:
         """A new flow with a device code and a user code; with `dpop_jkt` (the request carried
         a DPoP proof), only a poll proving that key can redeem the device code. Number matching
@@ -148,6 +149,7 @@ class DeviceGrant:
             client.secret_hash or "",
             dpop_jkt=dpop_jkt,
             number_matching=number_matching or client.number_matching,
+            rotating_qr=rotating_qr,
         )
 
     def begin(
@@ -161,6 +163,7 @@ class DeviceGrant:
         *,
         dpop_jkt: str | None = None,
         number_matching: bool = False,
+        rotating_qr: bool = False,
     ) -> DeviceAuthorization:
         """Start a flow for an authenticated client: `binding` is what its token polls must
         present (see presented_secret_hash), or AUTHORIZE_BINDING for the code flow's sign-in,
@@ -189,6 +192,7 @@ class DeviceGrant:
                 interval=self._config.poll_interval,
                 dpop_jkt=dpop_jkt,
                 match_number=new_match_number() if number_matching else None,
+                rotating_qr=rotating_qr,
             )
             if self._store.create(flow):
                 with self._transaction():

@@ -15,6 +15,7 @@ from authserver.domain.models import Actor
 from authserver.domain.ports import FlowStore
 from authserver.services.audit import Auditor
 from authserver.services.clients import ClientService
+from authserver.services.qr_links import QrLinks
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class StatusView:
     scanner: dict[str, str] | None
     # Number matching: shown once scanned, when the phone is asked to pick it.
     match_number: int | None = None
+    # A rotating QR code, while it waits for a scan: (scan token, seconds it is shown).
+    qr_token: tuple[str, int] | None = None
 
 
 class StatusChannel:
@@ -38,8 +41,10 @@ class StatusChannel:
         clients: ClientService,
         auditor: Auditor,
         clock: Callable[[], float],
+        qr_links: QrLinks,
     ) -> None:
         self._config = config
+        self._qr_links = qr_links
         self._store = store
         self._clients = clients
         self._audit = auditor
@@ -127,8 +132,7 @@ class StatusChannel:
             self._waiting.discard(device_code_hash)
             self._waiter_slots.release()
 
-    @staticmethod
-    def _view(flow: Flow, now: float) -> StatusView:
+    def _view(self, flow: Flow, now: float) -> StatusView:
         status = flow.status(now)
         scanner = None
         if flow.scanner_name and status in (FlowStatus.SCANNED, FlowStatus.APPROVED):
@@ -137,4 +141,9 @@ class StatusChannel:
             if flow.scanner_platform:
                 scanner["platform"] = flow.scanner_platform
         number = flow.match_number if status is FlowStatus.SCANNED else None
-        return StatusView(status, max(int(flow.expires_at - now), 0), scanner, number)
+        qr = (
+            self._qr_links.current(flow)
+            if flow.rotating_qr and status is FlowStatus.PENDING
+            else None
+        )
+        return StatusView(status, max(int(flow.expires_at - now), 0), scanner, number, qr)

@@ -3,6 +3,7 @@ JWKS, userinfo, status."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -13,6 +14,7 @@ from authserver.domain.oidc import Scope, claims_for
 from authserver.oauth.errors import to_wire
 from authserver.oauth.requests import client_credentials, form_params, required
 from authserver.services.device_grant import verification_uri_complete
+from authserver.services.qr_links import with_token
 from authserver.services.token_endpoint import ExchangedToken, TokenRequest
 from authserver.web.api import bearer_claims
 from authserver.web.common import (
@@ -33,6 +35,13 @@ bp = Blueprint("oauth", __name__)
 
 def _params() -> dict[str, str]:
     return form_params(request.content_type, request.content_length, request.form, request.args)
+
+
+def _plain_token(token: str | None) -> bool:
+    """No token, or one shaped like a scan token (base64url, short)."""
+    return token is None or (
+        0 < len(token) <= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", token) is not None
+    )
 
 
 def _flag(params: dict[str, str], name: str) -> bool:
@@ -94,6 +103,9 @@ def device_authorization() -> Response:
         # An extension parameter (RFC 8628 §3.1 allows them): this client shows the status
         # channel's number, so the phone must pick it. Clients may also require it always.
         number_matching=_flag(params, "number_matching"),
+        # Another extension: this client redraws its QR code from the status channel's scan
+        # token, so a photographed or forwarded QR code is stale within a minute.
+        rotating_qr=_flag(params, "rotating_qr"),
     )
     return with_dpop_nonce(
         no_store(
@@ -218,6 +230,10 @@ def device_status() -> Response:
         body["scanner"] = view.scanner
     if view.match_number is not None:
         body["match_number"] = view.match_number  # the PC shows it; the phone must pick it
+    if view.qr_token is not None:
+        # A rotating QR code: show verification_uri_complete + "&t=" + this token (or the
+        # image /qr/<user code>.svg?t=...) until qr_token_expires_in, then ask again.
+        body["qr_token"], body["qr_token_expires_in"] = view.qr_token
     return no_store(body)
 
 
@@ -229,9 +245,12 @@ def qr_image(code: str, fmt: str) -> Response:
     for which codes are live).
     """
     normalized = normalize_user_code(code)
-    if normalized is None or fmt not in ("png", "svg"):
+    token = request.args.get("t")
+    if normalized is None or fmt not in ("png", "svg") or not _plain_token(token):
         abort(404)
     text = verification_uri_complete(services().config, format_user_code(normalized))
+    if token:  # a rotating QR code's scan token: checked when the phone scans, not here
+        text = with_token(text, token)
     body, mimetype = (
         (qr_png(text), "image/png") if fmt == "png" else (qr_svg(text), "image/svg+xml")
     )

@@ -530,3 +530,23 @@ def test_the_pc_client_refuses_an_issuer_in_clear_text_off_this_machine() -> Non
     assert metadata_url("https://login.example.com/tenant") == (
         "https://login.example.com/.well-known/oauth-authorization-server/tenant"
     )
+
+
+def test_status_watcher_redraws_a_rotating_qr_code_in_time(clock: FakeClock) -> None:
+    server = FakeServer(clock, status_channel=True)
+    server.script(
+        STATUS,
+        status("pending", qr_token="tok-1", qr_token_expires_in=12),
+        status("pending", qr_token="tok-2", qr_token_expires_in=30),
+        status("approved"),
+    )
+
+    updates, pauses, login = run_watcher(server, clock)
+
+    links = [update.qr_text for update in updates if update.qr_text]
+    assert [link.rsplit("&t=", 1)[1] for link in links] == ["tok-1", "tok-2"]
+    assert all(link.startswith(f"{ISSUER}/device?user_code=") for link in links)
+    forms = [sent.form for sent in server.requests_to(STATUS)]
+    assert forms[1]["wait"] == "12"  # back when the first token's time is up
+    assert forms[2]["wait"] == "25"  # capped by the longest long-poll
+    assert pauses == []

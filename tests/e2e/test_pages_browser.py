@@ -192,7 +192,10 @@ def test_login_page_qr_is_approved_by_the_phone(watched: Pages, live_server: Liv
     expect(page.get_by_role("img")).to_have_attribute("alt", f"QR code of the sign-in code {code}")
     # The QR code holds verification_uri_complete: the user code the page shows, and nothing else.
     qr_text = decode_qr(page)
-    assert qr_text == f"{live_server.base_url}/device?user_code={code}"
+    # verification_uri_complete and a scan token: a rotating QR code (about 30 s each).
+    assert re.fullmatch(
+        rf"{re.escape(live_server.base_url)}/device\?user_code={code}&t=[\w-]+", qr_text
+    )
     expect(page.get_by_role("link", name=f"{live_server.base_url}/device")).to_be_visible()
 
     phone = Phone(live_server)

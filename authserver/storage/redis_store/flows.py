@@ -72,7 +72,7 @@ def _decode(raw: dict[bytes, bytes] | dict[str, str]) -> Flow | None:
             values[field.name] = int(text)
         elif field.name in _FLOAT_FIELDS:
             values[field.name] = float(text)
-        elif field.name == "issued":
+        elif field.name in ("issued", "rotating_qr"):
             values[field.name] = text == "1"
         elif field.name == "state":
             values[field.name] = FlowState(text)

@@ -195,8 +195,13 @@
     say("Getting a sign-in code…");
     // This page shows the status channel's number: ask for number matching (the phone must
     // pick the number shown here before it can approve).
+    // It also redraws its QR code from the status channel's scan tokens (rotating_qr), so a
+    // photo of it, or a copy sent to someone, is stale within a minute.
     const params = clientParams(
-      Object.assign({ number_matching: "true" }, cfg.scope ? { scope: cfg.scope } : {}),
+      Object.assign(
+        { number_matching: "true", rotating_qr: "true" },
+        cfg.scope ? { scope: cfg.scope } : {},
+      ),
     );
     let response;
     let body;
@@ -228,8 +233,10 @@
       interval: Math.max(Number(body.interval) || 5, 1),
       expiresAt: Date.now() + Number(body.expires_in) * 1000,
       status: "pending",
+      qrToken: null, // the QR code is drawn once the status channel gives its first token
+      qrRefreshIn: 0,
     };
-    qr.src = cfg.qrUrl.replace("USERCODE", encodeURIComponent(flow.userCode));
+    qr.removeAttribute("src");
     qr.alt = "QR code of the sign-in code " + flow.userCode;
     userCode.textContent = flow.userCode;
     qrFrame.hidden = false;
@@ -254,7 +261,18 @@
   }
 
   // --- The status channel --------------------------------------------------------------------
+  // A rotating QR code: each scan token is good for about 30 s; the long-poll comes back in
+  // time for the next one.
+  function showQr(mine, token, refreshIn) {
+    mine.qrRefreshIn = Math.max(Number(refreshIn) || 0, 1);
+    if (token === mine.qrToken) return;
+    mine.qrToken = token;
+    const url = cfg.qrUrl.replace("USERCODE", encodeURIComponent(mine.userCode));
+    qr.src = url + "?t=" + encodeURIComponent(token);
+  }
+
   function show(mine, body) {
+    if (body.qr_token) showQr(mine, body.qr_token, body.qr_token_expires_in);
     mine.status = body.status;
     if (body.status === "pending") {
       say("Scan the QR code with the app", "Open the app on your phone and scan this code.");
@@ -300,8 +318,13 @@
             cfg.statusUrl,
             clientParams({
               device_code: mine.deviceCode,
-              status: mine.status,
-              wait: String(LONG_POLL_SECONDS),
+              // No token yet: ask without waiting, so the QR code is drawn at once.
+              status: mine.qrToken ? mine.status : "",
+              wait: String(
+                mine.qrToken && mine.status === "pending"
+                  ? Math.min(LONG_POLL_SECONDS, mine.qrRefreshIn)
+                  : LONG_POLL_SECONDS,
+              ),
             }),
             controller.signal,
           );
@@ -328,7 +351,8 @@
         }
         if (flow !== mine || phase !== "waiting") return;
         // Answered at once without news (the server holds few long-polls): do not spin.
-        if (body.status === mine.status && Date.now() - began < 1000) {
+        const news = body.status !== mine.status || (body.qr_token || null) !== mine.qrToken;
+        if (!news && Date.now() - began < 1000) {
           await sleep(mine.interval * 1000);
           if (flow !== mine || phase !== "waiting") return;
         }
