@@ -541,7 +541,7 @@ def test_status_watcher_redraws_a_rotating_qr_code_in_time(clock: FakeClock) -> 
         status("approved"),
     )
 
-    updates, pauses, login = run_watcher(server, clock)
+    updates, pauses, _ = run_watcher(server, clock)
 
     links = [update.qr_text for update in updates if update.qr_text]
     assert [link.rsplit("&t=", 1)[1] for link in links] == ["tok-1", "tok-2"]
