@@ -34,7 +34,8 @@ def test_full_flow_qr_scan_confirm_token_refresh_and_replays(harness: Harness) -
     assert screen["scopes"] == ["profile"]
     assert screen["user_code"] == started["user_code"]
     assert screen["requesting_device"]["ip"] == "203.0.113.7"
-    assert screen["requesting_device"]["user_agent"] == "TestPC/1.0"
+    # What the PC says it is, parsed (its raw text is never shown): TestPC is no known family.
+    assert screen["requesting_device"]["device_says"] == "an unknown device"
 
     status = harness.status(started["device_code"]).get_json()
     assert status["status"] == "scanned"

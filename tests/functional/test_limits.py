@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from authserver.domain.models import AuditFilter
 from authserver.domain.text import printable
 from tests.functional.harness import PASSWORD, Harness, basic
 
@@ -179,6 +180,13 @@ def test_approval_screen_user_agent_is_made_printable(harness: Harness) -> None:
     )
     started = response.get_json()
     screen = harness.scan(harness.sign_in(), user_code=started["user_code"]).get_json()
-    shown = screen["requesting_device"]["user_agent"]
-    assert "\u202e" not in shown and "\u0007" not in shown and len(shown) == 200
+    assert "kcatta" not in str(screen)  # never the raw text: only family names
+    assert screen["requesting_device"]["device_says"] == "an unknown device"
+    # What is stored (and shown to admins on hover) is printable and bounded.
+    stored = next(
+        e.detail["user_agent"]
+        for e in harness.services.auditor.query(AuditFilter(event="flow.created", limit=5))
+        if "kcatta" in str(e.detail.get("user_agent", ""))
+    )
+    assert "\u202e" not in stored and "\u0007" not in stored and len(stored) == 200
     assert printable("a\u200bb\tc", 10) == "abc"

@@ -199,7 +199,9 @@ def test_typed_code_in_any_formatting_shows_the_approval_facts(harness: Harness)
     approval = browser.signed_in(code.lower())
     for text in ("Test PC app", "Your name and username", "Your email address", "203.0.113.7"):
         assert text in approval
-    assert "TestPC/1.0" in approval  # the PC's user agent
+    # What the PC says it is, parsed and labelled as its claim; never its raw user agent.
+    assert "an unknown device" in approval and "its own claim" in approval
+    assert "TestPC/1.0" not in approval
     assert f'<p class="user-code">{code}</p>' in approval
     assert "Deny unless you started this sign-in yourself" in approval
     assert 'value="deny"' in approval and 'value="approve"' in approval
