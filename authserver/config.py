@@ -67,6 +67,13 @@ class DpopNonce(StrEnum):
     REQUIRED = "required"  # RFC 9449 §8 and §9: proofs made in advance are useless
 
 
+class PhoneKeys(StrEnum):
+    """Whether the mobile app must bind its device token to a key (AUTHSERVER_PHONE_KEYS)."""
+
+    OPTIONAL = "optional"  # an app that registers a key must prove it; others stay bearer
+    REQUIRED = "required"  # every sign-in registers a key and every call proves it (RFC 9449)
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting of the server. Field `foo_bar` is read from AUTHSERVER_FOO_BAR."""
@@ -131,6 +138,7 @@ class Config:
     # that long), and whether proofs must carry a server nonce.
     dpop_proof_lifetime: int = 60
     dpop_nonce: DpopNonce = DpopNonce.OFF
+    phone_keys: PhoneKeys = PhoneKeys.OPTIONAL
 
     @property
     def audience(self) -> str:

@@ -129,6 +129,9 @@ class TokenFamily:
     amr: tuple[str, ...] = ()
     # RFC 9449 §6.1: the thumbprint of the DPoP key the PC proved at issue; None: bearer.
     dpop_jkt: str | None = None
+    # Where the PC was (domain/context.Place.key: a country code, or the kind of address), so
+    # "first sign-in from this place" is one indexed lookup. "" for older families.
+    requester_place: str = ""
 
 
 @dataclass(frozen=True, slots=True)

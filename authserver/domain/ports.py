@@ -246,6 +246,9 @@ class TokenRepository(Protocol):
     def revoke_family(self, family_id: str, now: float, reason: str) -> bool:
         """Revoke a family; True if this call revoked it."""
 
+    def signed_in_from(self, user_id: str, place: str) -> bool:
+        """Whether any login of the user came from `place` (TokenFamily.requester_place)."""
+
     def families(self, where: FamilyFilter, limit: int, offset: int) -> list[TokenFamily]:
         """Families matching `where`, newest first."""
 

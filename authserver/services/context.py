@@ -28,13 +28,11 @@ from authserver.domain.context import (
     network_relation,
     parse_ip,
 )
-from authserver.domain.models import FamilyFilter
 from authserver.domain.ports import TokenRepository
 
 # A family name the rules produced from the text itself (a generic "Name/1.0" rule) could be
 # anything; only short plain names are shown, the rest reads as unknown.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,29}")
-HISTORY = 50  # the user's most recent logins that "first sign-in from this place" looks at
 
 
 def _plain(family: str | None) -> str | None:
@@ -84,16 +82,14 @@ class RequesterFacts:
     def describe(
         self, *, user_agent: str, pc_ip: str, phone_ip: str, user_id: str
     ) -> RequesterContext:
-        """The context of one approval; one small SQL read (the user's recent logins), in the
-        caller's unit of work."""
+        """The context of one approval; one indexed SQL lookup (a login of the user from that
+        place), in the caller's unit of work."""
         place = place_of(pc_ip)
-        earlier = self._tokens.families(FamilyFilter(user_id=user_id), HISTORY, 0)
-        seen = {place_of(family.requester_ip).key for family in earlier if family.requester_ip}
         return RequesterContext(
             device_says=device_summary(user_agent),
             place=place,
             network=network_relation(pc_ip, phone_ip),
-            first_from_place=place.key not in seen,
+            first_from_place=not self._tokens.signed_in_from(user_id, place.key),
         )
 
 

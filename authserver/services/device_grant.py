@@ -50,6 +50,7 @@ from authserver.domain.ports import (
 from authserver.domain.text import printable
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
+from authserver.services.context import place_of
 from authserver.services.id_tokens import IdTokenMinter
 from authserver.services.revocation import Revocations
 from authserver.services.token_endpoint import TokenRequest
@@ -375,6 +376,7 @@ class DeviceGrant:
             created_at=now,
             requester_ip=flow.requester_ip,
             requester_user_agent=flow.requester_user_agent,
+            requester_place=place_of(flow.requester_ip).key,
         )
         try:
             with self._transaction():

@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 
-from authserver.config import Config
+from authserver.config import Config, PhoneKeys
 from authserver.domain import errors
 from authserver.domain.models import (
     Actor,
@@ -110,6 +110,8 @@ class TokenExchangeGrant:
         device = {
             name: _device_parameter(request, name, n) for name, n in DEVICE_PARAMETERS.items()
         }
+        if request.dpop_jkt is None and self._config.phone_keys == PhoneKeys.REQUIRED:
+            raise errors.InvalidDpopProof("Send a DPoP proof of the app's key with the exchange.")
         # The identity provider is asked (for keys) before any unit of work opens: no database
         # connection waits on another server.
         subject = self._verifier.verify(

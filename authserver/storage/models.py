@@ -147,6 +147,10 @@ class TokenFamilyRow(Base):
     amr: Mapped[str] = mapped_column(sa.String(100), server_default="")
     # RFC 9449: the DPoP key the tokens were issued to; a public client's refresh needs it.
     dpop_jkt: Mapped[str | None] = mapped_column(sa.String(43))
+    # The PC's place (a country code or the kind of address): "first sign-in from this place".
+    requester_place: Mapped[str] = mapped_column(sa.String(20), server_default="")
+
+    __table_args__ = (sa.Index("ix_token_families_user_place", "user_id", "requester_place"),)
 
 
 class SpentRefreshTokenRow(Base):

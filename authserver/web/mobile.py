@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from authserver.config import PhoneKeys
 from authserver.domain import errors
 from authserver.services.accounts import DeviceCredentials
 from authserver.services.context import device_summary, place_of
@@ -23,6 +24,10 @@ from authserver.web.context import context_json, warnings_of
 bp = Blueprint("mobile", __name__, url_prefix="/mobile/v1")
 
 
+def _keys_required() -> bool:
+    return services().config.phone_keys == PhoneKeys.REQUIRED
+
+
 def _phone() -> DeviceCredentials:
     """The phone's credentials: its device token, presented from its own device id (seed
     003) and, for a phone that registered a key at sign-in, with a DPoP proof of that key
@@ -36,6 +41,10 @@ def _phone() -> DeviceCredentials:
     if not device_id:
         raise errors.InvalidDeviceToken("Send the 'X-Device-Id' header.")
     proved = None
+    if scheme.lower() == "bearer" and _keys_required():
+        raise errors.InvalidDeviceToken(
+            "This server needs key-bound device tokens: 'Authorization: DPoP <device_token>'."
+        )
     if scheme.lower() == "dpop":
         proved = dpop_jkt(access_token=token)
         if proved is None:
@@ -49,6 +58,9 @@ def sign_in() -> Response:
     device: Any = body.get("device")
     if not isinstance(device, dict):
         raise errors.MalformedRequest("'device' must be an object with id, name and platform.")
+    key = dpop_jkt()  # a proof here registers the app's key: later calls must prove it
+    if key is None and _keys_required():
+        raise errors.InvalidDpopProof("Send a DPoP proof of the app's key with the sign-in.")
     signed_in = services().accounts.sign_in(
         string_field(body, "username", max_len=150),
         string_field(body, "password", max_len=1024, controls=True),  # never stored
@@ -58,8 +70,7 @@ def sign_in() -> Response:
         ip=client_ip(),
         # What an earlier sign-in to this account answered: lifts the limits others can fill.
         device_cookie=string_field(body, "device_cookie", required=False, max_len=100),
-        # A DPoP proof here registers the app's key: later calls must prove it (RFC 9449).
-        dpop_jkt=dpop_jkt(),
+        dpop_jkt=key,
     )
     return no_store(
         {

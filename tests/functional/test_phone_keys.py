@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from clients.dpop import DpopKey
 from tests.functional.harness import ISSUER, PASSWORD, Harness
 
@@ -100,3 +102,29 @@ def test_a_phone_without_a_key_stays_a_bearer_phone(harness: Harness) -> None:
     }
     # It cannot claim a key after the fact: its token was never bound to one.
     assert harness.http.delete("/mobile/v1/sessions", headers=headers).status_code == 401
+
+
+class TestKeysRequired:
+    @pytest.fixture
+    def settings(self) -> dict[str, Any]:
+        return {"phone_keys": "required"}
+
+    def test_a_sign_in_without_a_key_is_refused(self, harness: Harness) -> None:
+        response = harness.http.post(
+            "/mobile/v1/sessions",
+            json={
+                "username": harness.username,
+                "password": PASSWORD,
+                "device": {"id": "phone-b", "name": "Bearer phone", "platform": "web"},
+            },
+        )
+        assert response.status_code == 400
+        assert response.get_json()["error"] == "invalid_dpop_proof"
+
+    def test_only_proved_calls_pass(self, harness: Harness) -> None:
+        key = DpopKey()
+        token = sign_in(harness, key)
+        qr = {"qr": harness.authorize()["verification_uri_complete"]}
+        as_bearer = call(harness, "/mobile/v1/scan", token, None, qr, scheme="Bearer")
+        assert as_bearer.status_code == 401
+        assert call(harness, "/mobile/v1/scan", token, key, qr).status_code == 200

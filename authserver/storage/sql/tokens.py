@@ -41,6 +41,7 @@ _FAMILY_COLUMNS = (
     _FAMILY.c.auth_time,
     _FAMILY.c.amr,
     _FAMILY.c.dpop_jkt,
+    _FAMILY.c.requester_place,
 )
 
 
@@ -60,6 +61,7 @@ def _family(row: Any) -> TokenFamily:
         auth_time=row.auth_time,
         amr=tuple(row.amr.split()),
         dpop_jkt=row.dpop_jkt,
+        requester_place=row.requester_place,
     )
 
 
@@ -106,6 +108,7 @@ class SqlTokens:
                     auth_time=family.auth_time,
                     amr=" ".join(family.amr),
                     dpop_jkt=family.dpop_jkt,
+                    requester_place=family.requester_place,
                     # No refresh token (OpenID Connect without offline_access): none to match.
                     refresh_hash=refresh.token_hash if refresh else None,
                     refresh_expires_at=refresh.expires_at if refresh else None,
@@ -216,6 +219,15 @@ class SqlTokens:
                 .values(revoked_at=now, revoked_reason=reason)
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def signed_in_from(self, user_id: str, place: str) -> bool:
+        with self._db.session() as s:
+            found = s.execute(
+                sa.select(sa.literal(1))
+                .where(_FAMILY.c.user_id == user_id, _FAMILY.c.requester_place == place)
+                .limit(1)
+            ).first()
+            return found is not None
 
     def families(self, where: FamilyFilter, limit: int, offset: int) -> list[TokenFamily]:
         with self._db.session() as s:
