@@ -37,6 +37,7 @@ from authserver.storage.embedded.deny_list import EmbeddedRevocationList
 from authserver.storage.embedded.flows import EmbeddedFlowStore
 from authserver.storage.embedded.limits import EmbeddedRateLimiter
 from authserver.storage.embedded.replay_cache import EmbeddedReplayCache
+from authserver.storage.key_encryption import KeyCipher, key_from_file, parse_keys
 from authserver.storage.redis_store.client import connect_redis
 from authserver.storage.redis_store.deny_list import RedisRevocationList
 from authserver.storage.redis_store.flows import RedisFlowStore
@@ -90,6 +91,13 @@ class Services:
             self.redis.close()
 
 
+def key_cipher(config: Config) -> KeyCipher:
+    """The key-encryption keys: the setting's, else the one in the key file (made once)."""
+    if config.key_encryption_keys:
+        return KeyCipher(parse_keys(config.key_encryption_keys))
+    return KeyCipher([key_from_file(config.key_encryption_key_file)])
+
+
 def wall_clock() -> float:
     """Unix seconds now; looked up per call so tests can freeze time (freezegun)."""
     return time.time()
@@ -130,7 +138,9 @@ def build_services(
         clock,
         access_token_ttl=config.access_token_ttl,
     )
-    keys = KeyRing(SqlKeys(database), clock, access_token_ttl=config.access_token_ttl)
+    keys = KeyRing(
+        SqlKeys(database, key_cipher(config)), clock, access_token_ttl=config.access_token_ttl
+    )
     minter = TokenMinter(config, token_repo, keys, clock)
     id_tokens = IdTokenMinter(config, keys)
     verifier = AccessTokenVerifier(config, keys, revocations, clock)

@@ -11,16 +11,20 @@ from typing import Any, NoReturn
 
 import redis
 from alembic.util import CommandError as AlembicError
+from cryptography.fernet import Fernet
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver.bootstrap import Services, build_services
+from authserver.bootstrap import Services, build_services, key_cipher
 from authserver.config import Config, ConfigError
 from authserver.domain.errors import DomainError
 from authserver.domain.models import Client, ClientKind, GrantType
 from authserver.http_server import ServerOptions, check_threads, granian_options, run
 from authserver.services.keys import KEY_ACTIVATION_DELAY
+from authserver.storage.key_encryption import KeyDecryptionError
+from authserver.storage.sql.database import Database
+from authserver.storage.sql.keys import SqlKeys
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"  # printed by `authserver demo`; for trying it locally only
@@ -128,6 +132,22 @@ def cmd_admins_create(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
     admin = _services().admin_auth.create(args.username, password)
     _print({"admin_id": admin.admin_id, "username": admin.username})
+    return 0
+
+
+def cmd_keys_reencrypt(_: argparse.Namespace) -> int:
+    """KEK rotation: put the new key first in AUTHSERVER_KEY_ENCRYPTION_KEYS, run this, then
+    drop the old key. Keys stored before encryption at rest are sealed too."""
+    config = Config.from_env()
+    database = Database(config.database_url)
+    rewritten = SqlKeys(database, key_cipher(config)).reencrypt()
+    database.dispose()
+    _print({"reencrypted": rewritten})
+    return 0
+
+
+def cmd_keys_new_kek(_: argparse.Namespace) -> int:
+    _print({"key_encryption_key": Fernet.generate_key().decode("ascii")})
     return 0
 
 
@@ -349,6 +369,13 @@ def _parser() -> argparse.ArgumentParser:
     create_admin.set_defaults(func=cmd_admins_create)
 
     keys = commands.add_parser("keys").add_subparsers(dest="keys", required=True)
+    keys.add_parser(
+        "reencrypt",
+        help="seal every private signing key with the first AUTHSERVER_KEY_ENCRYPTION_KEYS key",
+    ).set_defaults(func=cmd_keys_reencrypt)
+    keys.add_parser(
+        "new-kek", help="print a new key-encryption key (for AUTHSERVER_KEY_ENCRYPTION_KEYS)"
+    ).set_defaults(func=cmd_keys_new_kek)
     keys.add_parser("rotate", help="add a new signing key (RFC 7517 JWKS)").set_defaults(
         func=cmd_keys_rotate
     )
@@ -423,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except DomainError as error:
         return _fail(error.description)
-    except ConfigError as error:
+    except (ConfigError, KeyDecryptionError) as error:
         return _fail(str(error))
     except (SQLAlchemyError, redis.RedisError, AlembicError) as error:
         # An operator's tool: name the failing part and its first line, not a traceback.

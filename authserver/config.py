@@ -13,6 +13,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from authserver.domain.flow import DEFAULT_REDEMPTION_LEASE
+from authserver.storage.key_encryption import parse_keys
 
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)(:[0-9]{1,5})?")
@@ -139,6 +140,10 @@ class Config:
     dpop_proof_lifetime: int = 60
     dpop_nonce: DpopNonce = DpopNonce.OFF
     phone_keys: PhoneKeys = PhoneKeys.OPTIONAL
+    # Private signing keys are encrypted in SQL (storage/key_encryption.py) with these Fernet
+    # keys, comma-separated (the first encrypts); unset: with the key in this file, made once.
+    key_encryption_keys: str = ""
+    key_encryption_key_file: str = "authserver.kek"
 
     @property
     def audience(self) -> str:
@@ -230,6 +235,14 @@ class Config:
             raise ConfigError("AUTHSERVER_ISSUER must be an https URL (http only for localhost)")
         if issuer.query or issuer.fragment or self.issuer.endswith("/"):
             raise ConfigError("AUTHSERVER_ISSUER must have no query, fragment or trailing slash")
+        if self.key_encryption_keys:
+            try:
+                parse_keys(self.key_encryption_keys)
+            except ValueError:
+                raise ConfigError(
+                    "AUTHSERVER_KEY_ENCRYPTION_KEYS must be Fernet keys (32 url-safe base64 bytes"
+                    " each, comma-separated); make one with `authserver keys new-kek`"
+                ) from None
         if not self.scope_list:
             raise ConfigError("AUTHSERVER_SCOPES must name at least one scope")
         for host in self.allowed_host_list:

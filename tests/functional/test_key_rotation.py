@@ -10,6 +10,7 @@ import jwt
 import pytest
 from freezegun import freeze_time
 
+from authserver.bootstrap import key_cipher
 from authserver.cli import main
 from authserver.services.keys import CLOCK_LEEWAY, KEY_ACTIVATION_DELAY
 from authserver.storage.sql.keys import SqlKeys
@@ -85,7 +86,7 @@ def test_rotation_publishes_then_signs_then_retires(harness: Harness) -> None:
         # The next rotation deletes the retired key from SQL.
         newer, removed = h.services.keys.rotate()
         assert removed == [old_kid]
-        stored = SqlKeys(h.services.database).all()
+        stored = SqlKeys(h.services.database, key_cipher(h.services.config)).all()
         assert [k.kid for k in stored] == [new.kid, newer.kid]
         assert published(h) == [new.kid, newer.kid]
         assert kid_of(refresh_login(h, signed_new).access_token) == new.kid
