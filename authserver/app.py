@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -13,6 +14,7 @@ from authserver.config import AccessLog as AccessLogSetting
 from authserver.config import Config
 from authserver.domain.errors import DomainError
 from authserver.logs import AccessLog, LoggedRequest, route_of, stdout_writer
+from authserver.metrics import observe_request
 from authserver.oauth.errors import http_to_wire, server_error, to_wire
 from authserver.oauth.metadata import server_metadata
 from authserver.web import (
@@ -60,6 +62,17 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     hosts.install(app, config)  # before any other hook: a foreign Host gets no further
+
+    @app.before_request
+    def _started() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _measured(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        observe_request(request.method, rule, response.status_code, seconds)
+        return response
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Response:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
+import tempfile
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -21,6 +23,7 @@ from authserver.config import Config, ConfigError
 from authserver.domain.errors import DomainError
 from authserver.domain.models import Client, ClientKind, GrantType
 from authserver.http_server import ServerOptions, check_threads, granian_options, run
+from authserver.metrics import MULTIPROC_ENV
 from authserver.services.keys import KEY_ACTIVATION_DELAY
 from authserver.storage.key_encryption import KeyDecryptionError
 from authserver.storage.sql.database import Database
@@ -229,6 +232,10 @@ def _server_options(config: Config, args: argparse.Namespace) -> ServerOptions:
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _serving_config(args)
     options = _server_options(config, args)
+    if options.workers > 1:
+        # Each worker counts in files of its own here; /metrics adds them up. Set before any
+        # worker starts (and before this process counts anything itself: it counts nothing).
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="authserver-metrics-")
     svc = build_services(config)
     _check_schema(svc)
     _check_redis(config)

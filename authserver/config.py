@@ -143,6 +143,8 @@ class Config:
     # Private signing keys are encrypted in SQL (storage/key_encryption.py) with these Fernet
     # keys, comma-separated (the first encrypts); unset: with the key in this file, made once.
     key_encryption_keys: str = ""
+    # /metrics: with a token, for `Authorization: Bearer <token>` only; unset, loopback only.
+    metrics_token: str = ""
     key_encryption_key_file: str = "authserver.kek"
 
     @property

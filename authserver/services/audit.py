@@ -8,6 +8,7 @@ from typing import Any
 from authserver.domain.flow import Flow
 from authserver.domain.models import Actor, AuditEvent, AuditEventType, AuditFilter
 from authserver.domain.ports import AuditLog
+from authserver.metrics import count_event
 
 
 def flow_ref(device_code_hash: str) -> str:
@@ -56,7 +57,8 @@ class Auditor:
             flow_ref=flow_ref,
             detail=detail,
         )
-        self._log.record(entry, once_key)
+        if self._log.record(entry, once_key) is not False:  # once_key: counted the first time
+            count_event(event.value)
 
     def flow_expired(self, flow: Flow, actor: Actor, ip: str) -> None:
         """Audit a flow's expiry once, the first time anyone sees it expired.

@@ -11,6 +11,7 @@ from authserver.bootstrap import Services
 from authserver.domain import errors
 from authserver.domain.text import has_lone_surrogate, plain_text
 from authserver.logs import route_of
+from authserver.metrics import count_dependency_failure, count_error
 from authserver.oauth.errors import to_wire
 from authserver.oauth.requests import has_control_characters
 from authserver.storage.failures import describe, is_unavailable
@@ -46,6 +47,7 @@ _rendered: dict[type[errors.DomainError], tuple[int, bytes, list[tuple[str, str]
 def error_response(error: errors.DomainError) -> Response:
     """The wire answer of a domain error (oauth/errors.py's table), as a JSON response."""
     kind = type(error)
+    count_error(kind.__name__)
     if kind not in _FIXED_ANSWERS or error.description != kind.description:
         return json_response(*to_wire(error))
     rendered = _rendered.get(kind)
@@ -145,6 +147,7 @@ def as_unavailable(error: BaseException) -> errors.TemporarilyUnavailable | None
         return error
     if not is_unavailable(error):
         return None
+    count_dependency_failure(type(error).__module__.split(".")[0])
     log.warning(
         "%s %s: a dependency is unavailable, answered 503 (%s)",
         request.method,

@@ -18,6 +18,7 @@ Both answer any Host (web/hosts.py exempts them): probes use the backend's addre
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -25,9 +26,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, wait
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 from authserver.bootstrap import Services
+from authserver.domain.context import parse_ip
+from authserver.metrics import exposition
 from authserver.storage.failures import (
     code_revision,
     database_revision,
@@ -39,7 +42,7 @@ from authserver.web.common import no_store, services
 log = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
-VIEWS = ("healthz", "readyz")
+VIEWS = ("healthz", "readyz", "metrics")  # answered on any Host: probes and scrapers use addresses
 
 READINESS_TIMEOUT = 2.0  # seconds one readiness answer may take, whatever hangs
 READINESS_CACHE = 1.0  # seconds a readiness result is reused
@@ -177,3 +180,29 @@ def readyz() -> Response:
     return no_store(
         {"status": "ready" if ready else "unavailable", "checks": results}, 200 if ready else 503
     )
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics (authserver/metrics.py). With AUTHSERVER_METRICS_TOKEN, only for
+    `Authorization: Bearer <that token>`; without it, only from this machine (a loopback
+    address, never a forwarded one), so a public server shows them to nobody by default."""
+    expected = services().config.metrics_token
+    if expected:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        allowed = scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected)
+    else:
+        address = parse_ip(request.environ.get("REMOTE_ADDR", ""))
+        allowed = (
+            address is not None
+            and address.is_loopback
+            and not request.headers.get("X-Forwarded-For")
+        )
+    if not allowed:
+        response = Response('{"error": "forbidden"}', 403, mimetype="application/json")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body, content_type = exposition()
+    response = Response(body, 200, content_type=content_type)
+    response.headers["Cache-Control"] = "no-store"
+    return response
