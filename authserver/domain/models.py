@@ -129,6 +129,8 @@ class TokenFamily:
     amr: tuple[str, ...] = ()
     # RFC 9449 §6.1: the thumbprint of the DPoP key the PC proved at issue; None: bearer.
     dpop_jkt: str | None = None
+    # When its refresh token last rotated (RFC 6749 §6): the phone's list shows the login in use.
+    refreshed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ _FAMILY_COLUMNS = (
     _FAMILY.c.auth_time,
     _FAMILY.c.amr,
     _FAMILY.c.dpop_jkt,
+    _FAMILY.c.refreshed_at,
 )
 
 
@@ -60,6 +61,7 @@ def _family(row: Any) -> TokenFamily:
         auth_time=row.auth_time,
         amr=tuple(row.amr.split()),
         dpop_jkt=row.dpop_jkt,
+        refreshed_at=row.refreshed_at,
     )
 
 
@@ -192,6 +194,7 @@ class SqlTokens:
             "refresh_hash": new.token_hash,
             "refresh_expires_at": new.expires_at,
             "grace_until": grace_until,
+            "refreshed_at": now,
         }
         if is_current:
             values["previous_refresh_hash"] = presented_hash
