@@ -184,7 +184,8 @@ def cmd_logins(args: argparse.Namespace) -> int:
         print(
             f"{login.get('id')}  {(login.get('client') or {}).get('name')}  "
             f"from {device.get('ip')} ({device.get('place')}), says {device.get('device_says')}; "
-            f"since {login.get('signed_in_at')}, approved on {phone}"
+            f"since {login.get('signed_in_at')}, approved on {phone}; "
+            f"last refreshed {login.get('last_refreshed_at') or 'never'}"
         )
     return EXIT_OK
 

@@ -132,6 +132,8 @@ class TokenFamily:
     # Where the PC was (domain/context.Place.key: a country code, or the kind of address), so
     # "first sign-in from this place" is one indexed lookup. "" for older families.
     requester_place: str = ""
+    # When its refresh token last rotated (RFC 6749 §6): the phone's list shows the login in use.
+    refreshed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

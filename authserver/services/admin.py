@@ -170,6 +170,11 @@ class SessionView:
     client: Client | None
     device: MobileDevice | None
 
+    @property
+    def reported(self) -> bool:
+        """Whether the user reported this login from the phone ("this wasn't me")."""
+        return self.family.revoked_reason == RevocationReason.REPORTED_BY_USER
+
 
 @dataclass(frozen=True, slots=True)
 class BrowserSessionView:

@@ -147,6 +147,8 @@ class TokenFamilyRow(Base):
     amr: Mapped[str] = mapped_column(sa.String(100), server_default="")
     # RFC 9449: the DPoP key the tokens were issued to; a public client's refresh needs it.
     dpop_jkt: Mapped[str | None] = mapped_column(sa.String(43))
+    # The last rotation (RFC 6749 §6): "this wasn't me" shows the login still in use.
+    refreshed_at: Mapped[float | None] = mapped_column(Timestamp())
     # The PC's place (a country code or the kind of address): "first sign-in from this place".
     requester_place: Mapped[str] = mapped_column(sa.String(20), server_default="")
 

@@ -84,6 +84,7 @@ def session_json(view: SessionView) -> dict[str, Any]:
         "created_at": iso(family.created_at),
         "revoked_at": iso(family.revoked_at),
         "revoked_reason": family.revoked_reason,
+        "reported": view.reported,  # "this wasn't me", from the user's phone
         "scope": family.scope,
         "requester": {"ip": family.requester_ip, "user_agent": family.requester_user_agent},
         "user": user_json(view.user) if view.user else {"user_id": family.user_id},

@@ -169,6 +169,11 @@ def logins() -> Response:
                     "signed_in_at": datetime.fromtimestamp(
                         login.family.created_at, UTC
                     ).isoformat(),
+                    "last_refreshed_at": (
+                        datetime.fromtimestamp(login.family.refreshed_at, UTC).isoformat()
+                        if login.family.refreshed_at is not None
+                        else None
+                    ),
                     "approved_by": {
                         "name": login.approved_by.name if login.approved_by else None,
                         "this_phone": login.this_phone,

@@ -42,6 +42,7 @@ _FAMILY_COLUMNS = (
     _FAMILY.c.amr,
     _FAMILY.c.dpop_jkt,
     _FAMILY.c.requester_place,
+    _FAMILY.c.refreshed_at,
 )
 
 
@@ -62,6 +63,7 @@ def _family(row: Any) -> TokenFamily:
         amr=tuple(row.amr.split()),
         dpop_jkt=row.dpop_jkt,
         requester_place=row.requester_place,
+        refreshed_at=row.refreshed_at,
     )
 
 
@@ -195,6 +197,7 @@ class SqlTokens:
             "refresh_hash": new.token_hash,
             "refresh_expires_at": new.expires_at,
             "grace_until": grace_until,
+            "refreshed_at": now,
         }
         if is_current:
             values["previous_refresh_hash"] = presented_hash
