@@ -80,6 +80,8 @@ def test_a_client_can_require_it_for_every_flow(harness: Harness) -> None:
     screen = scanned(harness, started, phone)
     assert len(screen["number_choices"]) == 3
     assert confirm(harness, phone, screen).status_code == 400
+    harness.approve(started, phone)  # scans again, picks the number the status channel shows
+    assert harness.poll(started["device_code"]).status_code == 200
 
 
 def test_without_it_nothing_changes(harness: Harness) -> None:
