@@ -145,6 +145,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if number is None:
             print("No number picked: nothing was approved.")
             return EXIT_FAILED
+    if approve and screen.number_choices and number not in screen.number_choices:
+        # The server denies a wrong pick; a slip of the keyboard should not: send nothing,
+        # the sign-in stays open and a new scan shows the same choices.
+        choices = ", ".join(str(n) for n in screen.number_choices)
+        print(f"{number} is not one of the choices ({choices}): nothing was approved.")
+        return EXIT_FAILED
     if approve:
         status = app.confirm(screen, number)
         print(f"Approved ({status}): the PC is signing in as {state.username}.")

@@ -43,14 +43,25 @@ def new_match_number() -> int:
     return secrets.choice(MATCH_NUMBERS)
 
 
-def match_choices(number: int) -> list[int]:
-    """`number` and two other numbers, in a random order, for the phone to pick from."""
-    choices = {number}
+def match_choices(number: int, seed: str) -> list[int]:
+    """`number` and two other numbers, in an unpredictable order, for the phone to pick from.
+
+    The same for every scan of one flow (`seed` is a secret of the flow the phone never sees):
+    fresh decoys on each scan would give the number away, as the one every scan shows.
+    """
+
+    def draw(label: str) -> int:
+        digest = hmac.new(seed.encode(), label.encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big")
+
+    choices = [number]
+    counter = 0
     while len(choices) < MATCH_CHOICES:
-        choices.add(secrets.choice(MATCH_NUMBERS))
-    shuffled = list(choices)
-    secrets.SystemRandom().shuffle(shuffled)
-    return shuffled
+        decoy = MATCH_NUMBERS[draw(f"decoy:{counter}") % len(MATCH_NUMBERS)]
+        counter += 1
+        if decoy not in choices:
+            choices.append(decoy)
+    return sorted(choices, key=lambda n: draw(f"order:{n}"))
 
 
 def new_user_code() -> str:

@@ -171,7 +171,9 @@ class Approvals:
             requested_at=flow.created_at,
             user_code=format_user_code(normalized),
             number_choices=(
-                tuple(match_choices(flow.match_number)) if flow.match_number is not None else ()
+                tuple(match_choices(flow.match_number, flow.device_code_hash))
+                if flow.match_number is not None
+                else ()
             ),
             context=self._facts.describe(
                 user_agent=flow.requester_user_agent,

@@ -376,7 +376,14 @@ class Authorizations:
             )
 
         started = self._device_grant.begin(
-            request.client, request.scope, ip, user_agent, AUTHORIZE_BINDING, record
+            request.client,
+            request.scope,
+            ip,
+            user_agent,
+            AUTHORIZE_BINDING,
+            record,
+            # A client that requires number matching requires it of its website sign-in too.
+            number_matching=request.client.number_matching,
         )
         return SignIn(
             authorization_id,

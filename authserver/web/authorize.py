@@ -137,6 +137,8 @@ def status() -> Response:
     body: dict[str, Any] = {"status": view.status.value, "expires_in": view.expires_in}
     if view.scanner:
         body["scanner"] = view.scanner
+    if view.match_number is not None:
+        body["match_number"] = view.match_number  # the page shows it; the phone must pick it
     return no_store(body)
 
 

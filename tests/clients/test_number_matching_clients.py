@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from clients.http import HttpResponse
 from clients.pc import Status, StatusUpdate
-from clients.phone import ApprovalScreen, MobileApp
+from clients.phone import ApprovalScreen, MobileApp, PhoneStateStore
 from tests.clients.fakes import ISSUER, FakeClock, FakeServer
 from tests.clients.test_phone import URL, scan_answer
 
@@ -35,3 +39,31 @@ def test_the_phone_shows_the_choices_and_sends_the_pick() -> None:
     }
     plain = ApprovalScreen.from_response(answer.body)
     assert plain.number_choices == () and "Pick" not in plain.describe()
+
+
+def test_the_phone_cli_sends_a_pick_only_among_the_choices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clients import phone_cli
+
+    server = FakeServer(FakeClock())
+    real = phone_cli.MobileApp
+    monkeypatch.setattr(phone_cli, "MobileApp", lambda *a, **k: real(*a, **k, transport=server))
+    store = PhoneStateStore(tmp_path / "phone.json")
+    state = store.load_or_create("Test phone", "ios")
+    state.server, state.username, state.device_token = ISSUER, "demo", "dt-1"
+    store.save(state)
+    choices = {**scan_answer().body, "number_choices": [17, 42, 88]}
+    argv = ["scan", "--state", str(store.path), "--code", "WDJB-MJHT", "--approve"]
+
+    server.script("/mobile/v1/scan", HttpResponse(200, choices))
+    assert phone_cli.main([*argv, "--number", "4"]) == phone_cli.EXIT_FAILED
+    assert "4 is not one of the choices (17, 42, 88)" in capsys.readouterr().out
+    assert server.requests_to("/mobile/v1/confirm") == []  # a slip does not deny the sign-in
+
+    server.script("/mobile/v1/scan", HttpResponse(200, choices))
+    server.script("/mobile/v1/confirm", HttpResponse(200, {"status": "approved"}))
+    monkeypatch.setattr("builtins.input", lambda prompt: "42")
+    assert phone_cli.main(argv) == phone_cli.EXIT_OK
+    assert "Approved" in capsys.readouterr().out
+    assert server.requests_to("/mobile/v1/confirm")[0].json_body["number"] == 42

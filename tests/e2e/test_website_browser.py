@@ -13,6 +13,7 @@ Playwright drives the system Chromium (/usr/bin/chromium); nothing is downloaded
 from __future__ import annotations
 
 import importlib.util
+import re
 import secrets
 import threading
 import uuid
@@ -186,6 +187,36 @@ def test_a_website_signs_a_user_in_by_qr_scan(
     assert page.url == website.base_url + "/"
     page.goto(website.base_url + "/login?prompt=none")
     assert page.locator("#error").text_content() == "login_required"
+
+
+def test_a_client_that_requires_number_matching_shows_the_number_on_its_sign_in_page(
+    watched: Pages, server: LiveServer
+) -> None:
+    from playwright.sync_api import expect
+
+    site = Website(server)  # its own client: the module's website confirms without a number
+    try:
+        _cli(
+            ["clients", "update", site.client_id, "--number-matching"],
+            _server_env(server.workdir),
+            server.workdir,
+        )
+        page = watched()
+        page.goto(site.base_url + "/")
+        page.get_by_role("link", name="Sign in with a QR scan").click()
+        on_sign_in_page(page)
+        expect(page.locator("#match-number")).to_be_hidden()  # nothing to pick before the scan
+        mobile = phone(server)
+        screen = mobile.scan(qr=decode_qr(page))
+        expect(page.get_by_role("status")).to_contain_text("Pick this number in the app")
+        shown = page.locator("#match-number")
+        expect(shown).to_have_text(re.compile(r"^\d\d$"))
+        number = int(shown.text_content() or "")
+        assert number in screen.number_choices and len(screen.number_choices) == 3
+        assert mobile.confirm(screen, number) == "approved"
+        expect(page.locator("#hello")).to_have_text("Hello, Demo User")
+    finally:
+        site.stop()
 
 
 def test_prompt_none_without_a_session_is_login_required(watched: Pages, website: Website) -> None:

@@ -87,17 +87,24 @@ class Harness:
     def scan(self, phone: Phone, **body: str) -> Any:
         return self.http.post("/mobile/v1/scan", json=body, headers=phone.headers())
 
-    def decide(self, phone: Phone, confirm_token: str, action: str = "confirm") -> Any:
-        return self.http.post(
-            f"/mobile/v1/{action}", json={"confirm_token": confirm_token}, headers=phone.headers()
-        )
+    def decide(
+        self, phone: Phone, confirm_token: str, action: str = "confirm", number: int | None = None
+    ) -> Any:
+        body: dict[str, Any] = {"confirm_token": confirm_token}
+        if number is not None:
+            body["number"] = number  # number matching: the one the PC shows
+        return self.http.post(f"/mobile/v1/{action}", json=body, headers=phone.headers())
 
     def approve(self, started: dict[str, Any], phone: Phone | None = None) -> Phone:
-        """Scan the QR and confirm: the flow is APPROVED afterwards."""
+        """Scan the QR and confirm (picking the number the PC shows, if the flow asks for
+        number matching): the flow is APPROVED afterwards."""
         phone = phone or self.sign_in()
         scanned = self.scan(phone, qr=started["verification_uri_complete"])
         assert scanned.status_code == 200, scanned.get_json()
-        confirmed = self.decide(phone, scanned.get_json()["confirm_token"])
+        number = None
+        if "number_choices" in scanned.get_json():
+            number = self.status(started["device_code"]).get_json()["match_number"]
+        confirmed = self.decide(phone, scanned.get_json()["confirm_token"], number=number)
         assert confirmed.status_code == 200, confirmed.get_json()
         return phone
 

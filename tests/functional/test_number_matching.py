@@ -8,6 +8,7 @@ import pytest
 
 from authserver.domain.models import AuditFilter
 from tests.functional.harness import Harness, Phone
+from tests.functional.test_authorization_code import Pkce, authorize, complete, page_fields
 
 
 def start(h: Harness, **params: str) -> dict[str, Any]:
@@ -79,6 +80,8 @@ def test_a_client_can_require_it_for_every_flow(harness: Harness) -> None:
     screen = scanned(harness, started, phone)
     assert len(screen["number_choices"]) == 3
     assert confirm(harness, phone, screen).status_code == 400
+    harness.approve(started, phone)  # scans again, picks the number the status channel shows
+    assert harness.poll(started["device_code"]).status_code == 200
 
 
 def test_without_it_nothing_changes(harness: Harness) -> None:
@@ -95,3 +98,43 @@ def test_a_bad_flag_is_refused(harness: Harness) -> None:
     )
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_request"
+
+
+def test_scanning_again_shows_the_same_choices(harness: Harness) -> None:
+    # Fresh decoys on each scan would give the number away: it is the one that every scan
+    # shows ("scan twice and pick the one you see both times" needs no look at the PC).
+    started, phone = start(harness), harness.sign_in()
+    first = scanned(harness, started, phone)
+    again = [scanned(harness, started, phone) for _ in range(3)]
+    assert all(screen["number_choices"] == first["number_choices"] for screen in again)
+    number = shown_on_the_pc(harness, started)
+    assert confirm(harness, phone, again[-1], number=number).get_json() == {"status": "approved"}
+
+
+def test_the_website_sign_in_of_a_client_that_requires_it(harness: Harness) -> None:
+    # The /authorize sign-in page is a QR login too: the client's setting holds there.
+    client, _ = harness.services.clients.create(
+        "Matching website",
+        confidential=False,
+        scope="openid",
+        redirect_uris=["https://website.example/cb"],
+        grant_types=["authorization_code"],
+        number_matching=True,
+    )
+    harness.client_id = client.client_id
+    authorization_id, user_code = page_fields(
+        authorize(harness, Pkce(), redirect_uri="https://website.example/cb", scope="openid")
+    )
+
+    def shown() -> Any:
+        answer = harness.http.post("/authorize/status", data={"authorization": authorization_id})
+        return answer.get_json().get("match_number")
+
+    assert shown() is None  # nothing to pick before the scan
+    phone = harness.sign_in()
+    screen = harness.scan(phone, user_code=user_code).get_json()
+    number = shown()
+    assert number in screen["number_choices"] and len(set(screen["number_choices"])) == 3
+    assert confirm(harness, phone, screen).status_code == 400  # no pick: nothing changes
+    assert confirm(harness, phone, screen, number=number).get_json() == {"status": "approved"}
+    assert complete(harness, authorization_id).status_code == 303

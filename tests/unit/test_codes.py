@@ -162,3 +162,18 @@ def test_client_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> 
     ids = {codes.new_client_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert all(len(i) == 22 and set(i) <= URLSAFE and not i.startswith("-") for i in ids)
+
+
+# --- number matching ------------------------------------------------------------------------
+@pytest.mark.parametrize("number", [10, 42, 99])
+def test_match_choices_are_three_distinct_two_digit_numbers_with_the_number(number: int) -> None:
+    for seed in ("a" * 64, "b" * 64, codes.hash_secret("device-code")):
+        choices = codes.match_choices(number, seed)
+        assert number in choices and len(set(choices)) == 3
+        assert all(10 <= n <= 99 for n in choices)
+        assert codes.match_choices(number, seed) == choices  # the same on every scan
+
+
+def test_match_choices_put_the_number_anywhere() -> None:
+    places = {codes.match_choices(42, codes.hash_secret(str(i))).index(42) for i in range(60)}
+    assert places == {0, 1, 2}

@@ -19,6 +19,7 @@
   const byId = (id) => document.getElementById(id);
   const title = byId("status-title");
   const detail = byId("status-detail");
+  const matchNumber = byId("match-number");
   const form = byId("complete");
   const button = byId("continue");
   const retry = byId("retry");
@@ -33,9 +34,12 @@
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  function say(text, more) {
+  function say(text, more, number) {
     title.textContent = text;
     detail.textContent = more || "";
+    // Number matching: the phone must pick this number before it can approve.
+    matchNumber.hidden = number === undefined || number === null;
+    matchNumber.textContent = matchNumber.hidden ? "" : String(number);
   }
 
   function retryDelay(response, backoffSeconds) {
@@ -70,10 +74,13 @@
     } else if (status === "scanned") {
       const scanner = body.scanner || {};
       const who = scanner.name ? " by " + scanner.name : "";
+      const number = body.match_number;
       if (scanner.platform === "web") {
-        say("Confirm in your browser", "The code was entered" + who + ". Approve it there.");
+        const tap = number ? " Tap this number there to approve:" : " Approve it there.";
+        say("Confirm in your browser", "The code was entered" + who + "." + tap, number);
       } else {
-        say("Confirm on your phone", "Scanned" + who + ". Approve the sign-in in the app.");
+        const tap = number ? " Pick this number in the app:" : " Approve the sign-in in the app.";
+        say("Confirm on your phone", "Scanned" + who + "." + tap, number);
       }
     } else if (status === "approved") {
       finish("Approved");
