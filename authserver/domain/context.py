@@ -82,11 +82,13 @@ class Place:
     kind: PlaceKind
     country_code: str | None = None  # ISO 3166-1 alpha-2
     name: str | None = None  # the country's English name, or a description of the kind
+    network: str | None = None  # a public address no database places: its /24 or /64
 
     @property
     def key(self) -> str:
-        """What "the same place" compares: the country, or the kind of address."""
-        return self.country_code or self.kind.value
+        """What "the same place" compares: the country; for a public address without one, its
+        /24 or /64; else the kind of address (private, loopback)."""
+        return self.country_code or self.network or self.kind.value
 
 
 @dataclass(frozen=True, slots=True)
