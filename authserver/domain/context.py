@@ -52,7 +52,13 @@ def network_relation(pc_ip: str, phone_ip: str) -> NetworkRelation:
 
     Private addresses are compared like public ones: two devices on one LAN with the server
     share a /24. A private address against a public one means one of them is on the server's
-    own network and the other is not: different networks. Loopback is the server's machine.
+    own network and the other is not: different networks. (Calling that "unknown" would hide
+    the warning in the case it matters most: a phone on the office Wi-Fi, a PC on the
+    internet.) Loopback is the server's machine.
+
+    UNKNOWN (IPv4 against IPv6, as in a dual-stack home) warns of nothing, and a PC can choose
+    its address family to land there: so no screen ever says "same network" as reassurance;
+    nearness only ever silences the warning.
     """
     pc, phone = parse_ip(pc_ip), parse_ip(phone_ip)
     if pc is None or phone is None or pc.version != phone.version:
