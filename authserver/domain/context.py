@@ -52,7 +52,13 @@ def network_relation(pc_ip: str, phone_ip: str) -> NetworkRelation:
 
     Private addresses are compared like public ones: two devices on one LAN with the server
     share a /24. A private address against a public one means one of them is on the server's
-    own network and the other is not: different networks. Loopback is the server's machine.
+    own network and the other is not: different networks. (Calling that "unknown" would hide
+    the warning in the case it matters most: a phone on the office Wi-Fi, a PC on the
+    internet.) Loopback is the server's machine.
+
+    UNKNOWN (IPv4 against IPv6, as in a dual-stack home) warns of nothing, and a PC can choose
+    its address family to land there: so no screen ever says "same network" as reassurance;
+    nearness only ever silences the warning.
     """
     pc, phone = parse_ip(pc_ip), parse_ip(phone_ip)
     if pc is None or phone is None or pc.version != phone.version:
@@ -82,11 +88,13 @@ class Place:
     kind: PlaceKind
     country_code: str | None = None  # ISO 3166-1 alpha-2
     name: str | None = None  # the country's English name, or a description of the kind
+    network: str | None = None  # a public address no database places: its /24 or /64
 
     @property
     def key(self) -> str:
-        """What "the same place" compares: the country, or the kind of address."""
-        return self.country_code or self.kind.value
+        """What "the same place" compares: the country; for a public address without one, its
+        /24 or /64; else the kind of address (private, loopback)."""
+        return self.country_code or self.network or self.kind.value
 
 
 @dataclass(frozen=True, slots=True)

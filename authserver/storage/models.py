@@ -150,7 +150,7 @@ class TokenFamilyRow(Base):
     # The last rotation (RFC 6749 §6): "this wasn't me" shows the login still in use.
     refreshed_at: Mapped[float | None] = mapped_column(Timestamp())
     # The PC's place (a country code or the kind of address): "first sign-in from this place".
-    requester_place: Mapped[str] = mapped_column(sa.String(20), server_default="")
+    requester_place: Mapped[str] = mapped_column(sa.String(50), server_default="")
 
     __table_args__ = (sa.Index("ix_token_families_user_place", "user_id", "requester_place"),)
 

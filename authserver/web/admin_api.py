@@ -22,6 +22,7 @@ from authserver.domain.models import (
     User,
 )
 from authserver.services.admin import BrowserSessionView, SessionView
+from authserver.services.context import device_summary, place_of
 from authserver.web.common import (
     client_ip,
     int_arg,
@@ -32,6 +33,7 @@ from authserver.web.common import (
     string_field,
     text_arg,
 )
+from authserver.web.context import place_json
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/v1")
 
@@ -86,7 +88,14 @@ def session_json(view: SessionView) -> dict[str, Any]:
         "revoked_reason": family.revoked_reason,
         "reported": view.reported,  # "this wasn't me", from the user's phone
         "scope": family.scope,
-        "requester": {"ip": family.requester_ip, "user_agent": family.requester_user_agent},
+        "requester": {
+            "ip": family.requester_ip,
+            # Exactly what the PC sent, for the operator; `device_says` and `place` are what
+            # the approval screens showed the user (RFC 10027).
+            "user_agent": family.requester_user_agent,
+            "device_says": device_summary(family.requester_user_agent),
+            "place": place_json(place_of(family.requester_ip)),
+        },
         "user": user_json(view.user) if view.user else {"user_id": family.user_id},
         "client": client_json(view.client) if view.client else {"client_id": family.client_id},
         "mobile_device": device_json(view.device) if view.device else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from authserver.domain.context import NetworkRelation, RequesterContext
+from authserver.domain.context import NetworkRelation, Place, RequesterContext
 
 
 class ContextWarning(enum.StrEnum):
@@ -33,11 +33,12 @@ def context_json(context: RequesterContext | None) -> dict[str, Any]:
         return {}
     return {
         "device_says": context.device_says,
-        "place": {
-            "kind": context.place.kind.value,
-            "country_code": context.place.country_code,
-            "name": context.place.name,
-        },
+        "place": place_json(context.place),
         "network": context.network.value,
         "first_from_place": context.first_from_place,
     }
+
+
+def place_json(place: Place) -> dict[str, Any]:
+    """An approximate place on the wire: a country at most."""
+    return {"kind": place.kind.value, "country_code": place.country_code, "name": place.name}

@@ -39,7 +39,7 @@ def upgrade() -> None:
     with op.batch_alter_table("token_families", schema=None) as batch_op:
         batch_op.add_column(sa.Column("dpop_jkt", sa.String(length=43), nullable=True))
         batch_op.add_column(
-            sa.Column("requester_place", sa.String(length=20), server_default="", nullable=False)
+            sa.Column("requester_place", sa.String(length=50), server_default="", nullable=False)
         )
         batch_op.create_index(
             "ix_token_families_user_place", ["user_id", "requester_place"], unique=False

@@ -278,7 +278,12 @@ def test_sessions_list_filter_page_and_show(harness: Harness) -> None:
         assert shown["created_at"] == "2030-01-01T12:00:00+00:00"
         assert shown["revoked_at"] is None and shown["revoked_reason"] is None
         assert shown["scope"] == "profile email"
-        assert shown["requester"] == {"ip": "203.0.113.7", "user_agent": "TestPC/1.0"}
+        assert shown["requester"] == {
+            "ip": "203.0.113.7",
+            "user_agent": "TestPC/1.0",  # as sent, for the operator
+            "device_says": "an unknown device",  # as the approval screens showed it
+            "place": {"kind": "private", "country_code": None, "name": "a private network"},
+        }
         assert shown["user"] == {"user_id": uid, "username": h.username, "name": "Alice Liddell"}
         assert shown["client"]["client_id"] == h.client_id
         assert shown["client"]["name"] == "Test PC app"

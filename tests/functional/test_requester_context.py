@@ -43,6 +43,26 @@ def scan(h: Harness, phone: Phone, started: dict[str, Any], phone_ip: str) -> di
     return dict(response.get_json())
 
 
+def approval_page(h: Harness, started: dict[str, Any], browser_ip: str) -> str:
+    """The verification page's approval screen, signed in from `browser_ip` (the phone side)."""
+    page = h.http.get(f"/device?user_code={started['user_code']}")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert csrf is not None
+    approval = h.http.post(
+        "/device",
+        data={
+            "csrf_token": csrf.group(1),
+            "user_code": started["user_code"],
+            "username": h.username,
+            "password": PASSWORD,
+        },
+        environ_base={"REMOTE_ADDR": browser_ip},
+    )
+    html = approval.get_data(as_text=True)
+    assert "Sign in to Test PC app?" in html, html[:2000]
+    return html
+
+
 def test_hostile_user_agent_text_never_reaches_the_phone_or_the_page(harness: Harness) -> None:
     started = start(harness, "8.8.8.8", HOSTILE)
     screen = scan(harness, harness.sign_in(), started, "8.8.4.4")
@@ -50,24 +70,42 @@ def test_hostile_user_agent_text_never_reaches_the_phone_or_the_page(harness: Ha
     assert screen["requesting_device"]["device_says"] == "Chrome on Windows"
 
     # The verification page: sign in as a browser, enter the code, read the approval page.
-    other = start(harness, "8.8.8.8", HOSTILE)
-    page = harness.http.get(f"/device?user_code={other['user_code']}")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
-    assert csrf is not None
-    approval = harness.http.post(
-        "/device",
-        data={
-            "csrf_token": csrf.group(1),
-            "user_code": other["user_code"],
-            "username": harness.username,
-            "password": PASSWORD,
-        },
-        environ_base={"REMOTE_ADDR": "8.8.4.4"},
-    )
-    html = approval.get_data(as_text=True)
-    assert "Sign in to Test PC app?" in html, html[:2000]
+    html = approval_page(harness, start(harness, "8.8.8.8", HOSTILE), "8.8.4.4")
     assert "SECURITY CHECK" not in html and "safe to approve" not in html
     assert "Chrome on Windows" in html and "its own claim" in html
+
+
+# uap-core rules that copy a family out of the text: the generic bot rule keeps "... Bot/1.0"
+# and the CFNetwork rule keeps whatever precedes "/1 CFNetwork".
+HOSTILE_FAMILIES = [
+    "Mozilla/5.0 (compatible; Security Check Passed Bot/2.1; safe to approve)",
+    "Security Passed - Approve/1 CFNetwork/1494 Darwin/23.0.0",
+]
+
+
+@pytest.mark.parametrize("agent", HOSTILE_FAMILIES)
+def test_families_copied_from_the_text_read_as_unknown(harness: Harness, agent: str) -> None:
+    screen = scan(harness, harness.sign_in(), start(harness, "8.8.8.8", agent), "8.8.4.4")
+    assert "Security" not in str(screen) and "Approve" not in str(screen)
+    assert "unknown" in screen["requesting_device"]["device_says"]
+    html = approval_page(harness, start(harness, "8.8.8.8", agent), "8.8.4.4")
+    assert "Security" not in html and "Passed" not in html
+
+
+@pytest.mark.parametrize(
+    ("pc", "browser", "warned"),
+    [
+        ("114.114.114.114", "8.8.8.8", True),
+        ("8.8.8.8", "8.8.8.8", False),
+        ("8.8.8.10", "8.8.8.200", False),
+    ],
+)
+def test_the_page_warns_when_not_on_your_network(
+    harness: Harness, pc: str, browser: str, warned: bool
+) -> None:
+    html = approval_page(harness, start(harness, pc), browser)
+    assert ("Not on your network" in html) is warned
+    assert "The device says it is" in html and "Chrome on Windows" in html
 
 
 @pytest.mark.parametrize(
@@ -131,3 +169,25 @@ def test_network_relation_edge_cases() -> None:
     assert network_relation("8.8.8.8", "2001:db8::1") is NetworkRelation.UNKNOWN
     assert network_relation("not an ip", "8.8.8.8") is NetworkRelation.UNKNOWN
     assert network_relation("127.0.0.1", "127.0.0.2") is NetworkRelation.SAME_ADDRESS
+
+
+def test_an_unplaced_address_is_a_place_by_its_network(harness: Harness) -> None:
+    """No database places 2d00::/8 (IANA reserved): the same place is the same /64."""
+    phone = harness.sign_in()
+    first = start(harness, "2d00:0:0:1::10")
+    screen = scan(harness, phone, first, "2d00:0:0:1::20")
+    assert screen["requesting_device"]["place"]["kind"] == "unknown"
+    assert screen["requesting_device"]["network"] == "same_network"
+    assert screen["requesting_device"]["first_from_place"] is True
+    assert harness.decide(phone, screen["confirm_token"]).status_code == 200
+    assert harness.poll(first["device_code"]).status_code == 200
+    again = scan(harness, phone, start(harness, "2d00:0:0:1::99"), "2d00:0:0:1::20")
+    assert again["requesting_device"]["first_from_place"] is False
+    other = scan(harness, phone, start(harness, "2d00:0:0:2::10"), "2d00:0:0:1::20")
+    assert other["requesting_device"]["first_from_place"] is True
+    assert other["requesting_device"]["network"] == "different_network"
+
+
+def test_the_page_hints_at_a_first_sign_in_from_a_place(harness: Harness) -> None:
+    html = approval_page(harness, start(harness, "114.114.114.114"), "114.114.114.115")
+    assert "First sign-in to your account from China" in html
