@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import secrets
+import socket
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from redis.retry import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.bootstrap import Services, build_services, key_cipher
-from authserver.config import Config, ConfigError
+from authserver.config import Config, ConfigError, is_private_literal
 from authserver.domain.errors import DomainError
 from authserver.domain.models import Client, ClientKind, GrantType
 from authserver.http_server import ServerOptions, check_threads, granian_options, run
@@ -33,6 +34,12 @@ DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"  # printed by `authserver demo`; for trying it locally only
 DEMO_CLIENT_NAME = "Demo PC client"
 DEMO_ADMIN = "admin"
+LAN_WARNING = """
+WARNING: plain http on your local network ({address}). Anyone on this Wi-Fi can read the
+passwords and tokens that cross it. This is for trying the QR login with a real phone only:
+for anything else serve https (README, "A real phone in five minutes").
+
+"""
 
 
 def _print(payload: dict[str, Any]) -> None:
@@ -202,10 +209,12 @@ def _check_redis(config: Config) -> None:
         client.close()
 
 
-def _serving_config(args: argparse.Namespace) -> Config:
+def _serving_config(args: argparse.Namespace, *, lan_demo: bool = False) -> Config:
     """The config to serve with; without AUTHSERVER_ISSUER the issuer is where we listen."""
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
-    return Config.from_env(defaults={"issuer": f"http://{host}:{args.port}"})
+    if ":" in host:
+        host = f"[{host}]"
+    return Config.from_env(defaults={"issuer": f"http://{host}:{args.port}"}, lan_demo=lan_demo)
 
 
 def _server_options(config: Config, args: argparse.Namespace) -> ServerOptions:
@@ -230,7 +239,7 @@ def _server_options(config: Config, args: argparse.Namespace) -> ServerOptions:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _serving_config(args)
+    config = _serving_config(args, lan_demo=getattr(args, "lan", None) is not None)
     options = _server_options(config, args)
     if options.workers > 1:
         # Each worker counts in files of its own here; /metrics adds them up. Set before any
@@ -245,9 +254,76 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _member(name: str) -> str:
+    """A shell filter printing one member of the JSON answer on its stdin."""
+    return f"python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{name}\"])'"
+
+
+def _try_it(base: str, client_id: str, *, lan: bool) -> dict[str, list[str]]:
+    """Ready-to-paste commands with the real client id: the reference clients, and the whole
+    flow in curl (each answer kept in a shell variable, so no placeholder is left to fill)."""
+    insecure = "QRLOGIN_INSECURE_LAN=1 " if lan else ""
+    sign_in = json.dumps(
+        {
+            "username": DEMO_USERNAME,
+            "password": DEMO_PASSWORD,
+            "device": {"id": "phone-1", "name": "My phone", "platform": "ios"},
+        },
+        separators=(",", ":"),
+    )
+    phone = "-H \"Authorization: Bearer $DEVICE_TOKEN\" -H 'X-Device-Id: phone-1'"
+    json_body = "-H 'Content-Type: application/json'"
+    return {
+        # In a second terminal: it shows the QR code and the code, and waits for the phone.
+        "qrlogin_pc": [
+            f"{insecure}qrlogin-pc login --server {base} --client-id {client_id} --number-matching"
+        ],
+        # In a third: sign the simulated phone in once, then type the code the PC shows.
+        "qrlogin_phone": [
+            f"echo {DEMO_PASSWORD} | {insecure}qrlogin-phone signin --server {base} "
+            f"--username {DEMO_USERNAME} --password-stdin",
+            f"{insecure}qrlogin-phone scan --code CODE-SHOWN-BY-QRLOGIN-PC",
+        ],
+        "try_it": [
+            f"PC=$(curl -s -d client_id={client_id} {base}/oauth/device_authorization)",
+            f'USER_CODE=$(echo "$PC" | {_member("user_code")})',
+            f'DEVICE_CODE=$(echo "$PC" | {_member("device_code")})',
+            f"DEVICE_TOKEN=$(curl -s {json_body} -d '{sign_in}' {base}/mobile/v1/sessions "
+            f"| {_member('device_token')})",
+            f"CONFIRM_TOKEN=$(curl -s {phone} {json_body} "
+            f'-d "{{\\"user_code\\":\\"$USER_CODE\\"}}" {base}/mobile/v1/scan '
+            f"| {_member('confirm_token')})",
+            f"curl -s {phone} {json_body} "
+            f'-d "{{\\"confirm_token\\":\\"$CONFIRM_TOKEN\\"}}" {base}/mobile/v1/confirm',
+            "curl -s -d grant_type=urn:ietf:params:oauth:grant-type:device_code "
+            f'-d client_id={client_id} -d "device_code=$DEVICE_CODE" {base}/oauth/token',
+        ],
+    }
+
+
+def lan_address() -> str:
+    """This machine's address on its LAN: the source address of a route outwards (a UDP
+    socket's connect() sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Upgrade the database, create the demo client and user if missing, print how to try."""
-    config = _serving_config(args)
+    if args.lan is not None:
+        address = lan_address() if args.lan == "auto" else args.lan
+        if not is_private_literal(address):
+            raise ConfigError(
+                f"--lan needs a private address (192.168.x.x, 10.x.x.x, 172.16-31.x.x, fd..), "
+                f"got {address!r}: give it as --lan ADDRESS"
+            )
+        args.host = address
+        sys.stderr.write(LAN_WARNING.format(address=address))
+    config = _serving_config(args, lan_demo=args.lan is not None)
     args.workers = 1  # the embedded flow store lives in this one process
     _server_options(config, args)
     svc = build_services(config)
@@ -265,7 +341,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         svc.admin_auth.reset_password(DEMO_ADMIN, admin_password)
     else:
         svc.admin_auth.create(DEMO_ADMIN, admin_password)
-    base = f"http://{args.host}:{args.port}"
+    base = config.issuer  # where people and the QR code reach it
     _print(
         {
             "server": base,
@@ -279,21 +355,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "username": DEMO_ADMIN,
                 "password": admin_password,
             },
-            "try_it": [
-                f"curl -s -d client_id={client.client_id} {base}/oauth/device_authorization",
-                f"curl -s -H 'Content-Type: application/json' -d "
-                f'\'{{"username":"{DEMO_USERNAME}","password":"{DEMO_PASSWORD}",'
-                f'"device":{{"id":"phone-1","name":"My phone","platform":"ios"}}}}\' '
-                f"{base}/mobile/v1/sessions",
-                "curl -s -H 'Authorization: Bearer DEVICE_TOKEN' -H 'X-Device-Id: phone-1' "
-                "-H 'Content-Type: application/json' -d '{\"user_code\":\"USER-CODE\"}' "
-                f"{base}/mobile/v1/scan",
-                "curl -s -H 'Authorization: Bearer DEVICE_TOKEN' -H 'X-Device-Id: phone-1' "
-                "-H 'Content-Type: application/json' -d '{\"confirm_token\":\"CONFIRM_TOKEN\"}' "
-                f"{base}/mobile/v1/confirm",
-                "curl -s -d grant_type=urn:ietf:params:oauth:grant-type:device_code "
-                f"-d client_id={client.client_id} -d device_code=DEVICE_CODE {base}/oauth/token",
-            ],
+            **_try_it(base, client.client_id, lan=args.lan is not None),
         }
     )
     sys.stdout.flush()
@@ -323,6 +385,16 @@ def _parser() -> argparse.ArgumentParser:
         if name == "serve":
             serve.add_argument(
                 "--workers", type=int, default=1, help="processes (more than 1 needs Redis)"
+            )
+        else:
+            serve.add_argument(
+                "--lan",
+                nargs="?",
+                const="auto",
+                default=None,
+                metavar="ADDRESS",
+                help="try it with a phone on the same Wi-Fi: listen on this machine's private "
+                "LAN address (or ADDRESS) and use it as the issuer, over plain http (demo only)",
             )
         serve.add_argument(
             "--threads",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import os
@@ -17,6 +18,15 @@ from authserver.storage.key_encryption import parse_keys
 
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)(:[0-9]{1,5})?")
+
+
+def is_private_literal(host: str) -> bool:
+    """A private IP address literal (RFC 1918, RFC 4193, link-local): a LAN, not the internet."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_private and not address.is_loopback and not address.is_unspecified
 
 
 class ConfigError(ValueError):
@@ -175,6 +185,7 @@ class Config:
         environ: Mapping[str, str] | None = None,
         *,
         defaults: Mapping[str, object] | None = None,
+        lan_demo: bool = False,
         **overrides: object,
     ) -> Config:
         """Read AUTHSERVER_* variables, convert and validate them.
@@ -214,11 +225,14 @@ class Config:
                 values[field.name] = raw
         values.update(overrides)
         config = cls(**values)  # type: ignore[arg-type]
-        config.validate()
+        config.validate(lan_demo=lan_demo)
         return config
 
-    def validate(self) -> None:
-        """Fail at start-up, naming the setting, rather than at the first request."""
+    def validate(self, *, lan_demo: bool = False) -> None:
+        """Fail at start-up, naming the setting, rather than at the first request.
+
+        `lan_demo` (`authserver demo --lan` only, never a setting): plain http is allowed for
+        an issuer on a private address too, so a phone on the same Wi-Fi can try it."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type in ("int", int) and field.name not in _MAY_BE_ZERO and value <= 0:
@@ -232,7 +246,9 @@ class Config:
                 raise ConfigError(f"AUTHSERVER_{name.upper()} must be 0 or more")
         issuer = urlsplit(self.issuer)
         # RFC 8414 §2: https, no query or fragment; plain http only for a local machine.
-        local = issuer.hostname in ("localhost", "127.0.0.1", "::1")
+        local = issuer.hostname in ("localhost", "127.0.0.1", "::1") or (
+            lan_demo and is_private_literal(issuer.hostname or "")
+        )
         if issuer.scheme not in ("https", "http") or (issuer.scheme == "http" and not local):
             raise ConfigError("AUTHSERVER_ISSUER must be an https URL (http only for localhost)")
         if issuer.query or issuer.fragment or self.issuer.endswith("/"):

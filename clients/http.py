@@ -5,6 +5,8 @@ Tests inject a fake `Transport`; nothing else in the clients touches the network
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,16 +25,35 @@ DEFAULT_TIMEOUT = 10.0  # seconds, for every single request (long-polls add thei
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
+# Set to 1 to allow plain http to a private address too: `authserver demo --lan` on the Wi-Fi.
+INSECURE_LAN_ENV = "QRLOGIN_INSECURE_LAN"
+
+
+def _private_address(host: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address((host or "").strip("[]"))
+    except ValueError:
+        return False
+    return address.is_private and not address.is_unspecified
+
+
 def require_secure_url(url: str, what: str = "server") -> str:
     """`url` if it is https, or http on this machine; else a ClientError.
 
     Tokens, client secrets and passwords must not cross a network in clear text (RFC 6749 §1.6,
-    RFC 8414 §2); plain http is only for trying a server on localhost.
+    RFC 8414 §2); plain http is only for trying a server on localhost, or, with
+    QRLOGIN_INSECURE_LAN=1, `authserver demo --lan` on a private address.
     """
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.netloc:
         return url
     if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return url
+    if (
+        parts.scheme == "http"
+        and os.environ.get(INSECURE_LAN_ENV) == "1"
+        and _private_address(parts.hostname)
+    ):
         return url
     raise ClientError(f"The {what} URL must be https (http only for localhost): {url!r}")
 
