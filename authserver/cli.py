@@ -7,6 +7,7 @@ import json
 import secrets
 import sys
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, NoReturn
 
 import redis
@@ -274,8 +275,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_serve(args)
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's, as pip installed it)."""
+    try:
+        return metadata.version("authserver")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+# Never a password option: it would be in the shell history and in `ps` for every user to read.
+_STDIN = "read the password from the first line of stdin (required)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _JsonArgumentParser(prog="authserver", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
@@ -289,7 +303,6 @@ def _parser() -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=help_text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
         serve.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -315,9 +328,13 @@ def _parser() -> argparse.ArgumentParser:
 
     clients = commands.add_parser("clients").add_subparsers(dest="clients", required=True)
     create_client = clients.add_parser("create", help="register a PC client")
-    create_client.add_argument("--name", required=True)
+    create_client.add_argument("--name", required=True, help="shown to the user on the phone")
     create_client.add_argument("--confidential", action="store_true", help="give it a secret")
-    create_client.add_argument("--scope", default=None, help='allowed scopes, e.g. "profile email"')
+    create_client.add_argument(
+        "--scope",
+        default=None,
+        help='allowed scopes, e.g. "profile email" (default: all of AUTHSERVER_SCOPES)',
+    )
     create_client.add_argument(
         "--resource-server",
         action="store_true",
@@ -334,7 +351,7 @@ def _parser() -> argparse.ArgumentParser:
         "update", help="change a client's name, scope, redirect URIs or grants"
     )
     update_client.add_argument("client_id")
-    update_client.add_argument("--name", default=None)
+    update_client.add_argument("--name", default=None, help="a new name (default: unchanged)")
     update_client.add_argument("--scope", default=None, help="allowed scopes, replaces them")
     _registration_options(update_client)
     update_client.set_defaults(func=cmd_clients_update)
@@ -345,7 +362,7 @@ def _parser() -> argparse.ArgumentParser:
     admins = commands.add_parser("admins").add_subparsers(dest="admins", required=True)
     create_admin = admins.add_parser("create", help="create an admin (API and console)")
     create_admin.add_argument("username")
-    create_admin.add_argument("--password-stdin", action="store_true", required=True)
+    create_admin.add_argument("--password-stdin", action="store_true", required=True, help=_STDIN)
     create_admin.set_defaults(func=cmd_admins_create)
 
     keys = commands.add_parser("keys").add_subparsers(dest="keys", required=True)
@@ -356,8 +373,10 @@ def _parser() -> argparse.ArgumentParser:
     users = commands.add_parser("users").add_subparsers(dest="users", required=True)
     create_user = users.add_parser("create", help="create a mobile app user")
     create_user.add_argument("username")
-    create_user.add_argument("--password-stdin", action="store_true", required=True)
-    create_user.add_argument("--display-name", default=None)
+    create_user.add_argument("--password-stdin", action="store_true", required=True, help=_STDIN)
+    create_user.add_argument(
+        "--display-name", default=None, help="shown in the app (default: the username)"
+    )
     create_user.add_argument(
         "--email", default=None, help="released to clients granted the email scope (OIDC)"
     )
@@ -407,8 +426,22 @@ def _fail(message: str) -> int:
     return 2
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless the default is "not given"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _JsonArgumentParser(argparse.ArgumentParser):
-    """Usage errors as JSON on stderr, like every other error of the command."""
+    """Usage errors as JSON on stderr, like every other error of the command; every --help
+    shows the defaults (the subcommands' parsers are of this class too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(
