@@ -34,11 +34,18 @@ def _print(payload: dict[str, Any]) -> None:
 
 
 def _services() -> Services:
-    return build_services(Config.from_env())
+    """The services on a database whose schema is the code's (else: run `db upgrade` first)."""
+    svc = build_services(Config.from_env())
+    try:
+        _check_schema(svc)
+    except BaseException:
+        svc.close()
+        raise
+    return svc
 
 
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
-    svc = _services()
+    svc = build_services(Config.from_env())
     svc.database.upgrade()
     current, head = svc.database.schema_revision()
     _print({"database": svc.database.engine.url.render_as_string(), "revision": current})
@@ -113,8 +120,9 @@ def cmd_clients_list(_: argparse.Namespace) -> int:
 
 
 def cmd_users_create(args: argparse.Namespace) -> int:
+    accounts = _services().accounts  # a wrong setting fails before the password is typed
     password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
-    user = _services().accounts.create_user(
+    user = accounts.create_user(
         args.username,
         password,
         args.display_name,
@@ -126,8 +134,9 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 def cmd_admins_create(args: argparse.Namespace) -> int:
+    admin_auth = _services().admin_auth  # a wrong setting fails before the password is typed
     password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
-    admin = _services().admin_auth.create(args.username, password)
+    admin = admin_auth.create(args.username, password)
     _print({"admin_id": admin.admin_id, "username": admin.username})
     return 0
 
@@ -135,7 +144,6 @@ def cmd_admins_create(args: argparse.Namespace) -> int:
 def cmd_keys_rotate(_: argparse.Namespace) -> int:
     """Add a signing key; it is published now and signs once caches have seen it."""
     svc = _services()
-    _check_schema(svc)
     key, removed = svc.keys.rotate()
     _print(
         {
@@ -460,8 +468,14 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(error))
     except (SQLAlchemyError, redis.RedisError, AlembicError) as error:
         # An operator's tool: name the failing part and its first line, not a traceback.
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        return _fail(f"{type(error).__name__}: {first_line}")
+        return _fail(f"{type(error).__name__}: {_first_line(error)}")
+    except Exception as error:  # a bug, but still the promised JSON, not a traceback
+        return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}")
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's first line: SQLAlchemy's following lines carry the statement and parameters."""
+    return (str(error).strip().splitlines() or [""])[0][:500]
 
 
 if __name__ == "__main__":
