@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -20,6 +21,26 @@ _HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)(:[0-9]{
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names it."""
+
+
+PREFIX = "AUTHSERVER_"  # every setting's variable, and no other variable, starts with it
+
+
+def _refuse_unknown(environ: Mapping[str, str], known: set[str]) -> None:
+    """ConfigError naming every AUTHSERVER_* variable that is no setting, with the likeliest."""
+    unknown = sorted(name for name in environ if name.startswith(PREFIX) and name not in known)
+    if not unknown:
+        return
+    # Compared without the shared prefix, which would make every name look close.
+    settings = {name.removeprefix(PREFIX): name for name in known}
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.removeprefix(PREFIX).upper(), settings, n=1)
+        hints.append(f"{name} (did you mean {settings[close[0]]}?)" if close else name)
+    raise ConfigError(
+        f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(hints)}: every "
+        f"{PREFIX}* variable must be a setting (README 'Settings'); correct or unset it"
+    )
 
 
 # Settings where 0 means "none" or "off".
@@ -170,8 +191,10 @@ class Config:
         """Read AUTHSERVER_* variables, convert and validate them.
 
         Precedence: `overrides`, then the environment, then `defaults`, then the field defaults.
+        An AUTHSERVER_* variable that is no setting is refused: a misspelt one would be ignored.
         """
         environ = os.environ if environ is None else environ
+        _refuse_unknown(environ, {f"{PREFIX}{f.name.upper()}" for f in dataclasses.fields(cls)})
         values: dict[str, object] = dict(defaults or {})
         for field in dataclasses.fields(cls):
             raw = environ.get(f"AUTHSERVER_{field.name.upper()}")

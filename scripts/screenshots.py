@@ -34,7 +34,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTHSERVER = str(Path(sys.executable).with_name("authserver"))
-CHROMIUM = os.environ.get("AUTHSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 15_000
 WEBSITE_REDIRECT = "http://127.0.0.1:8999/callback"  # requested once, never answered
 

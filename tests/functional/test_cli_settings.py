@@ -4,9 +4,11 @@ setting refused as one JSON line on stderr with exit code 2, never a traceback."
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -17,7 +19,7 @@ import pytest
 
 from authserver.bootstrap import build_services
 from authserver.cli import _parser, main
-from authserver.config import Config
+from authserver.config import Config, ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 # The console script of the venv running the tests: what pip installed, as an operator runs it.
@@ -221,3 +223,57 @@ def test_heroku_style_postgres_urls_work(
         assert [c.client_id for c in services.clients.all()] == [client_id]
     finally:
         services.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "hint"),
+    [
+        ("AUTHSERVER_DATBASE_URL", "did you mean AUTHSERVER_DATABASE_URL?"),
+        ("AUTHSERVER_REDIS", "did you mean AUTHSERVER_REDIS_URL?"),
+        ("AUTHSERVER_POLL_INTERVALL", "did you mean AUTHSERVER_POLL_INTERVAL?"),
+        ("AUTHSERVER_issuer", "did you mean AUTHSERVER_ISSUER?"),
+        ("AUTHSERVER_TEST_REDIS_URL", "did you mean AUTHSERVER_REDIS_URL?"),
+    ],
+)
+def test_an_unknown_setting_is_refused_with_the_likeliest_one(
+    env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    hint: str,
+) -> None:
+    monkeypatch.setenv(variable, "redis://127.0.0.1:6379/0")
+    for argv in (["db", "upgrade"], ["serve", "--port", "0"]):
+        code, out, err = _run(argv, monkeypatch, capsys)
+        assert code == 2 and out == ""
+        error = _error(err)
+        assert error.startswith(f"unknown setting {variable} ({hint})"), error
+    assert not Path(env.removeprefix("sqlite:///")).exists()  # refused before anything
+
+
+def test_every_unknown_setting_is_named_and_no_far_fetched_hint(env: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({"AUTHSERVER_FOO": "1", "AUTHSERVER_SCOPE": "openid", "OTHER_FOO": "1"})
+    message = str(refused.value)
+    assert message.startswith(
+        "unknown settings AUTHSERVER_FOO, AUTHSERVER_SCOPE (did you mean AUTHSERVER_SCOPES?):"
+    )
+    assert "OTHER_FOO" not in message
+
+
+def test_tests_and_scripts_set_only_real_settings() -> None:
+    """Each AUTHSERVER_* name in the tests, scripts, benchmarks and CI is a setting."""
+    known = {f"AUTHSERVER_{field.name.upper()}" for field in dataclasses.fields(Config)}
+    # Not environment variables: the config docstring's pattern and a Flask app.config key.
+    known |= {"AUTHSERVER_FOO_BAR", "AUTHSERVER_METADATA"}
+    used: dict[str, str] = {}
+    for folder in ("tests", "scripts", "bench", ".ci", "clients", "examples", "docs"):
+        for path in (ROOT / folder).rglob("*"):
+            wanted = path.suffix in ("", ".py", ".sh", ".md", ".toml", ".yml")
+            # This file sets wrong names on purpose, to see them refused.
+            if path.is_file() and wanted and path != Path(__file__).resolve():
+                for name in re.findall(r"AUTHSERVER_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf8")):
+                    used.setdefault(name, str(path.relative_to(ROOT)))
+    for name in re.findall(r"AUTHSERVER_[A-Z0-9_]*[A-Z0-9]", (ROOT / "README.md").read_text()):
+        used.setdefault(name, "README.md")
+    assert {name: where for name, where in used.items() if name not in known} == {}
