@@ -10,6 +10,7 @@ import socket
 import sys
 import tempfile
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, NoReturn
 
 import redis
@@ -19,10 +20,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver.bootstrap import Services, build_services, key_cipher
+from authserver.bootstrap import Services, build_services, key_cipher, wall_clock
 from authserver.config import Config, ConfigError, is_private_literal
 from authserver.domain.errors import DomainError
-from authserver.domain.models import Client, ClientKind, GrantType
+from authserver.domain.errors import NotFound as DomainNotFound
+from authserver.domain.models import SYSTEM, Client, ClientKind, GrantType, User
 from authserver.http_server import ServerOptions, check_threads, granian_options, run
 from authserver.metrics import MULTIPROC_ENV
 from authserver.services.keys import KEY_ACTIVATION_DELAY
@@ -47,11 +49,18 @@ def _print(payload: dict[str, Any]) -> None:
 
 
 def _services() -> Services:
-    return build_services(Config.from_env())
+    """The services on a database whose schema is the code's (else: run `db upgrade` first)."""
+    svc = build_services(Config.from_env())
+    try:
+        _check_schema(svc)
+    except BaseException:
+        svc.close()
+        raise
+    return svc
 
 
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
-    svc = _services()
+    svc = build_services(Config.from_env())
     svc.database.upgrade()
     current, head = svc.database.schema_revision()
     _print({"database": svc.database.engine.url.render_as_string(), "revision": current})
@@ -125,9 +134,95 @@ def cmd_clients_list(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_users_create(args: argparse.Namespace) -> int:
+def _client(svc: Services, client_id: str) -> Client:
+    client = svc.clients.get(client_id)
+    if client is None:
+        raise DomainNotFound("No such client.")
+    return client
+
+
+def cmd_clients_show(args: argparse.Namespace) -> int:
+    _print(_client_json(_client(_services(), args.client_id)))
+    return 0
+
+
+def cmd_clients_enable(args: argparse.Namespace) -> int:
+    """Disable (its sessions revoked, no new logins) or enable again; audited as the system."""
+    client = _services().administration.set_client_enabled(
+        args.client_id, args.clients == "enable", SYSTEM, ""
+    )
+    _print(_client_json(client))
+    return 0
+
+
+def cmd_clients_rotate_secret(args: argparse.Namespace) -> int:
+    client, secret = _services().administration.rotate_client_secret(args.client_id, SYSTEM, "")
+    _print({"client_id": client.client_id, "client_secret": secret})  # shown once
+    return 0
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "password": user.password_hash is not None,  # False: signs in at an identity provider
+    }
+
+
+def _user(svc: Services, username: str) -> User:
+    user = svc.accounts.find_user(username)
+    if user is None:
+        raise DomainNotFound("No such user.")
+    return user
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    users = _services().accounts.search_users(args.search, args.limit)
+    _print({"users": [_user_json(user) for user in users]})
+    return 0
+
+
+def cmd_users_show(args: argparse.Namespace) -> int:
+    svc = _services()
+    user = _user(svc, args.username)
+    now = wall_clock()
+    phones = [
+        {
+            "mobile_device_id": device.id,
+            "device_id": device.device_id,
+            "name": device.name,
+            "platform": device.platform,
+            "signed_in_at": _iso(device.created_at),
+            "expires_at": _iso(device.expires_at),
+        }
+        for device in svc.accounts.devices_of(user.user_id)
+        if device.revoked_at is None and device.expires_at > now
+    ]
+    _print({**_user_json(user), "signed_in_phones": phones})
+    return 0
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> int:
+    svc = _services()
+    _user(svc, args.username)  # a wrong name fails before the password is typed
+    accounts = svc.accounts
     password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
-    user = _services().accounts.create_user(
+    user = accounts.set_password(args.username, password, SYSTEM)
+    _print({"user_id": user.user_id, "username": user.username})
+    return 0
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    accounts = _services().accounts  # a wrong setting fails before the password is typed
+    password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
+    user = accounts.create_user(
         args.username,
         password,
         args.display_name,
@@ -139,8 +234,26 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 def cmd_admins_create(args: argparse.Namespace) -> int:
+    admin_auth = _services().admin_auth  # a wrong setting fails before the password is typed
     password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
-    admin = _services().admin_auth.create(args.username, password)
+    admin = admin_auth.create(args.username, password)
+    _print({"admin_id": admin.admin_id, "username": admin.username})
+    return 0
+
+
+def cmd_admins_list(_: argparse.Namespace) -> int:
+    admins = _services().admin_auth.all()
+    _print({"admins": [{"admin_id": a.admin_id, "username": a.username} for a in admins]})
+    return 0
+
+
+def cmd_admins_set_password(args: argparse.Namespace) -> int:
+    """A new password for an admin; their signed-in sessions stay until they expire."""
+    admin_auth = _services().admin_auth
+    if not admin_auth.exists(args.username):  # before the password is typed
+        raise DomainNotFound("No such admin.")
+    password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
+    admin = admin_auth.reset_password(args.username, password)
     _print({"admin_id": admin.admin_id, "username": admin.username})
     return 0
 
@@ -164,7 +277,6 @@ def cmd_keys_new_kek(_: argparse.Namespace) -> int:
 def cmd_keys_rotate(_: argparse.Namespace) -> int:
     """Add a signing key; it is published now and signs once caches have seen it."""
     svc = _services()
-    _check_schema(svc)
     key, removed = svc.keys.rotate()
     _print(
         {
@@ -363,8 +475,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_serve(args)
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's, as pip installed it)."""
+    try:
+        return metadata.version("authserver")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+# Never a password option: it would be in the shell history and in `ps` for every user to read.
+_STDIN = "read the password from the first line of stdin (required)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _JsonArgumentParser(prog="authserver", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
@@ -378,7 +503,6 @@ def _parser() -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=help_text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
         serve.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -414,9 +538,13 @@ def _parser() -> argparse.ArgumentParser:
 
     clients = commands.add_parser("clients").add_subparsers(dest="clients", required=True)
     create_client = clients.add_parser("create", help="register a PC client")
-    create_client.add_argument("--name", required=True)
+    create_client.add_argument("--name", required=True, help="shown to the user on the phone")
     create_client.add_argument("--confidential", action="store_true", help="give it a secret")
-    create_client.add_argument("--scope", default=None, help='allowed scopes, e.g. "profile email"')
+    create_client.add_argument(
+        "--scope",
+        default=None,
+        help='allowed scopes, e.g. "profile email" (default: all of AUTHSERVER_SCOPES)',
+    )
     create_client.add_argument(
         "--resource-server",
         action="store_true",
@@ -433,19 +561,44 @@ def _parser() -> argparse.ArgumentParser:
         "update", help="change a client's name, scope, redirect URIs or grants"
     )
     update_client.add_argument("client_id")
-    update_client.add_argument("--name", default=None)
+    update_client.add_argument("--name", default=None, help="a new name (default: unchanged)")
     update_client.add_argument("--scope", default=None, help="allowed scopes, replaces them")
     _registration_options(update_client)
     update_client.set_defaults(func=cmd_clients_update)
     clients.add_parser("list", help="every client and its registration").set_defaults(
         func=cmd_clients_list
     )
+    for name, func, help_text in (
+        ("show", cmd_clients_show, "one client and its registration"),
+        (
+            "disable",
+            cmd_clients_enable,
+            "no new logins, every session revoked (a running server without Redis refuses "
+            "its live access tokens after its restart; the admin API does it at once)",
+        ),
+        ("enable", cmd_clients_enable, "let a disabled client log users in again"),
+        (
+            "rotate-secret",
+            cmd_clients_rotate_secret,
+            "a new secret for a confidential client, printed once; the old one stops working",
+        ),
+    ):
+        one_client = clients.add_parser(name, help=help_text, description=help_text)
+        one_client.add_argument("client_id")
+        one_client.set_defaults(func=func)
 
     admins = commands.add_parser("admins").add_subparsers(dest="admins", required=True)
     create_admin = admins.add_parser("create", help="create an admin (API and console)")
     create_admin.add_argument("username")
-    create_admin.add_argument("--password-stdin", action="store_true", required=True)
+    create_admin.add_argument("--password-stdin", action="store_true", required=True, help=_STDIN)
     create_admin.set_defaults(func=cmd_admins_create)
+    admins.add_parser("list", help="every admin").set_defaults(func=cmd_admins_list)
+    admin_password = admins.add_parser(
+        "set-password", help="a new password for an admin (at least 12 characters)"
+    )
+    admin_password.add_argument("username")
+    admin_password.add_argument("--password-stdin", action="store_true", required=True, help=_STDIN)
+    admin_password.set_defaults(func=cmd_admins_set_password)
 
     keys = commands.add_parser("keys").add_subparsers(dest="keys", required=True)
     keys.add_parser(
@@ -462,8 +615,10 @@ def _parser() -> argparse.ArgumentParser:
     users = commands.add_parser("users").add_subparsers(dest="users", required=True)
     create_user = users.add_parser("create", help="create a mobile app user")
     create_user.add_argument("username")
-    create_user.add_argument("--password-stdin", action="store_true", required=True)
-    create_user.add_argument("--display-name", default=None)
+    create_user.add_argument("--password-stdin", action="store_true", required=True, help=_STDIN)
+    create_user.add_argument(
+        "--display-name", default=None, help="shown in the app (default: the username)"
+    )
     create_user.add_argument(
         "--email", default=None, help="released to clients granted the email scope (OIDC)"
     )
@@ -473,7 +628,34 @@ def _parser() -> argparse.ArgumentParser:
         help="the address is known to be the user's (the email_verified claim)",
     )
     create_user.set_defaults(func=cmd_users_create)
+    list_users = users.add_parser("list", help="users by username")
+    list_users.add_argument(
+        "--search", default="", help="only those whose username or display name contains this"
+    )
+    list_users.add_argument("--limit", type=_positive, default=100, help="at most this many")
+    list_users.set_defaults(func=cmd_users_list)
+    show_user = users.add_parser("show", help="one user and the phones signed in as them")
+    show_user.add_argument("username")
+    show_user.set_defaults(func=cmd_users_show)
+    user_password = users.add_parser(
+        "set-password",
+        help="a new password for a user (signed-in phones stay signed in)",
+    )
+    user_password.add_argument("username")
+    user_password.add_argument("--password-stdin", action="store_true", required=True, help=_STDIN)
+    user_password.set_defaults(func=cmd_users_set_password)
     return parser
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _registration_options(parser: argparse.ArgumentParser) -> None:
@@ -513,8 +695,22 @@ def _fail(message: str) -> int:
     return 2
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless the default is "not given"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _JsonArgumentParser(argparse.ArgumentParser):
-    """Usage errors as JSON on stderr, like every other error of the command."""
+    """Usage errors as JSON on stderr, like every other error of the command; every --help
+    shows the defaults (the subcommands' parsers are of this class too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(
@@ -533,8 +729,14 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(error))
     except (SQLAlchemyError, redis.RedisError, AlembicError) as error:
         # An operator's tool: name the failing part and its first line, not a traceback.
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        return _fail(f"{type(error).__name__}: {first_line}")
+        return _fail(f"{type(error).__name__}: {_first_line(error)}")
+    except Exception as error:  # a bug, but still the promised JSON, not a traceback
+        return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}")
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's first line: SQLAlchemy's following lines carry the statement and parameters."""
+    return (str(error).strip().splitlines() or [""])[0][:500]
 
 
 if __name__ == "__main__":

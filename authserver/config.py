@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
 import math
@@ -31,6 +32,26 @@ def is_private_literal(host: str) -> bool:
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names it."""
+
+
+PREFIX = "AUTHSERVER_"  # every setting's variable, and no other variable, starts with it
+
+
+def _refuse_unknown(environ: Mapping[str, str], known: set[str]) -> None:
+    """ConfigError naming every AUTHSERVER_* variable that is no setting, with the likeliest."""
+    unknown = sorted(name for name in environ if name.startswith(PREFIX) and name not in known)
+    if not unknown:
+        return
+    # Compared without the shared prefix, which would make every name look close.
+    settings = {name.removeprefix(PREFIX): name for name in known}
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.removeprefix(PREFIX).upper(), settings, n=1)
+        hints.append(f"{name} (did you mean {settings[close[0]]}?)" if close else name)
+    raise ConfigError(
+        f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(hints)}: every "
+        f"{PREFIX}* variable must be a setting (README 'Settings'); correct or unset it"
+    )
 
 
 # Settings where 0 means "none" or "off".
@@ -157,6 +178,11 @@ class Config:
     metrics_token: str = ""
     key_encryption_key_file: str = "authserver.kek"
 
+    def __post_init__(self) -> None:
+        # Heroku-style `postgres://` and a bare `postgresql://` name SQLAlchemy's psycopg2
+        # driver, which is not installed: both mean psycopg 3 here.
+        object.__setattr__(self, "database_url", _normalised_database_url(self.database_url))
+
     @property
     def audience(self) -> str:
         return self.access_token_audience or self.issuer
@@ -191,8 +217,10 @@ class Config:
         """Read AUTHSERVER_* variables, convert and validate them.
 
         Precedence: `overrides`, then the environment, then `defaults`, then the field defaults.
+        An AUTHSERVER_* variable that is no setting is refused: a misspelt one would be ignored.
         """
         environ = os.environ if environ is None else environ
+        _refuse_unknown(environ, {f"{PREFIX}{f.name.upper()}" for f in dataclasses.fields(cls)})
         values: dict[str, object] = dict(defaults or {})
         for field in dataclasses.fields(cls):
             raw = environ.get(f"AUTHSERVER_{field.name.upper()}")
@@ -244,6 +272,9 @@ class Config:
         for name in _MAY_BE_ZERO:
             if getattr(self, name) < 0:
                 raise ConfigError(f"AUTHSERVER_{name.upper()} must be 0 or more")
+        _check_database_url(self.database_url)
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
         issuer = urlsplit(self.issuer)
         # RFC 8414 §2: https, no query or fragment; plain http only for a local machine.
         local = issuer.hostname in ("localhost", "127.0.0.1", "::1") or (
@@ -285,6 +316,64 @@ class Config:
         if self.confirm_token_ttl > self.device_code_ttl:
             raise ConfigError("AUTHSERVER_CONFIRM_TOKEN_TTL must not exceed the device code TTL")
         self.trusted_issuer_list  # noqa: B018 - parsing it is the check
+
+
+# SQLAlchemy URL schemes (dialect+driver) the code supports; storage/sql/guard.py bounds psycopg.
+_DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+_POSTGRES_ALIASES = ("postgres", "postgresql")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,30}", re.IGNORECASE)  # RFC 3986 §3.1
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme in lower case; "" if there is none (so an error may show it: no secret)."""
+    scheme, sep, _ = url.partition("://")
+    return scheme.lower() if sep and _SCHEME.fullmatch(scheme) else ""
+
+
+def _normalised_database_url(url: str) -> str:
+    """`postgres://` and `postgresql://` as `postgresql+psycopg://`; anything else as given."""
+    if _scheme(url) in _POSTGRES_ALIASES:
+        return "postgresql+psycopg://" + url.partition("://")[2]
+    return url
+
+
+def _check_database_url(url: str) -> None:
+    """Only what the code runs on; the message shows the scheme, never the URL's password."""
+    scheme = _scheme(url)
+    if scheme not in _DATABASE_SCHEMES:
+        got = f"{scheme}://..." if scheme else "no URL scheme"
+        raise ConfigError(
+            "AUTHSERVER_DATABASE_URL: only SQLite (sqlite:///path/to/file.db) and PostgreSQL "
+            f"through psycopg 3 (postgresql://user@host/dbname) are supported, got {got}"
+        )
+
+
+def _check_redis_url(url: str) -> None:
+    """What redis-py's from_url accepts, checked at start (it would raise a bare ValueError)."""
+    name = "AUTHSERVER_REDIS_URL"
+    scheme = _scheme(url)
+    if scheme not in _REDIS_SCHEMES:
+        got = f"{scheme}://..." if scheme else "no URL scheme"
+        raise ConfigError(
+            f"{name} must be a redis://, rediss:// (TLS) or unix:// URL, e.g. "
+            f"redis://127.0.0.1:6379/0, got {got}"
+        )
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ConfigError(f"{name}: the port must be a number from 0 to 65535") from None
+    if scheme == "unix":
+        if not parts.path:
+            raise ConfigError(f"{name}: a unix:// URL needs a socket path, unix:///path/to.sock")
+        return
+    if not parts.hostname:
+        raise ConfigError(
+            f"{name}: a {scheme}:// URL needs a host, e.g. {scheme}://127.0.0.1:6379/0"
+        )
+    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise ConfigError(f"{name}: the path is the database number, e.g. /0")
 
 
 _ISSUER_KEYS = {"issuer", "jwks_uri", "audience", "algorithms"}

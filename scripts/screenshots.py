@@ -34,7 +34,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTHSERVER = str(Path(sys.executable).with_name("authserver"))
-CHROMIUM = os.environ.get("AUTHSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 15_000
 WEBSITE_REDIRECT = "http://127.0.0.1:8999/callback"  # requested once, never answered
 
@@ -59,20 +59,24 @@ def start_demo(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], dict[
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
+    last = "no answer yet"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             sys.exit((workdir / "server.err").read_text(errors="replace"))
         try:
-            if requests.get(f"{base}/.well-known/oauth-authorization-server", timeout=1).ok:
+            answer = requests.get(f"{base}/.well-known/oauth-authorization-server", timeout=5)
+        except requests.RequestException as error:  # refused, or a slow first answer
+            last = type(error).__name__
+        else:
+            if answer.status_code == 200:
                 text = (workdir / "server.out").read_text()
                 demo, _ = json.JSONDecoder().raw_decode(text.lstrip())
                 return process, dict(demo)
-        except requests.ConnectionError:
-            pass
+            last = f"HTTP {answer.status_code}"
         time.sleep(0.1)
     process.terminate()
-    sys.exit("authserver demo did not start within 20 s")
+    sys.exit(f"authserver demo did not answer 200 within 60 s (last: {last})")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

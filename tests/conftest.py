@@ -13,13 +13,15 @@ from contextlib import contextmanager
 
 import pytest
 
-REDIS_URL = os.environ.get("AUTHSERVER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# The test suite's own variables are TEST_*: every AUTHSERVER_* variable must be a setting
+# (authserver/config.py refuses any other).
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get(
-    "AUTHSERVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The system Chromium that Playwright drives (Debian package `chromium`); never downloaded.
-CHROMIUM = os.environ.get("AUTHSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 def _unavailable(what: str, why: Exception) -> None:
@@ -117,7 +119,7 @@ def chromium() -> str:
     except ImportError as exc:
         missing = f"Playwright is not installed ({exc}); pip install -e '.[dev]'"
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium; AUTHSERVER_TEST_CHROMIUM)"
+        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium; TEST_CHROMIUM)"
     if missing:
         if IN_CI:
             pytest.fail(f"{missing}; CI must run the browser tests", pytrace=False)

@@ -288,6 +288,7 @@ class AuditEventType(enum.StrEnum):
     ADMIN_SIGNED_OUT = "admin.signed_out"
     CLIENT_DISABLED = "client.disabled"
     CLIENT_ENABLED = "client.enabled"
+    CLIENT_SECRET_ROTATED = "client.secret_rotated"  # the old secret stopped working at once
     DEVICE_SIGNED_IN = "device.signed_in"
     DEVICE_SIGNED_OUT = "device.signed_out"
     DEVICE_UNBOUND = "device.unbound"
@@ -316,6 +317,7 @@ class AuditEventType(enum.StrEnum):
     TOKEN_ISSUED = "token.issued"
     TOKEN_REFRESHED = "token.refreshed"
     TOKEN_REVOKED = "token.revoked"
+    USER_PASSWORD_SET = "user.password_set"  # by an operator (`authserver users set-password`)
 
 
 class RevocationReason(enum.StrEnum):

@@ -124,6 +124,9 @@ class ClientRepository(Protocol):
     def update(self, client: Client) -> bool:
         """Store the client's name, scope and registration; False if there is no such client."""
 
+    def set_secret_hash(self, client_id: str, secret_hash: str) -> bool:
+        """Replace a client's secret (its hash); False if there is no such client."""
+
 
 class AuthorizationCodeRepository(Protocol):
     """Authorization requests of the code flow and their codes (one aggregate)."""
@@ -173,6 +176,9 @@ class UserRepository(Protocol):
     def mark_sessions_revoked(self, user_id: str, now: float) -> None: ...
     def search(self, text: str, limit: int) -> list[User]:
         """Users whose username or display name contains `text` (case-insensitive)."""
+
+    def set_password(self, user_id: str, password_hash: str) -> bool:
+        """Replace a user's password hash; False if there is no such user."""
 
 
 class ExternalIdentityRepository(Protocol):
@@ -304,6 +310,9 @@ class AdminRepository(Protocol):
 
     def get(self, admin_id: str) -> Admin | None: ...
     def by_username(self, username: str) -> Admin | None: ...
+    def all(self) -> list[Admin]:
+        """Every admin, by username."""
+
     def set_password(self, admin_id: str, password_hash: str) -> None: ...
     def add_session(self, session: AdminSession) -> None: ...
     def session(self, token_hash: str) -> AdminSession | None: ...

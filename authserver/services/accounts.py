@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,8 +94,7 @@ class AccountService:
         username = username.strip()
         if not username or len(username) > 150:
             raise errors.MalformedRequest("A username is 1 to 150 characters.")
-        if len(password) < 8:
-            raise errors.MalformedRequest("A password has at least 8 characters.")
+        _check_password(password)
         email = email.strip() if email else None
         if email is not None and not plausible_email(email):
             raise errors.MalformedRequest("The email address is not valid.")
@@ -113,6 +113,23 @@ class AccountService:
 
     def find_user(self, username: str) -> User | None:
         return self._users.by_username(username)
+
+    def set_password(self, username: str, password: str, actor: Actor) -> User:
+        """Give a user a new password. Their signed-in phones stay signed in (device tokens)."""
+        user = self._users.by_username(username)
+        if user is None:
+            raise errors.NotFound("No such user.")
+        if user.password_hash is None:
+            raise errors.MalformedRequest(
+                "This user signs in through an external identity provider, not a password."
+            )
+        _check_password(password)
+        password_hash = hash_password(password, self._config.scrypt_p)
+        with self._transaction():
+            if not self._users.set_password(user.user_id, password_hash):
+                raise errors.NotFound("No such user.")
+            self._audit.record(AuditEventType.USER_PASSWORD_SET, actor, user_id=user.user_id)
+        return dataclasses.replace(user, password_hash=password_hash)
 
     def sign_in(
         self,
@@ -330,3 +347,8 @@ def plausible_email(email: str) -> bool:
         and email.isprintable()
         and not any(ch.isspace() for ch in email)
     )
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise errors.MalformedRequest("A password has at least 8 characters.")

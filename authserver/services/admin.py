@@ -72,8 +72,7 @@ class AdminAuth:
         username = username.strip()
         if not username or len(username) > 150:
             raise errors.MalformedRequest("An admin username is 1 to 150 characters.")
-        if len(password) < 12:
-            raise errors.MalformedRequest("An admin password has at least 12 characters.")
+        _check_admin_password(password)
         admin = Admin(str(uuid.uuid4()), username, hash_password(password, self._config.scrypt_p))
         with self._transaction():
             self._admins.add(admin, self._clock())
@@ -83,11 +82,15 @@ class AdminAuth:
     def exists(self, username: str) -> bool:
         return self._admins.by_username(username) is not None
 
+    def all(self) -> list[Admin]:
+        return self._admins.all()
+
     def reset_password(self, username: str, password: str) -> Admin:
         """Give an existing admin a new password (signed-in sessions stay until they expire)."""
         admin = self._admins.by_username(username)
         if admin is None:
             raise errors.NotFound("No such admin.")
+        _check_admin_password(password)
         password_hash = hash_password(password, self._config.scrypt_p)
         with self._transaction():
             self._admins.set_password(admin.admin_id, password_hash)
@@ -366,7 +369,20 @@ class Administration:
             self._sign_out(device, admin, ip)
         return device
 
-    def set_client_enabled(self, client_id: str, enabled: bool, admin: Admin, ip: str) -> Client:
+    def rotate_client_secret(
+        self, client_id: str, admin: Admin | Actor, ip: str
+    ) -> tuple[Client, str]:
+        """A confidential client's new secret, shown once; the old one stops working now."""
+        with self._transaction():
+            client, secret = self._clients.rotate_secret(client_id)
+            self._audit.record(
+                AuditEventType.CLIENT_SECRET_ROTATED, _actor(admin), ip=ip, client_id=client_id
+            )
+        return client, secret
+
+    def set_client_enabled(
+        self, client_id: str, enabled: bool, admin: Admin | Actor, ip: str
+    ) -> Client:
         """Disable (no new device codes, every token it holds revoked) or re-enable a client."""
         self._client(client_id)
         with self._transaction():
@@ -443,8 +459,14 @@ class Administration:
         self._accounts.end_browser_sessions(_actor(admin), ip, mobile_device_ids=tuple(signed_out))
 
 
-def _actor(admin: Admin) -> Actor:
-    return Actor("admin", admin.admin_id)
+def _actor(admin: Admin | Actor) -> Actor:
+    """The audit's actor: a signed-in admin, or the Actor given (the CLI's is SYSTEM)."""
+    return admin if isinstance(admin, Actor) else Actor("admin", admin.admin_id)
+
+
+def _check_admin_password(password: str) -> None:
+    if len(password) < 12:
+        raise errors.MalformedRequest("An admin password has at least 12 characters.")
 
 
 def _registration(client: Client) -> dict[str, Any]:

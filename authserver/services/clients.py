@@ -164,6 +164,20 @@ class ClientService:
     def all(self) -> list[Client]:
         return self._clients.all()
 
+    def rotate_secret(self, client_id: str) -> tuple[Client, str]:
+        """A new secret for a confidential client; the old one stops working at once."""
+        client = self._clients.get(client_id)
+        if client is None:
+            raise errors.NotFound("No such client.")
+        if not client.is_confidential:
+            # RFC 8628 §5.6: a public client has no secret to rotate (nor to keep).
+            raise errors.MalformedRequest("A public client has no secret to rotate.")
+        secret = new_token()
+        self._forget(client_id)
+        if not self._clients.set_secret_hash(client_id, hash_secret(secret)):
+            raise errors.NotFound("No such client.")
+        return dataclasses.replace(client, secret_hash=hash_secret(secret)), secret
+
     def set_disabled(self, client_id: str, disabled: bool) -> Client:
         """Disable or re-enable a client; the caller revokes what it holds."""
         self._forget(client_id)

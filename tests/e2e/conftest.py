@@ -28,7 +28,10 @@ import requests
 
 # The console script of the venv running the tests, so the tests exercise what pip installed.
 AUTHSERVER = str(Path(sys.executable).with_name("authserver"))
-STARTUP_TIMEOUT = 20.0
+# A ceiling, not a wait: ready returns at the first 200. Generous because a worker importing
+# the app on a 2-core machine that runs the suite in parallel can take many seconds.
+STARTUP_TIMEOUT = 60.0
+READY_REQUEST_TIMEOUT = 5.0  # one readiness request; a slow first answer is waited for
 STOP_TIMEOUT = 15.0
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
@@ -111,22 +114,50 @@ def _spawn(args: list[str], env: dict[str, str], workdir: Path) -> subprocess.Po
         )
 
 
-def _wait_ready(process: subprocess.Popen[bytes], base_url: str, workdir: Path) -> None:
-    """Bounded wait until the metadata document answers; fail with the server's stderr."""
+def _wait_ready(
+    process: subprocess.Popen[bytes],
+    base_url: str,
+    workdir: Path,
+    *,
+    path: str = METADATA_PATH,
+    verify: str | bool = True,
+) -> None:
+    """Bounded wait until `path` answers 200; fail with the last outcome and the server's stderr.
+
+    Any request exception is a "not yet": refused while the socket opens, a read timeout or a
+    reset while a worker still imports the app on a busy machine. Only a 200 is ready.
+    """
+    url = base_url + path
     deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
+    last = "no answer yet"
+    while True:
         if process.poll() is not None:
             log = (workdir / "server.err").read_text(errors="replace")
             pytest.fail(f"server exited with {process.returncode}:\n{log}", pytrace=False)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
         try:
-            if requests.get(base_url + METADATA_PATH, timeout=1).status_code == 200:
+            answer = requests.get(
+                url,
+                timeout=min(READY_REQUEST_TIMEOUT, max(remaining, 0.1)),
+                verify=verify,
+                headers={"Connection": "close"},  # no idle keep-alive to delay the stop
+            )
+        except requests.RequestException as error:
+            last = f"{type(error).__name__}: {error}"
+        else:
+            if answer.status_code == 200:
                 return
-        except (requests.ConnectionError, requests.Timeout):
-            pass  # not listening yet, or a worker still loading the app on a busy machine
+            last = f"HTTP {answer.status_code}: {answer.text[:200]}"
         time.sleep(0.05)
     _stop(process)
     log = (workdir / "server.err").read_text(errors="replace")
-    pytest.fail(f"server not ready after {STARTUP_TIMEOUT} s:\n{log}", pytrace=False)
+    pytest.fail(
+        f"server not ready after {STARTUP_TIMEOUT:g} s: GET {url} never answered 200 "
+        f"(last: {last}); its stderr:\n{log}",
+        pytrace=False,
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

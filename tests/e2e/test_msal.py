@@ -28,10 +28,9 @@ import requests
 from authserver.bootstrap import build_services
 from authserver.config import Config
 from clients.phone import MobileApp
-from tests.e2e.conftest import _free_port, _server_env, _spawn, _stop
+from tests.e2e.conftest import _free_port, _server_env, _spawn, _stop, _wait_ready
 from tests.e2e.tls_proxy import ProxyCertificates, make_certificates, tls_proxy
 
-STARTUP_TIMEOUT = 20.0
 EMAIL = "mia@example.com"
 
 
@@ -42,23 +41,6 @@ class ProxiedServer:
     client_id: str
     username: str
     password: str
-
-
-def _wait_ready(issuer: str, ca: Path, process: Any, workdir: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail((workdir / "server.err").read_text(errors="replace"), pytrace=False)
-        try:
-            metadata = requests.get(
-                f"{issuer}/.well-known/openid-configuration", verify=str(ca), timeout=1
-            )
-            if metadata.status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass  # the proxy is up, the server not yet
-        time.sleep(0.05)
-    pytest.fail(f"not ready after {STARTUP_TIMEOUT} s", pytrace=False)
 
 
 @pytest.fixture(scope="module", params=["embedded+sqlite", "redis+postgres"])
@@ -100,7 +82,13 @@ def proxied(
             services.close()
         process = _spawn(["serve", "--port", str(backend_port), "--workers", workers], env, workdir)
         try:
-            _wait_ready(issuer, certificates.ca, process, workdir)
+            _wait_ready(
+                process,
+                issuer,
+                workdir,
+                path="/.well-known/openid-configuration",
+                verify=str(certificates.ca),
+            )
             yield ProxiedServer(issuer, certificates.ca, client.client_id, username, password)
         finally:
             _stop(process)

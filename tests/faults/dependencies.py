@@ -158,7 +158,7 @@ class PrivateRedis:
 
 def postgres_bindir() -> Path:
     """The newest /usr/lib/postgresql/*/bin with initdb and postgres."""
-    override = os.environ.get("AUTHSERVER_TEST_PG_BINDIR")
+    override = os.environ.get("TEST_PG_BINDIR")
     candidates = [override] if override else glob.glob("/usr/lib/postgresql/*/bin")
     usable = [
         Path(path)
@@ -168,7 +168,7 @@ def postgres_bindir() -> Path:
     if not usable:
         raise Unavailable(
             "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin "
-            "(apt-get install postgresql; or set AUTHSERVER_TEST_PG_BINDIR)"
+            "(apt-get install postgresql; or set TEST_PG_BINDIR)"
         )
     return max(usable, key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0)
 

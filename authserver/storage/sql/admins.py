@@ -46,6 +46,11 @@ class SqlAdmins:
         with self._db.session() as s:
             return self._to_admin(s.scalar(sa.select(AdminRow).filter_by(username=username)))
 
+    def all(self) -> list[Admin]:
+        with self._db.session() as s:
+            rows = s.scalars(sa.select(AdminRow).order_by(AdminRow.username))
+            return [Admin(row.admin_id, row.username, row.password_hash) for row in rows]
+
     def set_password(self, admin_id: str, password_hash: str) -> None:
         with self._db.session() as s:
             s.execute(

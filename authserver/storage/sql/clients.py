@@ -39,6 +39,15 @@ class SqlClients:
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    def set_secret_hash(self, client_id: str, secret_hash: str) -> bool:
+        with self._db.session() as s:
+            result = s.execute(
+                sa.update(ClientRow)
+                .where(ClientRow.client_id == client_id)
+                .values(secret_hash=secret_hash)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def all(self) -> list[Client]:
         with self._db.session() as s:
             rows = s.execute(sa.select(CLIENTS).order_by(CLIENTS.c.created_at))

@@ -53,6 +53,15 @@ class SqlUsers:
                 sa.update(UserRow).where(UserRow.user_id == user_id).values(sessions_revoked_at=now)
             )
 
+    def set_password(self, user_id: str, password_hash: str) -> bool:
+        with self._db.session() as s:
+            result = s.execute(
+                sa.update(UserRow)
+                .where(UserRow.user_id == user_id)
+                .values(password_hash=password_hash)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def search(self, text: str, limit: int) -> list[User]:
         pattern = "%" + _escape_like(text.lower()) + "%"
         with self._db.session() as s:

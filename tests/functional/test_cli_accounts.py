@@ -1,0 +1,246 @@
+"""`authserver clients show|disable|enable|rotate-secret`, `users list|show|set-password` and
+`admins list|set-password`: what they change is checked over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from freezegun import freeze_time
+
+from authserver import create_app
+from authserver.bootstrap import build_services
+from authserver.cli import main
+from authserver.config import Config
+from authserver.domain.models import AuditEventType, AuditFilter
+from authserver.services.clients import CLIENT_CACHE_SECONDS
+from tests.functional.harness import ISSUER, basic
+
+
+def cli(
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stdin: str = "",
+) -> tuple[int, Any, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+def error_of(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return str(json.loads(lines[0])["error"])
+
+
+@pytest.fixture
+def env(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """A migrated database of its own: a SQLite file, or a fresh PostgreSQL schema."""
+    monkeypatch.setenv("AUTHSERVER_DATABASE_URL", database_url)
+    monkeypatch.setenv("AUTHSERVER_ISSUER", ISSUER)
+    monkeypatch.setenv("AUTHSERVER_SCRYPT_P", "1")
+    monkeypatch.delenv("AUTHSERVER_REDIS_URL", raising=False)
+    assert cli(["db", "upgrade"], monkeypatch, capsys)[0] == 0
+    return database_url
+
+
+@pytest.fixture
+def http(env: str) -> Iterator[FlaskClient]:
+    """The server's app on the same database, as a running server sees the CLI's changes."""
+    services = build_services(Config.from_env())
+    yield create_app(services=services).test_client()
+    services.close()
+
+
+def audit_events(event: AuditEventType) -> list[Any]:
+    services = build_services(Config.from_env())
+    try:
+        return services.administration.audit(AuditFilter(event=event.value))
+    finally:
+        services.close()
+
+
+def test_rotate_secret_replaces_the_secret_at_once(
+    env: str,
+    http: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, made, _ = cli(
+        ["clients", "create", "--name", "Orders API", "--resource-server"], monkeypatch, capsys
+    )
+    assert code == 0
+    client_id, old = made["client_id"], made["client_secret"]
+    introspect = {"token": "x"}
+    with freeze_time() as frozen:
+        known = http.post("/oauth/introspect", data=introspect, headers=basic(client_id, old))
+        assert known.json == {"active": False}
+
+        code, rotated, err = cli(["clients", "rotate-secret", client_id], monkeypatch, capsys)
+        assert code == 0, err
+        assert rotated["client_id"] == client_id and len(rotated["client_secret"]) >= 43
+        new = rotated["client_secret"]
+        assert new != old
+        # The running server trusts its copy of the client row for CLIENT_CACHE_SECONDS.
+        frozen.tick(CLIENT_CACHE_SECONDS + 0.1)
+        refused = http.post("/oauth/introspect", data=introspect, headers=basic(client_id, old))
+        assert refused.status_code == 401 and refused.json["error"] == "invalid_client"
+        answered = http.post("/oauth/introspect", data=introspect, headers=basic(client_id, new))
+        assert answered.status_code == 200 and answered.json == {"active": False}
+    (event,) = audit_events(AuditEventType.CLIENT_SECRET_ROTATED)
+    assert event.client_id == client_id and event.actor.kind == "system"
+    assert new not in json.dumps(event.detail) and old not in json.dumps(event.detail)
+
+    code, public, _ = cli(["clients", "create", "--name", "Desktop"], monkeypatch, capsys)
+    for argv, message in (
+        (["clients", "rotate-secret", public["client_id"]], "public client has no secret"),
+        (["clients", "rotate-secret", "no-such-client"], "No such client"),
+    ):
+        code, out, err = cli(argv, monkeypatch, capsys)
+        assert code == 2 and out is None and message in error_of(err)
+
+
+def test_disable_and_enable_a_client(
+    env: str,
+    http: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, made, _ = cli(["clients", "create", "--name", "Desktop"], monkeypatch, capsys)
+    client_id = made["client_id"]
+    with freeze_time() as frozen:
+        started = http.post("/oauth/device_authorization", data={"client_id": client_id})
+        assert started.status_code == 200
+
+        code, shown, err = cli(["clients", "disable", client_id], monkeypatch, capsys)
+        assert code == 0, err
+        assert shown["disabled"] is True
+        code, shown, _ = cli(["clients", "show", client_id], monkeypatch, capsys)
+        assert (shown["client_id"], shown["name"]) == (client_id, "Desktop")
+        assert shown["disabled"] is True
+        # The running server trusts its copy of the client row for CLIENT_CACHE_SECONDS.
+        frozen.tick(CLIENT_CACHE_SECONDS + 0.1)
+        refused = http.post("/oauth/device_authorization", data={"client_id": client_id})
+        assert refused.status_code == 401 and refused.json["error"] == "invalid_client"
+
+        code, shown, _ = cli(["clients", "enable", client_id], monkeypatch, capsys)
+        assert code == 0 and shown["disabled"] is False
+        frozen.tick(CLIENT_CACHE_SECONDS + 0.1)
+        again = http.post("/oauth/device_authorization", data={"client_id": client_id})
+        assert again.status_code == 200
+    kinds = [e.actor.kind for e in audit_events(AuditEventType.CLIENT_DISABLED)]
+    kinds += [e.actor.kind for e in audit_events(AuditEventType.CLIENT_ENABLED)]
+    assert kinds == ["system", "system"]
+
+    for verb in ("show", "disable", "enable"):
+        code, out, err = cli(["clients", verb, "no-such-client"], monkeypatch, capsys)
+        assert code == 2 and out is None and error_of(err) == "No such client."
+
+
+def _sign_in(http: FlaskClient, username: str, password: str) -> int:
+    return http.post(
+        "/mobile/v1/sessions",
+        json={
+            "username": username,
+            "password": password,
+            "device": {"id": "phone-1", "name": "Ann's phone", "platform": "ios"},
+        },
+    ).status_code
+
+
+def test_users_list_show_and_set_password(
+    env: str,
+    http: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("ann", "bob", "annabel"):
+        code, _, _ = cli(
+            ["users", "create", name, "--password-stdin", "--display-name", name.title()],
+            monkeypatch,
+            capsys,
+            "first passphrase\n",
+        )
+        assert code == 0
+    code, listed, _ = cli(["users", "list"], monkeypatch, capsys)
+    assert [u["username"] for u in listed["users"]] == ["ann", "annabel", "bob"]
+    assert all("password_hash" not in u and u["password"] is True for u in listed["users"])
+    code, listed, _ = cli(["users", "list", "--search", "ANN", "--limit", "1"], monkeypatch, capsys)
+    assert [u["username"] for u in listed["users"]] == ["ann"]
+
+    assert _sign_in(http, "ann", "first passphrase") == 201
+    code, shown, _ = cli(["users", "show", "ann"], monkeypatch, capsys)
+    assert shown["username"] == "ann" and shown["display_name"] == "Ann"
+    assert [(p["device_id"], p["name"]) for p in shown["signed_in_phones"]] == [
+        ("phone-1", "Ann's phone")
+    ]
+
+    code, out, err = cli(
+        ["users", "set-password", "ann", "--password-stdin"], monkeypatch, capsys, "new one!\n"
+    )
+    assert code == 0, err
+    assert out["username"] == "ann"
+    assert _sign_in(http, "ann", "first passphrase") == 401
+    assert _sign_in(http, "ann", "new one!") == 201
+    assert _sign_in(http, "bob", "first passphrase") == 201  # nobody else's changed
+    (event,) = audit_events(AuditEventType.USER_PASSWORD_SET)
+    assert event.user_id == shown["user_id"] and event.actor.kind == "system"
+
+    for argv, stdin, message in (
+        (["users", "set-password", "ann", "--password-stdin"], "short\n", "8 characters"),
+        (["users", "set-password", "nobody", "--password-stdin"], "long enough\n", "No such"),
+        (["users", "show", "nobody"], "", "No such user."),
+    ):
+        code, out, err = cli(argv, monkeypatch, capsys, stdin)
+        assert code == 2 and out is None and message in error_of(err)
+    assert _sign_in(http, "ann", "new one!") == 201  # the refused change changed nothing
+
+
+def _admin_token(http: FlaskClient, username: str, password: str) -> int:
+    return http.post(
+        "/admin/v1/auth/token", json={"username": username, "password": password}
+    ).status_code
+
+
+def test_admins_list_and_set_password(
+    env: str,
+    http: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("ops", "alice"):
+        code, _, _ = cli(
+            ["admins", "create", name, "--password-stdin"], monkeypatch, capsys, "first admin pw\n"
+        )
+        assert code == 0
+    code, listed, _ = cli(["admins", "list"], monkeypatch, capsys)
+    assert [a["username"] for a in listed["admins"]] == ["alice", "ops"]
+    assert all(set(a) == {"admin_id", "username"} for a in listed["admins"])
+
+    code, out, err = cli(
+        ["admins", "set-password", "ops", "--password-stdin"],
+        monkeypatch,
+        capsys,
+        "second admin pw\n",
+    )
+    assert code == 0, err
+    assert out["username"] == "ops"
+    assert _admin_token(http, "ops", "first admin pw") == 401
+    assert _admin_token(http, "ops", "second admin pw") == 201
+    assert _admin_token(http, "alice", "first admin pw") == 201
+
+    for argv, stdin, message in (
+        (["admins", "set-password", "ops", "--password-stdin"], "elevenchars\n", "12 characters"),
+        (["admins", "set-password", "bob", "--password-stdin"], "long enough pw\n", "No such"),
+    ):
+        code, out, err = cli(argv, monkeypatch, capsys, stdin)
+        assert code == 2 and out is None and message in error_of(err)
+    assert _admin_token(http, "ops", "second admin pw") == 201
