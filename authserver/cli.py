@@ -24,7 +24,15 @@ from authserver.bootstrap import Services, build_services, key_cipher, wall_cloc
 from authserver.config import Config, ConfigError, is_private_literal
 from authserver.domain.errors import DomainError
 from authserver.domain.errors import NotFound as DomainNotFound
-from authserver.domain.models import SYSTEM, Client, ClientKind, GrantType, User
+from authserver.domain.models import (
+    SYSTEM,
+    Client,
+    ClientKind,
+    FamilyFilter,
+    GrantType,
+    RevocationReason,
+    User,
+)
 from authserver.http_server import ServerOptions, check_threads, granian_options, run
 from authserver.metrics import MULTIPROC_ENV
 from authserver.services.keys import KEY_ACTIVATION_DELAY
@@ -169,6 +177,7 @@ def _user_json(user: User) -> dict[str, Any]:
         "email": user.email,
         "email_verified": user.email_verified,
         "password": user.password_hash is not None,  # False: signs in at an identity provider
+        "disabled": user.disabled_at is not None,
     }
 
 
@@ -212,6 +221,32 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n")  # --password-stdin is required by the parser
     user = accounts.set_password(args.username, password, SYSTEM)
     _print({"user_id": user.user_id, "username": user.username})
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    """Disable a user: sign-in refused, phones and browsers signed out, sessions revoked."""
+    svc = _services()
+    user = svc.accounts.set_disabled(args.username, True, SYSTEM)
+    revoked = svc.revocations.revoke_families(
+        FamilyFilter(user_id=user.user_id), RevocationReason.ADMIN, SYSTEM, ""
+    )
+    _print({**_user_json(user), "sessions_revoked": len(revoked)})
+    return 0
+
+
+def cmd_users_enable(args: argparse.Namespace) -> int:
+    user = _services().accounts.set_disabled(args.username, False, SYSTEM)
+    _print(_user_json(user))
+    return 0
+
+
+def cmd_users_set_email(args: argparse.Namespace) -> int:
+    email = None if args.remove else args.email
+    if email is None and not args.remove:
+        raise ConfigError("give an --email, or --remove")
+    user = _services().accounts.set_email(args.username, email, args.verified, SYSTEM)
+    _print(_user_json(user))
     return 0
 
 
@@ -644,6 +679,27 @@ def _parser() -> argparse.ArgumentParser:
     user_password.add_argument("username")
     user_password.add_argument("--password-stdin", action="store_true", required=True, help=_STDIN)
     user_password.set_defaults(func=cmd_users_set_password)
+    disable_user = users.add_parser(
+        "disable",
+        help="refuse the user's sign-ins and approvals, sign their phones and browsers out, "
+        "revoke their sessions",
+    )
+    disable_user.add_argument("username")
+    disable_user.set_defaults(func=cmd_users_disable)
+    enable_user = users.add_parser("enable", help="let a disabled user sign in again")
+    enable_user.add_argument("username")
+    enable_user.set_defaults(func=cmd_users_enable)
+    user_email = users.add_parser(
+        "set-email", help="the email address released with the email scope (OIDC)"
+    )
+    user_email.add_argument("username")
+    which_email = user_email.add_mutually_exclusive_group(required=True)
+    which_email.add_argument("--email", help="the new address")
+    which_email.add_argument("--remove", action="store_true", help="take the address away")
+    user_email.add_argument(
+        "--verified", action="store_true", help="the address is known to be the user's"
+    )
+    user_email.set_defaults(func=cmd_users_set_email)
     return parser
 
 

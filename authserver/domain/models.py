@@ -72,6 +72,8 @@ class User:
     sessions_revoked_at: float | None = None
     email: str | None = None  # released with the `email` scope (OIDC Core §5.4)
     email_verified: bool = False
+    # An operator disabled the account then: no sign-in, no approval, no token exchange.
+    disabled_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +319,9 @@ class AuditEventType(enum.StrEnum):
     TOKEN_ISSUED = "token.issued"
     TOKEN_REFRESHED = "token.refreshed"
     TOKEN_REVOKED = "token.revoked"
+    USER_DISABLED = "user.disabled"  # by an operator (`authserver users disable`)
+    USER_ENABLED = "user.enabled"
+    USER_EMAIL_SET = "user.email_set"
     USER_PASSWORD_SET = "user.password_set"  # by an operator (`authserver users set-password`)
 
 

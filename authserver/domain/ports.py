@@ -180,6 +180,12 @@ class UserRepository(Protocol):
     def set_password(self, user_id: str, password_hash: str) -> bool:
         """Replace a user's password hash; False if there is no such user."""
 
+    def set_disabled(self, user_id: str, disabled_at: float | None) -> bool:
+        """Disable (a time) or enable (None) a user; False if there is no such user."""
+
+    def set_email(self, user_id: str, email: str | None, verified: bool) -> bool:
+        """Replace a user's email address; False if there is no such user."""
+
 
 class ExternalIdentityRepository(Protocol):
     """Which local user each subject (`iss` + `sub`) of a trusted identity provider is."""

@@ -114,6 +114,40 @@ class AccountService:
     def find_user(self, username: str) -> User | None:
         return self._users.by_username(username)
 
+    def set_disabled(self, username: str, disabled: bool, actor: Actor) -> User:
+        """Disable a user (no sign-in, no approval, their phones and browsers signed out and
+        earlier approvals void) or enable them again. Their token families are the caller's
+        to revoke (Revocations), after this commits."""
+        user = self._users.by_username(username)
+        if user is None:
+            raise errors.NotFound("No such user.")
+        now = self._clock()
+        with self._transaction():
+            if not self._users.set_disabled(user.user_id, now if disabled else None):
+                raise errors.NotFound("No such user.")
+            if disabled:
+                self._users.mark_sessions_revoked(user.user_id, now)
+                for device in self._devices.of_user(user.user_id):
+                    if device.revoked_at is None:
+                        self._devices.revoke(device.id, now)
+                self.end_browser_sessions(actor, "", user_id=user.user_id)
+            event = AuditEventType.USER_DISABLED if disabled else AuditEventType.USER_ENABLED
+            self._audit.record(event, actor, user_id=user.user_id)
+        return dataclasses.replace(user, disabled_at=now if disabled else None)
+
+    def set_email(self, username: str, email: str | None, verified: bool, actor: Actor) -> User:
+        """Give a user an email address (released with the `email` scope), or take it away."""
+        user = self._users.by_username(username)
+        if user is None:
+            raise errors.NotFound("No such user.")
+        if email is not None and not plausible_email(email):
+            raise errors.MalformedRequest("That is not an email address.")
+        with self._transaction():
+            if not self._users.set_email(user.user_id, email, verified and email is not None):
+                raise errors.NotFound("No such user.")
+            self._audit.record(AuditEventType.USER_EMAIL_SET, actor, user_id=user.user_id)
+        return dataclasses.replace(user, email=email, email_verified=verified and email is not None)
+
     def set_password(self, username: str, password: str, actor: Actor) -> User:
         """Give a user a new password. Their signed-in phones stay signed in (device tokens)."""
         user = self._users.by_username(username)
@@ -160,7 +194,8 @@ class AccountService:
             # provider's), so timing does not reveal which usernames exist.
             stored = user.password_hash if user else None
             ok = verify_password(password, stored or dummy_hash(self._config.scrypt_p))
-            if user is None or stored is None or not ok:
+            # A disabled user reads like a wrong password: the answer says nothing more.
+            if user is None or stored is None or not ok or user.disabled_at is not None:
                 raise errors.InvalidCredentials()
             guard.succeeded()
         with self._transaction():
@@ -237,6 +272,7 @@ class AccountService:
             or found.device.revoked_at is not None
             or self._clock() >= found.device.expires_at
             or not secrets_equal(found.device.device_id, device_id)
+            or found.user.disabled_at is not None
         ):
             raise errors.InvalidDeviceToken()
         bound = found.device.dpop_jkt

@@ -156,6 +156,8 @@ class TokenExchangeGrant:
         """
         profile = _profile(subject)
         user = self._identities.user_of(subject.issuer, subject.subject)
+        if user is not None and user.disabled_at is not None:
+            raise errors.InvalidGrant("This account is disabled.")
         if user is not None:
             display_name, email, email_verified = profile
             if (user.display_name, user.email, user.email_verified) != profile:

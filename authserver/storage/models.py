@@ -75,6 +75,7 @@ class UserRow(Base):
     sessions_revoked_at: Mapped[float | None] = mapped_column(Timestamp())
     email: Mapped[str | None] = mapped_column(sa.String(320))  # RFC 5321 §4.5.3.1 limits
     email_verified: Mapped[bool] = mapped_column(sa.Boolean(), server_default=sa.false())
+    disabled_at: Mapped[float | None] = mapped_column(Timestamp())
 
 
 class ExternalIdentityRow(Base):

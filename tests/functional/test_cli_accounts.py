@@ -244,3 +244,76 @@ def test_admins_list_and_set_password(
         code, out, err = cli(argv, monkeypatch, capsys, stdin)
         assert code == 2 and out is None and message in error_of(err)
     assert _admin_token(http, "ops", "second admin pw") == 201
+
+
+def test_disable_and_enable_a_user_and_set_an_email(
+    env: str,
+    http: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("carol", "dave"):
+        assert (
+            cli(
+                ["users", "create", name, "--password-stdin"],
+                monkeypatch,
+                capsys,
+                "a long passphrase\n",
+            )[0]
+            == 0
+        )
+    signed_in = http.post(
+        "/mobile/v1/sessions",
+        json={
+            "username": "carol",
+            "password": "a long passphrase",
+            "device": {"id": "phone-c", "name": "Carol's phone", "platform": "ios"},
+        },
+    )
+    assert signed_in.status_code == 201
+    phone = {
+        "Authorization": f"Bearer {signed_in.get_json()['device_token']}",
+        "X-Device-Id": "phone-c",
+    }
+    client = http.application.extensions["authserver"].clients.create(
+        "PC", confidential=False, scope="profile"
+    )[0]
+    started = http.post("/oauth/device_authorization", data={"client_id": client.client_id})
+    scan = http.post(
+        "/mobile/v1/scan", json={"user_code": started.get_json()["user_code"]}, headers=phone
+    )
+    assert scan.status_code == 200
+
+    code, out, err = cli(["users", "disable", "carol"], monkeypatch, capsys)
+    assert code == 0, err
+    assert out["disabled"] is True
+    # The phone is signed out, the password reads as wrong, nobody else is touched.
+    assert (
+        http.post(
+            "/mobile/v1/confirm",
+            json={"confirm_token": scan.get_json()["confirm_token"]},
+            headers=phone,
+        ).status_code
+        == 401
+    )
+    assert _sign_in(http, "carol", "a long passphrase") == 401
+    assert _sign_in(http, "dave", "a long passphrase") == 201
+    (event,) = audit_events(AuditEventType.USER_DISABLED)
+    assert event.actor.kind == "system"
+
+    code, out, _ = cli(["users", "enable", "carol"], monkeypatch, capsys)
+    assert code == 0 and out["disabled"] is False
+    assert _sign_in(http, "carol", "a long passphrase") == 201
+
+    code, out, _ = cli(
+        ["users", "set-email", "carol", "--email", "carol@example.com", "--verified"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 0 and (out["email"], out["email_verified"]) == ("carol@example.com", True)
+    code, out, _ = cli(["users", "set-email", "carol", "--remove"], monkeypatch, capsys)
+    assert code == 0 and out["email"] is None and out["email_verified"] is False
+    code, out, err = cli(
+        ["users", "set-email", "carol", "--email", "not an address"], monkeypatch, capsys
+    )
+    assert code == 2 and "email" in error_of(err)

@@ -42,6 +42,7 @@ def user_from(row: Any) -> User:
         sessions_revoked_at=m[USERS.c.sessions_revoked_at],
         email=m[USERS.c.email],
         email_verified=bool(m[USERS.c.email_verified]),
+        disabled_at=m[USERS.c.disabled_at],
     )
 
 

@@ -53,6 +53,22 @@ class SqlUsers:
                 sa.update(UserRow).where(UserRow.user_id == user_id).values(sessions_revoked_at=now)
             )
 
+    def set_disabled(self, user_id: str, disabled_at: float | None) -> bool:
+        with self._db.session() as s:
+            result = s.execute(
+                sa.update(UserRow).where(UserRow.user_id == user_id).values(disabled_at=disabled_at)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def set_email(self, user_id: str, email: str | None, verified: bool) -> bool:
+        with self._db.session() as s:
+            result = s.execute(
+                sa.update(UserRow)
+                .where(UserRow.user_id == user_id)
+                .values(email=email, email_verified=verified)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def set_password(self, user_id: str, password_hash: str) -> bool:
         with self._db.session() as s:
             result = s.execute(
