@@ -50,6 +50,7 @@ from clients.http import (
     TransportError,
     require_secure_url,
 )
+from clients.i18n import _
 
 __all__ = [
     "AccessDenied",
@@ -307,21 +308,23 @@ class StatusUpdate:
     def message(self) -> str:
         scanner = ", ".join(part for part in (self.scanner_name, self.scanner_platform) if part)
         if self.status is Status.PENDING:
-            return "Waiting for scan..."
+            return _("Waiting for scan...")
         if self.status is Status.SCANNED:
             suffix = f" ({scanner})" if scanner else ""
             if self.match_number is not None:
-                return f"Scanned{suffix}: on your phone, pick {self.match_number} to confirm..."
-            return f"Scanned, confirm on your phone{suffix}..."
+                return _("Scanned{suffix}: on your phone, pick {number} to confirm...").format(
+                    suffix=suffix, number=self.match_number
+                )
+            return _("Scanned, confirm on your phone{suffix}...").format(suffix=suffix)
         if self.status is Status.APPROVED:
-            return "Approved on your phone, signing in..."
+            return _("Approved on your phone, signing in...")
         if self.status is Status.SIGNED_IN:
-            return "Signed in."
+            return _("Signed in.")
         if self.status is Status.UNREACHABLE:
-            return "Cannot reach the server, retrying..."
+            return _("Cannot reach the server, retrying...")
         if self.status is Status.DENIED:
-            return "Denied: the sign-in was declined."
-        return "Expired: the code timed out before it was approved."
+            return _("Denied: the sign-in was declined.")
+        return _("Expired: the code timed out before it was approved.")
 
 
 @dataclass(frozen=True)
@@ -631,7 +634,7 @@ class DeviceLogin:
         key = self.dpop_key if tokens.token_type.lower() == "dpop" else None
         if tokens.token_type.lower() == "dpop" and key is None:
             raise OAuthError("invalid_token", "These tokens are DPoP-bound and the key is lost.")
-        for _ in range(2):
+        for _attempt in range(2):
             headers = {"Authorization": f"{tokens.token_type} {tokens.access_token}"}
             if key is not None:
                 headers["DPoP"] = key.proof(
@@ -675,7 +678,7 @@ class DeviceLogin:
         else:
             body["client_id"] = self.client_id
         key = self.dpop_key if proof else None
-        for _ in range(2):
+        for _attempt in range(2):
             if key is not None:
                 headers["DPoP"] = key.proof("POST", url, nonce=self._dpop_nonce)
             response = self._transport.request(

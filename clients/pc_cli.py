@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from clients import __version__
 from clients.files import config_home
 from clients.http import ClientError
+from clients.i18n import _, _n
 from clients.pc import (
     AccessDenied,
     DeviceAuthorization,
@@ -78,7 +79,7 @@ class StatusLine:
                     self._out.write("\n")
                     self._open = False
             else:
-                self._out.write(f"Status: {update.message}\n")
+                self._out.write(_("Status: {message}").format(message=update.message) + "\n")
             self._out.flush()
 
     def end(self) -> None:
@@ -93,17 +94,20 @@ class StatusLine:
 def show_authorization(authorization: DeviceAuthorization, style: QRStyle, out: TextIO) -> None:
     """The QR code, then the URI and code to type (RFC 8628 §3.3), then how long it lasts."""
     resolved = resolve_style(style, out)
+    where = {"uri": authorization.verification_uri, "code": authorization.user_code}
     if resolved != "none":
-        out.write("\nScan this QR code with the app on your phone:\n\n")
+        out.write("\n" + _("Scan this QR code with the app on your phone:") + "\n\n")
         out.write(render_qr(authorization.qr_text, resolved, unicode=can_draw_blocks(out)))
-        out.write("\nOr visit ")
+        out.write("\n" + _("Or visit {uri} and enter code {code}").format(**where) + "\n")
     else:
-        out.write("\nVisit ")
+        out.write("\n" + _("Visit {uri} and enter code {code}").format(**where) + "\n")
     minutes = max(round(authorization.expires_in / 60), 1)
-    out.write(
-        f"{authorization.verification_uri} and enter code {authorization.user_code}\n"
-        f"(The code expires in {minutes} minute{'s' if minutes != 1 else ''}.)\n\n"
+    expiry = _n(
+        "(The code expires in {minutes} minute.)",
+        "(The code expires in {minutes} minutes.)",
+        minutes,
     )
+    out.write(expiry.format(minutes=minutes) + "\n\n")
     out.flush()
 
 
@@ -149,7 +153,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     def redraw(link: str) -> None:
         """A rotating QR code: the new link, drawn again (the old one stops working)."""
         if style != "none":
-            out.write("\nScan this QR code with the app (it changes every 30 s):\n\n")
+            out.write("\n" + _("Scan this QR code with the app (it changes every 30 s):") + "\n\n")
             out.write(render_qr(link, style, unicode=can_draw_blocks(out)))
             out.write("\n")
 
@@ -190,10 +194,12 @@ def cmd_login(args: argparse.Namespace) -> int:
                 line.end()
         store.save(tokens, issuer=login.issuer, client_id=login.client_id, dpop_key=login.dpop_key)
         try:
-            identity = f"Signed in as {who(login.me(tokens))}."
+            identity = _("Signed in as {who}.").format(who=who(login.me(tokens)))
         except ClientError as exc:
             identity = f"Signed in (the server did not say as whom: {exc})."
-    out.write(f"{identity}\nTokens saved to {store.path} (mode 600).\n")
+    out.write(
+        identity + "\n" + _("Tokens saved to {path} (mode 600).").format(path=store.path) + "\n"
+    )
     out.flush()
     return EXIT_OK
 
