@@ -161,9 +161,12 @@ def shoot(base: str, demo: dict[str, Any], out: Path) -> tuple[Path, Path, Path]
             other.get_by_label("Username").fill(demo["demo_user"]["username"])
             other.get_by_label("Password").fill(demo["demo_user"]["password"])
             other.get_by_role("button", name="Sign in and continue").click()
-            expect(other.get_by_role("button", name="Approve")).to_be_visible()
+            # Number matching: the approve buttons are three numbers, one of them the PC's.
+            expect(other.get_by_role("button", name="Deny")).to_be_visible()
             expect(pc.locator("#status-title")).to_have_text("Confirm in your browser")
+            expect(pc.locator("#match-number")).to_be_visible()
             other.screenshot(path=str(approval_png), full_page=True)
+            pc.screenshot(path=str(approval_png.with_name("login-page-number.png")))
             # Deny, so the login page holds no long-poll open and the server stops at once.
             other.get_by_role("button", name="Deny").click()
             expect(pc.locator("#status-title")).to_have_text("Sign-in denied")
