@@ -152,6 +152,17 @@ def shoot(base: str, demo: dict[str, Any], out: Path) -> tuple[Path, Path, Path]
             qr = pc.locator("#qr").element_handle()
             pc.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr)
             pc.screenshot(path=str(login_png))
+            dark = browser.new_context(
+                viewport={"width": 900, "height": 700}, color_scheme="dark"
+            ).new_page()
+            dark.goto(f"{base}/login?client_id={demo['demo_client_id']}")
+            expect(dark.locator("#status-title")).to_have_text("Scan the QR code with the app")
+            dark.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0",
+                arg=dark.locator("#qr").element_handle(),
+            )
+            dark.screenshot(path=str(login_png.with_name("login-page-dark.png")))
+            dark.close()
             code = pc.locator("#user-code").text_content() or ""
 
             other = browser.new_context(viewport={"width": 720, "height": 900}).new_page()

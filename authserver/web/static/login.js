@@ -5,7 +5,8 @@
 // decided, and an approval is redeemed at the token endpoint as §3.4-3.5 demand (interval,
 // slow_down adds 5 s). Tokens live in this script's memory only, never in storage.
 // A hidden tab (Page Visibility API) stops long-polling and starts no new flow; when it is
-// shown again it checks the flow, and replaces it if it expired meanwhile.
+// shown again it checks the flow. The code's lifetime counts down; an expired code says so
+// and a new one comes when the user asks for it. A scanned QR code dims.
 // A server that cannot be reached, or answers 5xx (503 temporarily_unavailable while one of
 // its dependencies blips) or 429, is temporary: the page says so, keeps trying within the
 // code's lifetime, doubles its wait for each failure in a row (RFC 8628 §3.5) and never asks
@@ -21,7 +22,6 @@
   const cfg = root.dataset;
   const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
   const LONG_POLL_SECONDS = 25; // the server caps it (AUTHSERVER_STATUS_MAX_WAIT)
-  const MAX_AUTO_REFRESHES = 10; // new codes in a row with nobody looking; then a button
   const MAX_BACKOFF_SECONDS = 60; // the longest wait between tries while the server fails
   const MAX_START_TRIES = 8; // tries for a new code (about 3 minutes), then a button
 
@@ -35,6 +35,7 @@
   const retry = byId("retry");
   const signOut = byId("sign-out");
   const matchNumber = byId("match-number");
+  const countdown = byId("countdown");
 
   // phase: "need-flow" (make one when visible), "starting", "waiting" (status channel),
   // "redeeming" (token endpoint), "signed-in", "denied", "stopped" (a button restarts).
@@ -42,7 +43,7 @@
   let flow = null; // {deviceCode, userCode, interval, expiresAt, status}
   let watching = false; // a status loop runs for `flow`
   let controller = null; // aborts that loop's long-poll
-  let autoRefreshes = 0;
+  let ticking = null; // the countdown's timer
   let tokens = null;
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -191,7 +192,7 @@
     phase = "starting";
     retry.hidden = true;
     signOut.hidden = true;
-    qrFrame.classList.remove("stale");
+    qrFrame.classList.remove("stale", "scanned");
     say("Getting a sign-in code…");
     // This page shows the status channel's number: ask for number matching (the phone must
     // pick the number shown here before it can approve).
@@ -243,21 +244,44 @@
     codeBox.hidden = false;
     phase = "waiting";
     show(flow, { status: "pending" });
+    startCountdown();
     resume();
   }
 
+  // An expired code says so, and a new one comes when the user asks (as WeChat's QR login
+  // does): a code nobody is looking at is never replaced behind their back.
   function expired() {
     flow = null;
     stopWatching();
-    if (autoRefreshes >= MAX_AUTO_REFRESHES) {
-      phase = "stopped";
-      qrFrame.classList.add("stale");
-      say("This code has expired.", "Get a new one to sign in.");
-      button("Show a new code");
-      return;
-    }
-    autoRefreshes += 1;
-    start();
+    stopCountdown();
+    phase = "stopped";
+    qrFrame.classList.remove("scanned");
+    qrFrame.classList.add("stale");
+    say("This code has expired.", "Get a new code to sign in.");
+    button("Get a new code");
+  }
+
+  // --- The countdown of the code's lifetime ----------------------------------------------------
+  function stopCountdown() {
+    if (ticking) clearInterval(ticking);
+    ticking = null;
+    countdown.hidden = true;
+  }
+
+  function tick() {
+    if (!flow || phase !== "waiting") return stopCountdown();
+    // From the expiry time, not by counting ticks: a throttled timer never makes it drift.
+    const left = Math.max(Math.ceil((flow.expiresAt - Date.now()) / 1000), 0);
+    countdown.textContent =
+      "Expires in " + Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    countdown.hidden = false;
+    if (left === 0) expired();
+  }
+
+  function startCountdown() {
+    stopCountdown();
+    tick();
+    ticking = setInterval(tick, 1000);
   }
 
   // --- The status channel --------------------------------------------------------------------
@@ -274,6 +298,8 @@
   function show(mine, body) {
     if (body.qr_token) showQr(mine, body.qr_token, body.qr_token_expires_in);
     mine.status = body.status;
+    // Scanned: the QR code dims, so nobody else scans it meanwhile (WeChat does the same).
+    qrFrame.classList.toggle("scanned", body.status === "scanned");
     if (body.status === "pending") {
       say("Scan the QR code with the app", "Open the app on your phone and scan this code.");
     } else if (body.status === "scanned") {
@@ -468,7 +494,6 @@
 
   // --- Buttons and visibility ----------------------------------------------------------------
   retry.addEventListener("click", () => {
-    autoRefreshes = 0;
     start();
   });
 
@@ -494,7 +519,6 @@
     if (document.hidden) {
       stopWatching(); // no long-poll held for a tab nobody looks at
     } else {
-      autoRefreshes = 0;
       resume();
     }
   });
