@@ -200,7 +200,12 @@ def _approval_page(screen: ApprovalScreen) -> Response:
         web=web,
         csrf_token=browser.csrf_token_for(g.web_token, _CSRF_LABEL),
         screen=screen,
-        scopes=[(s, SCOPE_TEXT.get(s, s)) for s in screen.scope.split()],
+        # Only what the sign-in would release for this user: no email line without an email.
+        scopes=[
+            (s, SCOPE_TEXT.get(s, s))
+            for s in screen.scope.split()
+            if s != "email" or web.user.email
+        ],
         requested_at=_when(screen.requested_at),
         requested_at_iso=datetime.fromtimestamp(screen.requested_at, UTC).isoformat("T", "seconds"),
         requested_ago=_ago(screen.requested_at),

@@ -11,6 +11,7 @@ security headers.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -197,8 +198,10 @@ def test_typed_code_in_any_formatting_shows_the_approval_facts(harness: Harness)
     code = started["user_code"]  # XXXX-XXXX
     browser = Browser(harness)
     approval = browser.signed_in(code.lower())
-    for text in ("Test PC app", "Your name and username", "Your email address", "203.0.113.7"):
+    for text in ("Test PC app", "Your name and username", "203.0.113.7"):
         assert text in approval
+    # The client may ask for email, but this user has none: nothing to promise.
+    assert "Your email address" not in approval
     # What the PC says it is, parsed and labelled as its claim; never its raw user agent.
     assert "an unknown device" in approval and "its own claim" in approval
     assert "TestPC/1.0" not in approval
@@ -608,3 +611,13 @@ def test_security_headers_on_every_page(harness: Harness) -> None:
         assert "script-src" not in csp and "form-action 'self'" in csp
         assert "<script" not in response.get_data(as_text=True)
     assert harness.http.get("/").location == "/device"
+
+
+def test_the_email_scope_is_listed_only_for_a_user_with_an_email(harness: Harness) -> None:
+    username = f"erin-{uuid.uuid4().hex[:6]}"
+    harness.services.accounts.create_user(username, PASSWORD, "Erin", email="erin@example.com")
+    started = harness.authorize()
+    page = html_page(
+        Browser(harness).sign_in_and_enter(started["user_code"], username=username), 200
+    )
+    assert "Your email address" in page
