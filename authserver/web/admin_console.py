@@ -55,11 +55,11 @@ KNOWN_DEVICE_COOKIE = "authserver_admin_known"  # services/limits.py: signed in 
 _CSRF_LABEL = b"authserver admin console csrf v1"
 
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 # Endpoints that need no admin session.
-_PUBLIC = {"admin_console.login", "admin_console.stylesheet"}
+_PUBLIC = {"admin_console.login", "admin_console.stylesheet", "admin_console.script"}
 
 # What a redirect after an action says on the next page: fixed texts picked by a code, so
 # nothing in a URL is ever shown as a message.
@@ -153,6 +153,19 @@ def _csrf_refused() -> Response:
     )
 
 
+def _user_label(user_id: str) -> str:
+    labels: dict[str, str] = g.setdefault("user_labels", {})
+    if user_id not in labels:
+        user = services().accounts.user(user_id)
+        labels[user_id] = f"{user.display_name} ({user.username})" if user else user_id
+    return labels[user_id]
+
+
+def _client_label(client_id: str) -> str:
+    client = services().clients.get(client_id)  # cached by the client service
+    return client.name if client else client_id
+
+
 @bp.context_processor
 def _context() -> dict[str, Any]:
     notice = NOTICES.get(request.args.get("notice", ""))
@@ -165,6 +178,9 @@ def _context() -> dict[str, Any]:
         "iso": lambda ts: iso(ts) or "",
         # The requester as the approval screens show it: parsed and placed, never raw text.
         "device_summary": device_summary,
+        # Names instead of ids in the audit tables (looked up once per page and id).
+        "user_label": _user_label,
+        "client_label": _client_label,
         "place_of": place_of,
         "notice": notice,
         "admin": g.get("console_admin"),
@@ -173,6 +189,26 @@ def _context() -> dict[str, Any]:
 
 
 # --- Every request -------------------------------------------------------------------------
+# What a destructive action asks before it acts; the form on that page confirms it.
+CONFIRM = {
+    "admin_console.revoke_session": "Revoke this session? The computer it signed in is signed out.",
+    "admin_console.revoke_user_sessions": (
+        "Revoke all of this user's sessions? Every computer they signed in is signed out."
+    ),
+    "admin_console.revoke_device_sessions": (
+        "Revoke everything approved from this phone, and sign the phone out?"
+    ),
+    "admin_console.revoke_browser_session": "Sign this browser out of the server?",
+    "admin_console.revoke_user_browser_sessions": "Sign every browser of this user out?",
+    "admin_console.disable_client": (
+        "Disable this client? It gets no new codes and every token it holds stops working."
+    ),
+    "admin_console.revoke_client_sessions": (
+        "Revoke all of this client's sessions? Every user signed in with it is signed out."
+    ),
+}
+
+
 @bp.before_request
 def _require_admin() -> Response | None:
     """Every page but login needs a live admin session; every POST a valid CSRF token."""
@@ -190,13 +226,18 @@ def _require_admin() -> Response | None:
     g.console_admin, g.console_token = admin, token
     if request.method == "POST" and not browser.session_form_ok(token, _CSRF_LABEL):
         return _csrf_refused()
+    question = CONFIRM.get(request.endpoint or "")
+    if request.method == "POST" and question and request.form.get("confirmed") != "yes":
+        # A destructive action is asked once more on a page of its own (no script needed).
+        return _page("admin/confirm.html", question=question, action=request.path)
     return None
 
 
 @bp.after_request
 def _security_headers(response: Response) -> Response:
     browser.page_headers(response, CONTENT_SECURITY_POLICY)
-    if request.endpoint == "admin_console.stylesheet" and response.status_code == 200:
+    static = ("admin_console.stylesheet", "admin_console.script")
+    if request.endpoint in static and response.status_code == 200:
         response.headers["Cache-Control"] = "max-age=3600"
         del response.headers["Pragma"]
     return response
@@ -260,6 +301,21 @@ def _stylesheet_text() -> str:
 def stylesheet() -> Response:
     """The console's only style sheet (the CSP allows styles from this origin only)."""
     return Response(_stylesheet_text(), mimetype="text/css")
+
+
+@cache
+def _script_text() -> str:
+    return (
+        resources.files("authserver.web")
+        .joinpath("templates/admin/console.js")
+        .read_text(encoding="utf-8")
+    )
+
+
+@bp.get("/console.js")
+def script() -> Response:
+    """The console's only script: times in the viewer's zone (the console works without it)."""
+    return Response(_script_text(), mimetype="text/javascript")
 
 
 # --- Signing in and out --------------------------------------------------------------------

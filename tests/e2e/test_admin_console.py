@@ -173,6 +173,9 @@ def test_admin_revokes_a_session_in_the_browser(
         expect(row).to_contain_text("Active")
 
         row.get_by_role("button", name="Revoke", exact=True).click()
+        # Asked once more, on a page of its own (the console needs no script for it).
+        expect(page.get_by_role("heading", name="Are you sure?")).to_be_visible()
+        page.get_by_role("button", name="Yes, do it").click()
         expect(page.get_by_role("status")).to_have_text("The session was revoked.")
         # Gone from the active sessions; listed, revoked, among the ended ones.
         active = page.locator("table.sessions.active tbody tr", has=ours)
@@ -202,3 +205,29 @@ def test_admin_revokes_a_session_in_the_browser(
     assert refreshed.status_code == 400
     assert refreshed.json()["error"] == "invalid_grant"
     assert me(live_server, tokens).status_code == 401
+
+
+def test_times_in_the_viewers_zone_and_names_for_ids(
+    live_server: LiveServer, browser: Any, admin: str
+) -> None:
+    """The console's one script shows times in the viewer's zone (UTC without it); the audit
+    table names users and clients instead of their ids."""
+    from playwright.sync_api import expect
+
+    approved_login(live_server)
+    context = browser.new_context(timezone_id="Asia/Shanghai", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.base_url}/admin/login")
+        page.get_by_label("Admin username", exact=True).fill(admin)
+        page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        page.goto(f"{live_server.base_url}/admin/audit")
+        first = page.locator("table.events time").first
+        expect(first).to_have_attribute("title", re.compile("UTC"))  # the server's text
+        expect(first).to_contain_text(re.compile(r"CST|GMT\+8"))  # the viewer's zone
+        issued = page.locator("table.events tbody tr", has_text="token.issued").first
+        expect(issued).to_contain_text("Demo User (demo)")
+        expect(issued).to_contain_text("Demo PC client")
+    finally:
+        context.close()

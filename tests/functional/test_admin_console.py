@@ -278,7 +278,7 @@ def test_forged_posts_change_nothing(harness: Harness, console: FlaskClient) -> 
 
     response = console.post(
         path,
-        data={"csrf_token": token},
+        data={"csrf_token": token, "confirmed": "yes"},
         headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
     )
     assert response.status_code == 303
@@ -301,13 +301,15 @@ def test_security_headers_on_every_console_response(console: FlaskClient) -> Non
         csp = response.headers["Content-Security-Policy"]
         assert "default-src 'none'" in csp
         assert "frame-ancestors 'none'" in csp
-        assert "script-src" not in csp  # no script at all (default-src 'none')
+        assert "script-src 'self';" in csp and "unsafe" not in csp  # its one script, nothing inline
         assert "unsafe-inline" not in csp
         assert response.headers["X-Frame-Options"] == "DENY"
         # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null`.
         assert response.headers["Referrer-Policy"] == "same-origin"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert "<script" not in response.text
+        # One external script of its own, nothing inline.
+        scripts = re.findall(r"<script[^>]*>", response.text)
+        assert scripts in ([], ['<script src="/admin/console.js" defer>']), scripts
     css = console.get("/admin/console.css")
     assert css.status_code == 200
     assert css.content_type.startswith("text/css")
@@ -320,13 +322,25 @@ def test_errors_are_html_pages_not_json(console: FlaskClient) -> None:
         (console.get("/admin/audit?before=x"), 400, "non-negative integer"),
         (console.get("/admin/audit?before=%C2%B2"), 400, "non-negative integer"),
         (console.get("/admin/users/a%00b"), 404, "No such resource"),
-        (console.post("/admin/sessions/nope/revoke", data={"csrf_token": token}), 404, "session"),
+        (
+            console.post(
+                "/admin/sessions/nope/revoke", data={"csrf_token": token, "confirmed": "yes"}
+            ),
+            404,
+            "session",
+        ),
         (
             console.post("/admin/flows/cancel", data={"csrf_token": token, "user_code": "BCDF"}),
             404,
             "No pending login request",
         ),
-        (console.post("/admin/clients/nope/disable", data={"csrf_token": token}), 404, "client"),
+        (
+            console.post(
+                "/admin/clients/nope/disable", data={"csrf_token": token, "confirmed": "yes"}
+            ),
+            404,
+            "client",
+        ),
     ]
     for response, status, text in cases:
         assert response.status_code == status
@@ -363,7 +377,14 @@ def test_revoking_a_session_in_the_console_revokes_its_tokens(
     for fact in ("Test PC app", "Test phone", "ios", "203.0.113.7", "TestPC/1.0", "Active"):
         assert fact in row, fact
 
-    response = console.post(f"/admin/sessions/{session_id}/revoke", data={"csrf_token": token})
+    # A destructive action asks first, on a page of its own, and changes nothing until confirmed.
+    asked = console.post(f"/admin/sessions/{session_id}/revoke", data={"csrf_token": token})
+    assert asked.status_code == 200 and "Are you sure?" in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text
+    assert "Active" in session_row(console.get(f"/admin/users/{user_id}").text, session_id)
+    response = console.post(
+        f"/admin/sessions/{session_id}/revoke", data={"csrf_token": token, "confirmed": "yes"}
+    )
     assert response.status_code == 303
     assert response.location == f"/admin/users/{user_id}?notice=session_revoked#sessions"
     page = console.get(response.location)
@@ -388,7 +409,7 @@ def test_every_other_console_action(harness: Harness, console: FlaskClient) -> N
     user_id = user_id_of(harness)
 
     def post(path: str, **form: str) -> Any:
-        response = console.post(path, data={"csrf_token": token, **form})
+        response = console.post(path, data={"csrf_token": token, "confirmed": "yes", **form})
         assert response.status_code == 303, response.text
         page = console.get(response.location)
         assert page.status_code == 200
@@ -421,7 +442,8 @@ def test_every_other_console_action(harness: Harness, console: FlaskClient) -> N
     other_id = harness.services.accounts.find_user(other)
     assert other_id is not None
     refused = console.post(
-        f"/admin/users/{other_id.user_id}/devices/{device.id}/revoke", data={"csrf_token": token}
+        f"/admin/users/{other_id.user_id}/devices/{device.id}/revoke",
+        data={"csrf_token": token, "confirmed": "yes"},
     )
     assert refused.status_code == 404
 
