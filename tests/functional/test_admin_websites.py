@@ -224,11 +224,13 @@ def test_the_console_signs_a_browser_out(site: Harness, console: FlaskClient) ->
     other = h.create_user()
     foreign = console.post(
         f"/admin/users/{user_id(h, other)}/browser-sessions/{view.session.id}/revoke",
-        data={"csrf_token": token},
+        data={"csrf_token": token, "confirmed": "yes"},
     )
     assert foreign.status_code == 404 and "code" in prompt_none(h)
 
-    done = console.post(action, data={"csrf_token": token})
+    asked = console.post(action, data={"csrf_token": token})  # asked once more first
+    assert asked.status_code == 200 and "Are you sure?" in asked.text and "code" in prompt_none(h)
+    done = console.post(action, data={"csrf_token": token, "confirmed": "yes"})
     assert done.status_code == 303
     assert done.location == (f"/admin/users/{uid}?notice=browser_session_revoked#browser-sessions")
     page = console.get(done.location)
@@ -253,7 +255,10 @@ def test_the_console_signs_every_browser_of_a_user_out(
     token = signed_in(console)
     page = console.get(f"/admin/users/{uid}")
     assert "2 active of 2" in page.text and ">Sign out every browser<" in page.text
-    done = console.post(f"/admin/users/{uid}/browser-sessions/revoke", data={"csrf_token": token})
+    done = console.post(
+        f"/admin/users/{uid}/browser-sessions/revoke",
+        data={"csrf_token": token, "confirmed": "yes"},
+    )
     assert done.status_code == 303
     page = console.get(done.location)
     assert "Browsers signed out: 2." in page.text and "0 active of 2" in page.text
