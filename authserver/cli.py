@@ -26,6 +26,7 @@ from authserver.domain.errors import DomainError
 from authserver.domain.errors import NotFound as DomainNotFound
 from authserver.domain.models import (
     SYSTEM,
+    Admin,
     Client,
     ClientKind,
     FamilyFilter,
@@ -142,15 +143,8 @@ def cmd_clients_list(_: argparse.Namespace) -> int:
     return 0
 
 
-def _client(svc: Services, client_id: str) -> Client:
-    client = svc.clients.get(client_id)
-    if client is None:
-        raise DomainNotFound("No such client.")
-    return client
-
-
 def cmd_clients_show(args: argparse.Namespace) -> int:
-    _print(_client_json(_client(_services(), args.client_id)))
+    _print(_client_json(_services().clients.existing(args.client_id)))
     return 0
 
 
@@ -160,6 +154,14 @@ def cmd_clients_enable(args: argparse.Namespace) -> int:
         args.client_id, args.clients == "enable", SYSTEM, ""
     )
     _print(_client_json(client))
+    return 0
+
+
+def cmd_clients_delete(args: argparse.Namespace) -> int:
+    """Delete a client: its sessions revoked, no new flows, its id never reused."""
+    svc = _services()
+    client = svc.administration.delete_client(args.client_id, SYSTEM, "")
+    _print({"client_id": client.client_id, "deleted": True})
     return 0
 
 
@@ -241,6 +243,17 @@ def cmd_users_enable(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_delete(args: argparse.Namespace) -> int:
+    """Erase a user (name, password, email, identity links) and revoke every session."""
+    svc = _services()
+    user = svc.accounts.delete_user(args.username, SYSTEM)
+    revoked = svc.revocations.revoke_families(
+        FamilyFilter(user_id=user.user_id), RevocationReason.USER_DELETED, SYSTEM, ""
+    )
+    _print({"user_id": user.user_id, "deleted": True, "sessions_revoked": len(revoked)})
+    return 0
+
+
 def cmd_users_set_email(args: argparse.Namespace) -> int:
     email = None if args.remove else args.email
     if email is None and not args.remove:
@@ -276,9 +289,29 @@ def cmd_admins_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_json(admin: Admin) -> dict[str, Any]:
+    return {
+        "admin_id": admin.admin_id,
+        "username": admin.username,
+        "disabled": admin.disabled_at is not None,
+    }
+
+
 def cmd_admins_list(_: argparse.Namespace) -> int:
-    admins = _services().admin_auth.all()
-    _print({"admins": [{"admin_id": a.admin_id, "username": a.username} for a in admins]})
+    _print({"admins": [_admin_json(admin) for admin in _services().admin_auth.all()]})
+    return 0
+
+
+def cmd_admins_enable(args: argparse.Namespace) -> int:
+    """Disable (no sign-in, sessions ended now) or enable an admin again."""
+    admin = _services().admin_auth.set_disabled(args.username, args.admins == "disable")
+    _print(_admin_json(admin))
+    return 0
+
+
+def cmd_admins_delete(args: argparse.Namespace) -> int:
+    admin = _services().admin_auth.delete(args.username)
+    _print({"admin_id": admin.admin_id, "username": admin.username, "deleted": True})
     return 0
 
 
@@ -621,6 +654,13 @@ def _parser() -> argparse.ArgumentParser:
         one_client = clients.add_parser(name, help=help_text, description=help_text)
         one_client.add_argument("client_id")
         one_client.set_defaults(func=func)
+    delete_client = clients.add_parser(
+        "delete",
+        help="revoke every session and retire the client for good (its id is never reused)",
+    )
+    delete_client.add_argument("client_id")
+    _yes_option(delete_client)
+    delete_client.set_defaults(func=cmd_clients_delete)
 
     admins = commands.add_parser("admins").add_subparsers(dest="admins", required=True)
     create_admin = admins.add_parser("create", help="create an admin (API and console)")
@@ -634,6 +674,19 @@ def _parser() -> argparse.ArgumentParser:
     admin_password.add_argument("username")
     admin_password.add_argument("--password-stdin", action="store_true", required=True, help=_STDIN)
     admin_password.set_defaults(func=cmd_admins_set_password)
+    for name, help_text in (
+        ("disable", "refuse the admin's sign-in and end their sessions now"),
+        ("enable", "let a disabled admin sign in again"),
+    ):
+        one_admin = admins.add_parser(name, help=help_text, description=help_text)
+        one_admin.add_argument("username")
+        one_admin.set_defaults(func=cmd_admins_enable)
+    delete_admin = admins.add_parser(
+        "delete", help="remove an admin and their sessions (the audit trail keeps their id)"
+    )
+    delete_admin.add_argument("username")
+    _yes_option(delete_admin)
+    delete_admin.set_defaults(func=cmd_admins_delete)
 
     keys = commands.add_parser("keys").add_subparsers(dest="keys", required=True)
     keys.add_parser(
@@ -700,7 +753,22 @@ def _parser() -> argparse.ArgumentParser:
         "--verified", action="store_true", help="the address is known to be the user's"
     )
     user_email.set_defaults(func=cmd_users_set_email)
+    delete_user = users.add_parser(
+        "delete",
+        help="erase a user (name, password, email, identity links), revoke their sessions and "
+        "sign their phones and browsers out; the username is free again",
+    )
+    delete_user.add_argument("username")
+    _yes_option(delete_user)
+    delete_user.set_defaults(func=cmd_users_delete)
     return parser
+
+
+def _yes_option(parser: argparse.ArgumentParser) -> None:
+    """A deletion cannot be undone: the operator says so on the command line."""
+    parser.add_argument(
+        "--yes", action="store_true", required=True, help="yes, delete it (cannot be undone)"
+    )
 
 
 def _positive(text: str) -> int:

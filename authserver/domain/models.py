@@ -49,6 +49,8 @@ class Client:
     # Every QR login of this client needs number matching: the phone picks the number the PC
     # shows (clients that can show it may also ask for it per flow).
     number_matching: bool = False
+    # An operator deleted it: it stays disabled, as a tombstone for what it was issued.
+    deleted_at: float | None = None
 
     @property
     def is_confidential(self) -> bool:
@@ -74,6 +76,8 @@ class User:
     email_verified: bool = False
     # An operator disabled the account then: no sign-in, no approval, no token exchange.
     disabled_at: float | None = None
+    # An operator deleted the account: its personal data is erased, the row stays a tombstone.
+    deleted_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +230,7 @@ class Admin:
     admin_id: str
     username: str
     password_hash: str
+    disabled_at: float | None = None  # no sign-in, no session
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +289,16 @@ class AuditEventType(enum.StrEnum):
     """Every kind of line in the audit trail."""
 
     ADMIN_CREATED = "admin.created"
+    ADMIN_DELETED = "admin.deleted"
+    ADMIN_DISABLED = "admin.disabled"
+    ADMIN_ENABLED = "admin.enabled"
     ADMIN_PASSWORD_RESET = "admin.password_reset"
     ADMIN_SIGN_IN_FAILED = "admin.sign_in_failed"
     ADMIN_SIGNED_IN = "admin.signed_in"
     ADMIN_SIGNED_OUT = "admin.signed_out"
+    CLIENT_DELETED = "client.deleted"  # a disabled tombstone is left (its families name it)
     CLIENT_DISABLED = "client.disabled"
+    CLIENT_LOGO_SET = "client.logo_set"
     CLIENT_ENABLED = "client.enabled"
     CLIENT_SECRET_ROTATED = "client.secret_rotated"  # the old secret stopped working at once
     DEVICE_SIGNED_IN = "device.signed_in"
@@ -319,6 +329,7 @@ class AuditEventType(enum.StrEnum):
     TOKEN_ISSUED = "token.issued"
     TOKEN_REFRESHED = "token.refreshed"
     TOKEN_REVOKED = "token.revoked"
+    USER_DELETED = "user.deleted"  # erased by an operator (`authserver users delete`)
     USER_DISABLED = "user.disabled"  # by an operator (`authserver users disable`)
     USER_ENABLED = "user.enabled"
     USER_EMAIL_SET = "user.email_set"
@@ -332,6 +343,8 @@ class RevocationReason(enum.StrEnum):
     APPROVAL_WITHDRAWN = "approval_withdrawn"  # the approval was voided before redemption
     AUTHORIZATION_CODE_REPLAY = "authorization_code_replay"  # RFC 6749 §4.1.2
     CLIENT_DISABLED = "client_disabled"
+    CLIENT_DELETED = "client_deleted"
+    USER_DELETED = "user_deleted"
     DEVICE_CODE_REPLAY = "device_code_replay"  # RFC 6749 §4.1.2 by analogy
     REDEMPTION_VOIDED = "redemption_voided"  # issued by a claim that never delivered
     REFRESH_TOKEN_REPLAY = "refresh_token_replay"  # RFC 9700 §4.14.2

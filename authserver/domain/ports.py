@@ -127,6 +127,13 @@ class ClientRepository(Protocol):
     def set_secret_hash(self, client_id: str, secret_hash: str) -> bool:
         """Replace a client's secret (its hash); False if there is no such client."""
 
+    def erase(self, client_id: str, now: float) -> bool:
+        """Delete a client: a disabled tombstone without redirect URIs or logo stays (its
+        families name it); False if there is no such client or it was deleted already."""
+
+    def logo(self, client_id: str) -> bytes | None: ...
+    def set_logo(self, client_id: str, png: bytes | None, now: float) -> None: ...
+
 
 class AuthorizationCodeRepository(Protocol):
     """Authorization requests of the code flow and their codes (one aggregate)."""
@@ -185,6 +192,10 @@ class UserRepository(Protocol):
 
     def set_email(self, user_id: str, email: str | None, verified: bool) -> bool:
         """Replace a user's email address; False if there is no such user."""
+
+    def erase(self, user_id: str, now: float) -> bool:
+        """Delete a user: name, password and email erased, identity links dropped, a disabled
+        tombstone left for their families; False if there is no such user or it is erased."""
 
 
 class ExternalIdentityRepository(Protocol):
@@ -320,6 +331,11 @@ class AdminRepository(Protocol):
         """Every admin, by username."""
 
     def set_password(self, admin_id: str, password_hash: str) -> None: ...
+    def set_disabled(self, admin_id: str, disabled_at: float | None) -> None: ...
+    def delete(self, admin_id: str) -> None:
+        """Remove an admin and their sessions (the audit trail keeps their id)."""
+
+    def end_sessions(self, admin_id: str, now: float) -> None: ...
     def add_session(self, session: AdminSession) -> None: ...
     def session(self, token_hash: str) -> AdminSession | None: ...
     def revoke_session(self, token_hash: str, now: float) -> None: ...

@@ -127,13 +127,33 @@ class AccountService:
                 raise errors.NotFound("No such user.")
             if disabled:
                 self._users.mark_sessions_revoked(user.user_id, now)
-                for device in self._devices.of_user(user.user_id):
-                    if device.revoked_at is None:
-                        self._devices.revoke(device.id, now)
-                self.end_browser_sessions(actor, "", user_id=user.user_id)
+                self._sign_out_everywhere(user.user_id, actor, now)
             event = AuditEventType.USER_DISABLED if disabled else AuditEventType.USER_ENABLED
             self._audit.record(event, actor, user_id=user.user_id)
         return dataclasses.replace(user, disabled_at=now if disabled else None)
+
+    def delete_user(self, username: str, actor: Actor) -> User:
+        """Erase a user: name, password, email and identity links gone, phones and browsers
+        signed out; the row stays as a disabled tombstone, because the token families they
+        were issued name it. Those families are the caller's to revoke, after this commits."""
+        user = self._users.by_username(username)
+        if user is None:
+            raise errors.NotFound("No such user.")
+        now = self._clock()
+        with self._transaction():
+            if not self._users.erase(user.user_id, now):
+                raise errors.NotFound("No such user.")
+            self._sign_out_everywhere(user.user_id, actor, now)
+            self._audit.record(AuditEventType.USER_DELETED, actor, user_id=user.user_id)
+        erased = self._users.get(user.user_id)
+        assert erased is not None  # a tombstone is never removed
+        return erased
+
+    def _sign_out_everywhere(self, user_id: str, actor: Actor, now: float) -> None:
+        for device in self._devices.of_user(user_id):
+            if device.revoked_at is None:
+                self._devices.revoke(device.id, now)
+        self.end_browser_sessions(actor, "", user_id=user_id)
 
     def set_email(self, username: str, email: str | None, verified: bool, actor: Actor) -> User:
         """Give a user an email address (released with the `email` scope), or take it away."""

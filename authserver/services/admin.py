@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,9 +88,7 @@ class AdminAuth:
 
     def reset_password(self, username: str, password: str) -> Admin:
         """Give an existing admin a new password (signed-in sessions stay until they expire)."""
-        admin = self._admins.by_username(username)
-        if admin is None:
-            raise errors.NotFound("No such admin.")
+        admin = self._existing(username)
         _check_admin_password(password)
         password_hash = hash_password(password, self._config.scrypt_p)
         with self._transaction():
@@ -97,6 +96,37 @@ class AdminAuth:
             self._audit.record(
                 AuditEventType.ADMIN_PASSWORD_RESET, Actor("system"), admin=admin.admin_id
             )
+        return admin
+
+    def set_disabled(self, username: str, disabled: bool) -> Admin:
+        """Disable an admin (no sign-in; their sessions end now) or enable them again."""
+        admin = self._existing(username)
+        now = self._clock()
+        with self._transaction():
+            self._admins.set_disabled(admin.admin_id, now if disabled else None)
+            if disabled:
+                self._admins.end_sessions(admin.admin_id, now)
+            event = AuditEventType.ADMIN_DISABLED if disabled else AuditEventType.ADMIN_ENABLED
+            self._audit.record(event, Actor("system"), admin=admin.admin_id)
+        return dataclasses.replace(admin, disabled_at=now if disabled else None)
+
+    def delete(self, username: str) -> Admin:
+        """Remove an admin and their sessions; the audit trail keeps their id."""
+        admin = self._existing(username)
+        with self._transaction():
+            self._admins.delete(admin.admin_id)
+            self._audit.record(
+                AuditEventType.ADMIN_DELETED,
+                Actor("system"),
+                admin=admin.admin_id,
+                username=admin.username,
+            )
+        return admin
+
+    def _existing(self, username: str) -> Admin:
+        admin = self._admins.by_username(username)
+        if admin is None:
+            raise errors.NotFound("No such admin.")
         return admin
 
     def sign_in(
@@ -120,7 +150,8 @@ class AdminAuth:
             ok = verify_password(
                 password, admin.password_hash if admin else dummy_hash(self._config.scrypt_p)
             )
-            if admin is None or not ok:
+            # A disabled admin's right password reads as wrong: nothing tells a guesser more.
+            if admin is None or not ok or admin.disabled_at is not None:
                 # Only a known admin's id: what was typed may be a password pasted by mistake.
                 self._audit.record(
                     AuditEventType.ADMIN_SIGN_IN_FAILED,
@@ -152,7 +183,7 @@ class AdminAuth:
         if self._clock() >= session.expires_at:
             raise errors.AdminAuthenticationFailed("The admin session has expired.")
         admin = self._admins.get(session.admin_id)
-        if admin is None:
+        if admin is None or admin.disabled_at is not None:
             raise errors.AdminAuthenticationFailed()
         return admin
 
@@ -402,6 +433,23 @@ class Administration:
                 )
         return client
 
+    def delete_client(self, client_id: str, admin: Admin | Actor, ip: str) -> Client:
+        """Delete a client: every token it holds revoked, no new flows; a disabled tombstone
+        stays, because its token families name it (a client id is never reused)."""
+        self._client(client_id)
+        with self._transaction():
+            client = self._clients.delete(client_id)
+            self._audit.record(
+                AuditEventType.CLIENT_DELETED, _actor(admin), ip=ip, client_id=client_id
+            )
+            self._revocations.revoke_families(
+                FamilyFilter(client_id=client_id),
+                RevocationReason.CLIENT_DELETED,
+                _actor(admin),
+                ip,
+            )
+        return client
+
     def create_client(
         self, admin: Admin, ip: str, name: str, *, confidential: bool, **registration: Any
     ) -> tuple[Client, str]:
@@ -434,10 +482,7 @@ class Administration:
         self._approvals.cancel(user_code, _actor(admin), ip)
 
     def _client(self, client_id: str) -> Client:
-        client = self._clients.get(client_id)
-        if client is None:
-            raise errors.NotFound("No such client.")
-        return client
+        return self._clients.existing(client_id)
 
     def _device(self, mobile_device_id: str) -> MobileDevice:
         device = self._accounts.device(mobile_device_id)

@@ -80,9 +80,7 @@ class ClientService:
         number_matching: bool | None = None,
     ) -> Client:
         """Change a client's name, scope or registration; what is not given stays."""
-        current = self._clients.get(client_id)
-        if current is None:
-            raise errors.NotFound("No such client.")
+        current = self.existing(client_id)
         client = self._registered(
             dataclasses.replace(
                 current,
@@ -154,6 +152,13 @@ class ClientService:
         self._cache[client_id] = (now + CLIENT_CACHE_SECONDS, client)
         return client
 
+    def existing(self, client_id: str) -> Client:
+        """The client as stored now; NotFound if there is none or it was deleted."""
+        client = self._clients.get(client_id)
+        if client is None or client.deleted_at is not None:
+            raise errors.NotFound("No such client.")
+        return client
+
     def _forget(self, client_id: str) -> None:
         self._cache.pop(client_id, None)
 
@@ -166,9 +171,7 @@ class ClientService:
 
     def rotate_secret(self, client_id: str) -> tuple[Client, str]:
         """A new secret for a confidential client; the old one stops working at once."""
-        client = self._clients.get(client_id)
-        if client is None:
-            raise errors.NotFound("No such client.")
+        client = self.existing(client_id)
         if not client.is_confidential:
             # RFC 8628 §5.6: a public client has no secret to rotate (nor to keep).
             raise errors.MalformedRequest("A public client has no secret to rotate.")
@@ -178,8 +181,18 @@ class ClientService:
             raise errors.NotFound("No such client.")
         return dataclasses.replace(client, secret_hash=hash_secret(secret)), secret
 
+    def delete(self, client_id: str) -> Client:
+        """Leave a disabled tombstone of the client; the caller revokes what it holds."""
+        self._forget(client_id)
+        if not self._clients.erase(client_id, self._clock()):
+            raise errors.NotFound("No such client.")
+        client = self._clients.get(client_id)
+        assert client is not None
+        return client
+
     def set_disabled(self, client_id: str, disabled: bool) -> Client:
         """Disable or re-enable a client; the caller revokes what it holds."""
+        self.existing(client_id)
         self._forget(client_id)
         if not self._clients.set_disabled(client_id, self._clock() if disabled else None):
             raise errors.NotFound("No such client.")

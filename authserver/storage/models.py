@@ -61,6 +61,18 @@ class ClientRow(Base):
     post_logout_redirect_uris: Mapped[str] = mapped_column(sa.Text(), server_default="")
     grant_types: Mapped[str] = mapped_column(sa.String(300), server_default=DEFAULT_GRANTS)
     number_matching: Mapped[bool] = mapped_column(sa.Boolean(), server_default=sa.false())
+    # Deleted by an operator: a disabled tombstone, kept for the families that name it.
+    deleted_at: Mapped[float | None] = mapped_column(Timestamp())
+
+
+class ClientLogoRow(Base):
+    """A client's logo, a small PNG the server re-encoded (never the operator's file as is)."""
+
+    __tablename__ = "client_logos"
+
+    client_id: Mapped[str] = mapped_column(sa.ForeignKey("clients.client_id"), primary_key=True)
+    png: Mapped[bytes] = mapped_column(sa.LargeBinary())
+    updated_at: Mapped[float] = mapped_column(Timestamp())
 
 
 class UserRow(Base):
@@ -76,6 +88,8 @@ class UserRow(Base):
     email: Mapped[str | None] = mapped_column(sa.String(320))  # RFC 5321 §4.5.3.1 limits
     email_verified: Mapped[bool] = mapped_column(sa.Boolean(), server_default=sa.false())
     disabled_at: Mapped[float | None] = mapped_column(Timestamp())
+    # Erased by an operator: no name, password or email left; the row stays for its families.
+    deleted_at: Mapped[float | None] = mapped_column(Timestamp())
 
 
 class ExternalIdentityRow(Base):
@@ -196,6 +210,7 @@ class AdminRow(Base):
     username: Mapped[str] = mapped_column(sa.String(150), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(300))
     created_at: Mapped[float] = mapped_column(Timestamp())
+    disabled_at: Mapped[float | None] = mapped_column(Timestamp())
 
 
 class AdminSessionRow(Base):

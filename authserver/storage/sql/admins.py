@@ -36,7 +36,9 @@ class SqlAdmins:
 
     @staticmethod
     def _to_admin(row: AdminRow | None) -> Admin | None:
-        return None if row is None else Admin(row.admin_id, row.username, row.password_hash)
+        if row is None:
+            return None
+        return Admin(row.admin_id, row.username, row.password_hash, row.disabled_at)
 
     def get(self, admin_id: str) -> Admin | None:
         with self._db.session() as s:
@@ -49,7 +51,31 @@ class SqlAdmins:
     def all(self) -> list[Admin]:
         with self._db.session() as s:
             rows = s.scalars(sa.select(AdminRow).order_by(AdminRow.username))
-            return [Admin(row.admin_id, row.username, row.password_hash) for row in rows]
+            return [
+                Admin(row.admin_id, row.username, row.password_hash, row.disabled_at)
+                for row in rows
+            ]
+
+    def set_disabled(self, admin_id: str, disabled_at: float | None) -> None:
+        with self._db.session() as s:
+            s.execute(
+                sa.update(AdminRow)
+                .where(AdminRow.admin_id == admin_id)
+                .values(disabled_at=disabled_at)
+            )
+
+    def delete(self, admin_id: str) -> None:
+        with self._db.session() as s:
+            s.execute(sa.delete(AdminSessionRow).where(AdminSessionRow.admin_id == admin_id))
+            s.execute(sa.delete(AdminRow).where(AdminRow.admin_id == admin_id))
+
+    def end_sessions(self, admin_id: str, now: float) -> None:
+        with self._db.session() as s:
+            s.execute(
+                sa.update(AdminSessionRow)
+                .where(AdminSessionRow.admin_id == admin_id, AdminSessionRow.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
 
     def set_password(self, admin_id: str, password_hash: str) -> None:
         with self._db.session() as s:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from authserver.domain.models import Client
-from authserver.storage.models import ClientRow
+from authserver.storage.models import ClientLogoRow, ClientRow, Timestamp
 from authserver.storage.sql.database import Database
 from authserver.storage.sql.rows import CLIENTS, client_from
 
@@ -50,8 +50,45 @@ class SqlClients:
 
     def all(self) -> list[Client]:
         with self._db.session() as s:
-            rows = s.execute(sa.select(CLIENTS).order_by(CLIENTS.c.created_at))
+            rows = s.execute(
+                sa.select(CLIENTS)
+                .where(CLIENTS.c.deleted_at.is_(None))
+                .order_by(CLIENTS.c.created_at)
+            )
             return [client_from(row) for row in rows]
+
+    def erase(self, client_id: str, now: float) -> bool:
+        at = sa.literal(now, Timestamp())
+        with self._db.session() as s:
+            result = s.execute(
+                sa.update(ClientRow)
+                .where(ClientRow.client_id == client_id, ClientRow.deleted_at.is_(None))
+                .values(
+                    # Stays disabled: the deny-list and every token check already refuse it.
+                    disabled_at=sa.func.coalesce(ClientRow.disabled_at, at),
+                    sessions_revoked_at=now,
+                    redirect_uris="",
+                    post_logout_redirect_uris="",
+                    deleted_at=now,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            s.execute(sa.delete(ClientLogoRow).where(ClientLogoRow.client_id == client_id))
+            return True
+
+    def logo(self, client_id: str) -> bytes | None:
+        with self._db.session() as s:
+            png: bytes | None = s.scalar(
+                sa.select(ClientLogoRow.png).where(ClientLogoRow.client_id == client_id)
+            )
+            return png
+
+    def set_logo(self, client_id: str, png: bytes | None, now: float) -> None:
+        with self._db.session() as s:
+            s.execute(sa.delete(ClientLogoRow).where(ClientLogoRow.client_id == client_id))
+            if png is not None:
+                s.add(ClientLogoRow(client_id=client_id, png=png, updated_at=now))
 
     def set_disabled(self, client_id: str, disabled_at: float | None) -> bool:
         values: dict[str, float | None] = {"disabled_at": disabled_at}
@@ -79,7 +116,9 @@ class SqlClients:
     def by_name(self, name: str) -> Client | None:
         with self._db.session() as s:
             row = s.execute(
-                sa.select(CLIENTS).where(CLIENTS.c.name == name).order_by(CLIENTS.c.created_at)
+                sa.select(CLIENTS)
+                .where(CLIENTS.c.name == name, CLIENTS.c.deleted_at.is_(None))
+                .order_by(CLIENTS.c.created_at)
             ).first()
             return None if row is None else client_from(row)
 

@@ -29,6 +29,7 @@ def client_from(row: Any) -> Client:
         post_logout_redirect_uris=tuple(m[CLIENTS.c.post_logout_redirect_uris].split()),
         grant_types=tuple(GrantType(g) for g in m[CLIENTS.c.grant_types].split()),
         number_matching=bool(m[CLIENTS.c.number_matching]),
+        deleted_at=m[CLIENTS.c.deleted_at],
     )
 
 
@@ -43,6 +44,7 @@ def user_from(row: Any) -> User:
         email=m[USERS.c.email],
         email_verified=bool(m[USERS.c.email_verified]),
         disabled_at=m[USERS.c.disabled_at],
+        deleted_at=m[USERS.c.deleted_at],
     )
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from authserver.domain.errors import Conflict
 from authserver.domain.models import User
-from authserver.storage.models import UserRow
+from authserver.storage.models import ExternalIdentityRow, Timestamp, UserRow
 from authserver.storage.sql.database import Database
 from authserver.storage.sql.rows import USERS, user_from
 
@@ -45,7 +45,30 @@ class SqlUsers:
         return self._one(USERS.c.user_id == user_id)
 
     def by_username(self, username: str) -> User | None:
-        return self._one(USERS.c.username == username)
+        return self._one(USERS.c.username == username, USERS.c.deleted_at.is_(None))
+
+    def erase(self, user_id: str, now: float) -> bool:
+        with self._db.session() as s:
+            result = s.execute(
+                sa.update(UserRow)
+                .where(UserRow.user_id == user_id, UserRow.deleted_at.is_(None))
+                .values(
+                    # The name is free for a new account; the id stays for the families.
+                    username=f"deleted-{user_id}",
+                    display_name="",
+                    password_hash=None,
+                    email=None,
+                    email_verified=False,
+                    disabled_at=sa.func.coalesce(UserRow.disabled_at, sa.literal(now, Timestamp())),
+                    sessions_revoked_at=now,
+                    deleted_at=now,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            # A returning subject of an identity provider becomes a new user, not this one.
+            s.execute(sa.delete(ExternalIdentityRow).where(ExternalIdentityRow.user_id == user_id))
+            return True
 
     def mark_sessions_revoked(self, user_id: str, now: float) -> None:
         with self._db.session() as s:
@@ -84,10 +107,11 @@ class SqlUsers:
             rows = s.execute(
                 sa.select(USERS)
                 .where(
+                    USERS.c.deleted_at.is_(None),
                     sa.or_(
                         sa.func.lower(USERS.c.username).like(pattern, escape="\\"),
                         sa.func.lower(USERS.c.display_name).like(pattern, escape="\\"),
-                    )
+                    ),
                 )
                 .order_by(USERS.c.username)
                 .limit(limit)
