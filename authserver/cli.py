@@ -37,6 +37,7 @@ from authserver.domain.models import (
 from authserver.http_server import ServerOptions, check_threads, granian_options, run
 from authserver.metrics import MULTIPROC_ENV
 from authserver.services.keys import KEY_ACTIVATION_DELAY
+from authserver.services.logos import MAX_LOGO_BYTES
 from authserver.storage.key_encryption import KeyDecryptionError
 from authserver.storage.sql.database import Database
 from authserver.storage.sql.keys import SqlKeys
@@ -162,6 +163,21 @@ def cmd_clients_delete(args: argparse.Namespace) -> int:
     svc = _services()
     client = svc.administration.delete_client(args.client_id, SYSTEM, "")
     _print({"client_id": client.client_id, "deleted": True})
+    return 0
+
+
+def cmd_clients_set_logo(args: argparse.Namespace) -> int:
+    """The logo the login and approval pages show next to the client's name."""
+    image = None
+    if args.file is not None:  # else --remove: the parser wants one of them
+        try:
+            with open(args.file, "rb") as file:
+                image = file.read(MAX_LOGO_BYTES + 1)
+        except OSError as error:
+            raise ConfigError(f"cannot read {args.file}: {error.strerror}") from None
+    svc = _services()
+    svc.administration.set_client_logo(args.client_id, image, SYSTEM, "")
+    _print({"client_id": args.client_id, "logo": image is not None})
     return 0
 
 
@@ -654,6 +670,16 @@ def _parser() -> argparse.ArgumentParser:
         one_client = clients.add_parser(name, help=help_text, description=help_text)
         one_client.add_argument("client_id")
         one_client.set_defaults(func=func)
+    client_logo = clients.add_parser(
+        "set-logo",
+        help="the logo shown next to the client's name on the login and approval pages "
+        "(PNG, JPEG, GIF or WebP up to 1 MiB; stored as a 128-pixel PNG)",
+    )
+    client_logo.add_argument("client_id")
+    which_logo = client_logo.add_mutually_exclusive_group(required=True)
+    which_logo.add_argument("file", nargs="?", default=None, help="the image file")
+    which_logo.add_argument("--remove", action="store_true", help="take the logo away")
+    client_logo.set_defaults(func=cmd_clients_set_logo)
     delete_client = clients.add_parser(
         "delete",
         help="revoke every session and retire the client for good (its id is never reused)",

@@ -433,6 +433,20 @@ class Administration:
                 )
         return client
 
+    def set_client_logo(
+        self, client_id: str, image: bytes | None, admin: Admin | Actor, ip: str
+    ) -> None:
+        """Give a client the logo its pages show next to its name, or take it away."""
+        with self._transaction():
+            self._clients.set_logo(client_id, image)
+            self._audit.record(
+                AuditEventType.CLIENT_LOGO_SET,
+                _actor(admin),
+                ip=ip,
+                client_id=client_id,
+                logo=image is not None,
+            )
+
     def delete_client(self, client_id: str, admin: Admin | Actor, ip: str) -> Client:
         """Delete a client: every token it holds revoked, no new flows; a disabled tombstone
         stays, because its token families name it (a client id is never reused)."""

@@ -13,6 +13,7 @@ from authserver.domain.codes import hash_secret, new_client_id, new_token, secre
 from authserver.domain.models import DEFAULT_GRANT_TYPES, Client, ClientKind, GrantType
 from authserver.domain.oidc import Scope
 from authserver.domain.ports import ClientRepository
+from authserver.services.logos import normalized_logo
 
 # How long a process trusts its copy of a client row. Every request authenticates its client,
 # and client rows almost never change; a change made in another process (a client disabled) is
@@ -31,6 +32,7 @@ class ClientService:
         self._clients = clients
         self._clock = clock
         self._cache: dict[str, tuple[float, Client | None]] = {}
+        self._logos: dict[str, tuple[float, bytes | None]] = {}
 
     def create(
         self,
@@ -199,6 +201,25 @@ class ClientService:
         client = self._clients.get(client_id)
         assert client is not None
         return client
+
+    def set_logo(self, client_id: str, image: bytes | None) -> None:
+        """Give a client a logo (any PNG, JPEG, GIF or WebP, re-encoded) or take it away."""
+        self.existing(client_id)
+        png = None if image is None else normalized_logo(image)
+        self._logos.pop(client_id, None)
+        self._clients.set_logo(client_id, png, self._clock())
+
+    def logo(self, client_id: str) -> bytes | None:
+        """The client's logo PNG, from a copy at most CLIENT_CACHE_SECONDS old."""
+        now = time.monotonic()
+        cached = self._logos.get(client_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        png = self._clients.logo(client_id)
+        if len(self._logos) > 1_000:  # logos are small, but made-up ids must not grow memory
+            self._logos.clear()
+        self._logos[client_id] = (now + CLIENT_CACHE_SECONDS, png)
+        return png
 
     def mark_sessions_revoked(self, client_id: str) -> None:
         """From now on, approvals of this client's earlier flows no longer become sessions."""

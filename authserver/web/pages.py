@@ -134,7 +134,7 @@ install_html_errors(bp)
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    if request.endpoint == "pages.asset" and response.status_code == 200:
+    if request.endpoint in ("pages.asset", "pages.client_logo") and response.status_code == 200:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
     return browser.page_headers(
@@ -153,6 +153,27 @@ def asset(name: str) -> Response:
         response.headers["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE}, immutable"
     else:
         response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def client_logo_url(client_id: str) -> str | None:
+    """Where the page finds the client's logo (versioned by its content), if it has one."""
+    png = services().clients.logo(client_id)
+    if png is None:
+        return None
+    version = hashlib.sha256(png).hexdigest()[:16]
+    return url_for("pages.client_logo", client_id=client_id, v=version)
+
+
+@bp.get("/clients/<client_id>/logo.png")
+def client_logo(client_id: str) -> Response:
+    """A client's logo: a PNG the server re-encoded itself (services/logos.py)."""
+    png = services().clients.logo(client_id) if plain_text(client_id) else None
+    if png is None:
+        abort(404)
+    response = Response(png, mimetype="image/png")
+    # The page names the logo with ?v=<its hash>: a new logo is a new URL.
+    response.headers["Cache-Control"] = "public, max-age=86400"
     return response
 
 
@@ -188,6 +209,7 @@ def login() -> Response:
     return render_page(
         "pages/login.html",
         client=client,
+        logo_url=client_logo_url(client.client_id),
         scope=granted if scope else "",
         verification_uri=services().config.verification_uri,
         issuer=services().config.issuer,  # DPoP proofs name the issuer's URIs (RFC 9449 htu)

@@ -37,7 +37,13 @@ from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
 from authserver.web.common import client_ip, services, string_field
 from authserver.web.context import warnings_of
-from authserver.web.pages import PLAIN_CSP, error_page, install_html_errors, render_page
+from authserver.web.pages import (
+    PLAIN_CSP,
+    client_logo_url,
+    error_page,
+    install_html_errors,
+    render_page,
+)
 
 bp = Blueprint("verification", __name__, template_folder="templates")
 install_html_errors(bp)
@@ -198,6 +204,7 @@ def _approval_page(screen: ApprovalScreen) -> Response:
     return render_page(
         "pages/approve.html",
         web=web,
+        logo_url=client_logo_url(screen.client.client_id),
         csrf_token=browser.csrf_token_for(g.web_token, _CSRF_LABEL),
         screen=screen,
         # Only what the sign-in would release for this user: no email line without an email.
