@@ -52,13 +52,18 @@ def test_kek_rotation_with_reencrypt(database_url: str, monkeypatch: Any, capsys
     services.database.upgrade()
     kid = services.keys.jwks()["keys"][0]["kid"]
     services.close()
+    # The operator asks for a new KEK (a fresh one each time) and puts it first.
+    assert cli.main(["keys", "new-kek"]) == 0
+    new = json.loads(capsys.readouterr().out)["key_encryption_key"]
+    assert cli.main(["keys", "new-kek"]) == 0
+    assert json.loads(capsys.readouterr().out)["key_encryption_key"] != new
     monkeypatch.setenv("AUTHSERVER_DATABASE_URL", database_url)
     monkeypatch.setenv("AUTHSERVER_ISSUER", ISSUER)
-    monkeypatch.setenv("AUTHSERVER_KEY_ENCRYPTION_KEYS", f"{NEW},{OLD}")
+    monkeypatch.setenv("AUTHSERVER_KEY_ENCRYPTION_KEYS", f"{new},{OLD}")
     assert cli.main(["keys", "reencrypt"]) == 0
     assert json.loads(capsys.readouterr().out) == {"reencrypted": 1}
     # The old KEK can go: the new one alone opens every key.
-    rotated = build_services(config(database_url, NEW))
+    rotated = build_services(config(database_url, new))
     assert rotated.keys.jwks()["keys"][0]["kid"] == kid
     rotated.close()
     monkeypatch.setenv("AUTHSERVER_KEY_ENCRYPTION_KEYS", OLD)  # the old one alone: refused
