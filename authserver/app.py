@@ -24,6 +24,7 @@ from authserver.web import (
     authorize,
     health,
     hosts,
+    i18n,
     mobile,
     oauth,
     pages,
@@ -62,6 +63,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     hosts.install(app, config)  # before any other hook: a foreign Host gets no further
+    i18n.install(app)  # the people's pages in English or Chinese (the wire stays English)
 
     @app.before_request
     def _started() -> None:

@@ -23,3 +23,9 @@ def plain_text(value: str, max_len: int = 200) -> bool:
 def has_lone_surrogate(value: str) -> bool:
     """True if `value` holds a lone surrogate (JSON can carry one; UTF-8 cannot encode it)."""
     return not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def N_(message: str) -> str:
+    """`message` as it is, marked for the pages' catalogue: the wire keeps the English, and a
+    page translates it when it shows it (web/i18n.py, people_text)."""
+    return message

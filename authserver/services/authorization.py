@@ -52,7 +52,7 @@ from authserver.domain.ports import (
     TokenRepository,
     Transaction,
 )
-from authserver.domain.text import plain_text
+from authserver.domain.text import N_, plain_text
 from authserver.oauth.errors import redirect_error
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
@@ -67,11 +67,15 @@ MAX_NONCE = 500
 
 class BadAuthorizationRequest(errors.DomainError):
     """An authorization request that must not be redirected (RFC 6749 §4.1.2.1): unknown or
-    disabled client, missing or unregistered redirect URI. Shown as a page."""
+    disabled client, missing or unregistered redirect URI. Shown as a page, in the reader's
+    language: `title` and `template` are marked N_ for the pages' catalogue, and `values` fill
+    the template's %(name)s placeholders."""
 
-    def __init__(self, title: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
+    def __init__(self, title: str, template: str, status: int = 400, **values: str) -> None:
+        super().__init__(template % values if values else template)
         self.title = title
+        self.template = template
+        self.values = values
         self.status = status
 
 
@@ -199,19 +203,23 @@ class Authorizations:
         )
         if client is None:
             raise BadAuthorizationRequest(
-                "Unknown application", "The link that brought you here names no known application."
+                N_("Unknown application"),
+                N_("The link that brought you here names no known application."),
             )
         if client.disabled_at is not None:
             raise BadAuthorizationRequest(
-                "Application disabled", "This application is disabled.", 403
+                N_("Application disabled"), N_("This application is disabled."), 403
             )
         redirect_uri = params.get("redirect_uri", "")
         # RFC 9700 §4.1.3: exact string match; OIDC Core §3.1.2.1 requires the parameter.
         if "redirect_uri" in repeated or not is_registered(redirect_uri, client.redirect_uris):
             raise BadAuthorizationRequest(
-                "Unregistered redirect address",
-                f"{client.name} asked to send you back to an address it has not registered, "
-                "so this server will not send you there. Tell the website's operator.",
+                N_("Unregistered redirect address"),
+                N_(
+                    "%(client)s asked to send you back to an address it has not registered, "
+                    "so this server will not send you there. Tell the website's operator."
+                ),
+                client=client.name,
             )
         return client, redirect_uri
 
@@ -404,9 +412,11 @@ class Authorizations:
             or not secrets_equal(authorization.flow_hash, hash_secret(device_code))
         ):
             raise BadAuthorizationRequest(
-                "This sign-in is over",
-                "This sign-in is not open in this browser any more. Go back to the website "
-                "and sign in again.",
+                N_("This sign-in is over"),
+                N_(
+                    "This sign-in is not open in this browser any more. Go back to the website "
+                    "and sign in again."
+                ),
             )
         return authorization
 
@@ -447,8 +457,8 @@ class Authorizations:
             )
         if outcome in (PollOutcome.PENDING, PollOutcome.SLOW_DOWN, PollOutcome.CLAIMED):
             raise BadAuthorizationRequest(
-                "Not approved yet",
-                "Approve the sign-in on your phone first, then go back and continue.",
+                N_("Not approved yet"),
+                N_("Approve the sign-in on your phone first, then go back and continue."),
                 409,
             )
         raise self._over()
@@ -456,8 +466,8 @@ class Authorizations:
     @staticmethod
     def _over() -> BadAuthorizationRequest:
         return BadAuthorizationRequest(
-            "This sign-in is over",
-            "It expired or was already completed. Go back to the website and sign in again.",
+            N_("This sign-in is over"),
+            N_("It expired or was already completed. Go back to the website and sign in again."),
         )
 
     def _redeem(self, authorization: Authorization, flow: Flow, ip: str) -> tuple[str, str]:
@@ -547,12 +557,13 @@ class Authorizations:
         claims = self._id_tokens.hint_claims(hint) if hint else None
         if hint and claims is None:
             raise BadAuthorizationRequest(
-                "Cannot sign out from here", "The id_token_hint is not a token of this server."
+                N_("Cannot sign out from here"),
+                N_("The id_token_hint is not a token of this server."),
             )
         client_id = params.get("client_id") or (str(claims["aud"]) if claims else None)
         if claims is not None and client_id != claims["aud"]:
             raise BadAuthorizationRequest(
-                "Cannot sign out from here", "client_id and the id_token_hint disagree."
+                N_("Cannot sign out from here"), N_("client_id and the id_token_hint disagree.")
             )
         client = self._clients.get(client_id) if client_id and plain_text(client_id) else None
         target = params.get("post_logout_redirect_uri") or None
@@ -561,8 +572,8 @@ class Authorizations:
             # §3.1: only a URI registered for the client; else no redirect at all.
             if client is None or not is_registered(target, client.post_logout_redirect_uris):
                 raise BadAuthorizationRequest(
-                    "Unregistered address",
-                    "The website asked to send you to an address it has not registered.",
+                    N_("Unregistered address"),
+                    N_("The website asked to send you to an address it has not registered."),
                 )
             redirect = with_params(target, {"state": params.get("state") or None})
         session = self.session_of(session_secret)

@@ -25,11 +25,13 @@ from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
 from authserver.domain import errors
 from authserver.domain.models import Admin, AuditFilter, FamilyFilter
-from authserver.domain.text import plain_text
+from authserver.domain.text import N_, plain_text
 from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
 from authserver.services.context import device_summary, place_of
@@ -43,7 +45,15 @@ from authserver.web.common import (
     services,
     string_field,
 )
-from authserver.web.pages import UNAVAILABLE_TEXT, UNAVAILABLE_TITLE
+from authserver.web.context import place_name
+from authserver.web.i18n import describe, people_text
+from authserver.web.pages import (
+    DID_NOT_WORK,
+    SERVER_ERROR_TEXT,
+    SERVER_ERROR_TITLE,
+    UNAVAILABLE_TEXT,
+    UNAVAILABLE_TITLE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +74,21 @@ _PUBLIC = {"admin_console.login", "admin_console.stylesheet", "admin_console.scr
 # What a redirect after an action says on the next page: fixed texts picked by a code, so
 # nothing in a URL is ever shown as a message.
 NOTICES = {
-    "signed_out": "You are signed out.",
-    "expired": "Your console session has ended. Sign in again.",
-    "signed_in_required": "Sign in to use the admin console.",
-    "session_revoked": "The session was revoked.",
-    "session_already_revoked": "That session was already revoked.",
-    "user_sessions_revoked": "Sessions revoked: {n}.",
-    "device_unbound": "The phone was signed out.",
-    "device_sessions_revoked": "The phone was signed out; sessions revoked: {n}.",
-    "client_disabled": "The client was disabled; its sessions were revoked.",
-    "client_enabled": "The client was enabled.",
-    "client_sessions_revoked": "Sessions revoked: {n}.",
-    "flow_cancelled": "The pending login request was cancelled.",
-    "browser_session_revoked": "The browser was signed out.",
-    "browser_session_already_ended": "That browser session had already ended.",
-    "browser_sessions_revoked": "Browsers signed out: {n}.",
+    "signed_out": _l("You are signed out."),
+    "expired": _l("Your console session has ended. Sign in again."),
+    "signed_in_required": _l("Sign in to use the admin console."),
+    "session_revoked": _l("The session was revoked."),
+    "session_already_revoked": _l("That session was already revoked."),
+    "user_sessions_revoked": _l("Sessions revoked: %(n)s."),
+    "device_unbound": _l("The phone was signed out."),
+    "device_sessions_revoked": _l("The phone was signed out; sessions revoked: %(n)s."),
+    "client_disabled": _l("The client was disabled; its sessions were revoked."),
+    "client_enabled": _l("The client was enabled."),
+    "client_sessions_revoked": _l("Sessions revoked: %(n)s."),
+    "flow_cancelled": _l("The pending login request was cancelled."),
+    "browser_session_revoked": _l("The browser was signed out."),
+    "browser_session_already_ended": _l("That browser session had already ended."),
+    "browser_sessions_revoked": _l("Browsers signed out: %(n)s."),
 }
 
 USER_SEARCH_LIMIT = 50
@@ -145,8 +155,8 @@ def _csrf_refused() -> Response:
     return _page(
         "admin/error.html",
         403,
-        title="Request refused",
-        message=(
+        title=_("Request refused"),
+        message=_(
             "This form was sent without a valid security token, or from another site, so "
             "nothing was changed. Go back, reload the page and try again."
         ),
@@ -171,7 +181,7 @@ def _context() -> dict[str, Any]:
     notice = NOTICES.get(request.args.get("notice", ""))
     if notice:
         n = request.args.get("n", "")
-        notice = notice.format(n=n if n.isascii() and n.isdigit() else "?")
+        notice = str(notice) % {"n": n if n.isascii() and n.isdigit() else "?"}
     token = g.get("console_token")
     return {
         "when": _when,
@@ -182,6 +192,7 @@ def _context() -> dict[str, Any]:
         "user_label": _user_label,
         "client_label": _client_label,
         "place_of": place_of,
+        "place_name": place_name,
         "notice": notice,
         "admin": g.get("console_admin"),
         "csrf_token": csrf_token_for(token) if token else "",
@@ -191,19 +202,21 @@ def _context() -> dict[str, Any]:
 # --- Every request -------------------------------------------------------------------------
 # What a destructive action asks before it acts; the form on that page confirms it.
 CONFIRM = {
-    "admin_console.revoke_session": "Revoke this session? The computer it signed in is signed out.",
-    "admin_console.revoke_user_sessions": (
+    "admin_console.revoke_session": _l(
+        "Revoke this session? The computer it signed in is signed out."
+    ),
+    "admin_console.revoke_user_sessions": _l(
         "Revoke all of this user's sessions? Every computer they signed in is signed out."
     ),
-    "admin_console.revoke_device_sessions": (
+    "admin_console.revoke_device_sessions": _l(
         "Revoke everything approved from this phone, and sign the phone out?"
     ),
-    "admin_console.revoke_browser_session": "Sign this browser out of the server?",
-    "admin_console.revoke_user_browser_sessions": "Sign every browser of this user out?",
-    "admin_console.disable_client": (
+    "admin_console.revoke_browser_session": _l("Sign this browser out of the server?"),
+    "admin_console.revoke_user_browser_sessions": _l("Sign every browser of this user out?"),
+    "admin_console.disable_client": _l(
         "Disable this client? It gets no new codes and every token it holds stops working."
     ),
-    "admin_console.revoke_client_sessions": (
+    "admin_console.revoke_client_sessions": _l(
         "Revoke all of this client's sessions? Every user signed in with it is signed out."
     ),
 }
@@ -229,7 +242,7 @@ def _require_admin() -> Response | None:
     question = CONFIRM.get(request.endpoint or "")
     if request.method == "POST" and question and request.form.get("confirmed") != "yes":
         # A destructive action is asked once more on a page of its own (no script needed).
-        return _page("admin/confirm.html", question=question, action=request.path)
+        return _page("admin/confirm.html", question=str(question), action=request.path)
     return None
 
 
@@ -245,7 +258,9 @@ def _security_headers(response: Response) -> Response:
 
 def _unavailable_page(error: errors.TemporarilyUnavailable) -> Response:
     """The 503 page, with the same Retry-After as the API's answer (RFC 9110 §10.2.3)."""
-    response = _page("admin/error.html", 503, title=UNAVAILABLE_TITLE, message=UNAVAILABLE_TEXT)
+    response = _page(
+        "admin/error.html", 503, title=str(UNAVAILABLE_TITLE), message=str(UNAVAILABLE_TEXT)
+    )
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 
@@ -256,10 +271,8 @@ def _domain_error(error: errors.DomainError) -> Response:
         return _to_login("expired")
     if isinstance(error, errors.TemporarilyUnavailable):
         return _unavailable_page(error)
-    status, _, _ = to_wire(error)
-    response = _page(
-        "admin/error.html", status, title="That did not work", message=error.description
-    )
+    status, _body, _headers = to_wire(error)
+    response = _page("admin/error.html", status, title=str(DID_NOT_WORK), message=describe(error))
     if isinstance(error, errors.RateLimited):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
@@ -268,7 +281,12 @@ def _domain_error(error: errors.DomainError) -> Response:
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    response = _page("admin/error.html", status, title=error.name, message=error.description)
+    response = _page(
+        "admin/error.html",
+        status,
+        title=people_text(error.name),
+        message=people_text(error.description or ""),
+    )
     if status == 405 and getattr(error, "valid_methods", None):
         response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
     return response
@@ -283,8 +301,8 @@ def _unexpected(error: Exception) -> Response:
     return _page(
         "admin/error.html",
         500,
-        title="Server error",
-        message="The server hit an unexpected condition. Try again later.",
+        title=str(SERVER_ERROR_TITLE),
+        message=str(SERVER_ERROR_TEXT),
     )
 
 
@@ -350,23 +368,23 @@ def login() -> Response:
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     if not username or not password:
-        return _login_page(400, "Enter your admin username and password.", username[:150])
+        return _login_page(400, _("Enter your admin username and password."), username[:150])
     try:
         # The admin API's rules, checked before any lookup: bounded, valid Unicode, and no
         # control character in the username (PostgreSQL text cannot even hold NUL).
         string_field({"username": username}, "username", max_len=150)
         string_field({"password": password}, "password", max_len=1024, controls=True)
     except errors.MalformedRequest:
-        message = "That username or password is too long or has characters it cannot have."
+        message = _("That username or password is too long or has characters it cannot have.")
         return _login_page(400, message)
     try:
         signed_in = services().admin_auth.sign_in(
             username, password, client_ip(), browser.known_device_cookie(KNOWN_DEVICE_COOKIE)
         )
     except errors.AdminAuthenticationFailed:
-        return _login_page(401, "Unknown admin or wrong password.", username)
+        return _login_page(401, _("Unknown admin or wrong password."), username)
     except errors.RateLimited as limited:
-        response = _login_page(429, limited.description, username)
+        response = _login_page(429, describe(limited), username)
         response.headers["Retry-After"] = str(limited.retry_after)
         return response
     response = _to(".home")
@@ -487,7 +505,7 @@ def revoke_device_sessions(user_id: str, mobile_device_id: str) -> Response:
     """Revoke everything approved from this phone, and sign the phone out."""
     administration = services().administration
     if not any(d.id == mobile_device_id for d in administration.devices(user_id)):
-        raise errors.NotFound("This user has no such mobile device.")
+        raise errors.NotFound(N_("This user has no such mobile device."))
     families = administration.revoke_device_sessions(mobile_device_id, _admin(), client_ip())
     return _to(".user_page", "device_sessions_revoked", len(families), user_id=user_id)
 
@@ -497,7 +515,7 @@ def revoke_browser_session(user_id: str, session_id: str) -> Response:
     """Sign one of the user's browsers out of this server (code flow sign-ins)."""
     administration = services().administration
     if administration.browser_session(session_id).session.user_id != user_id:
-        raise errors.NotFound("This user has no such browser session.")
+        raise errors.NotFound(N_("This user has no such browser session."))
     revoked = administration.revoke_browser_session(session_id, _admin(), client_ip())
     notice = "browser_session_revoked" if revoked else "browser_session_already_ended"
     return _to(".user_page", notice, user_id=user_id, _anchor="browser-sessions")
@@ -540,6 +558,6 @@ def cancel_flow() -> Response:
     """Cancel a pending QR login by the user code the PC shows: the PC gets access_denied."""
     user_code = _text(request.form.get("user_code"), "user_code", max_len=50)
     if not user_code:
-        raise errors.MalformedRequest("Enter the user code the PC shows.")
+        raise errors.MalformedRequest(N_("Enter the user code the PC shows."))
     services().administration.cancel_flow(user_code, _admin(), client_ip())
     return _to(".home", "flow_cancelled")

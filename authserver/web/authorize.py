@@ -18,12 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, request
+from flask_babel import gettext as _
 
 from authserver.domain import errors
 from authserver.oauth.errors import to_wire
 from authserver.services.authorization import BadAuthorizationRequest, Redirect
 from authserver.web import browser
 from authserver.web.common import client_ip, json_response, no_store, services
+from authserver.web.i18n import people_text
 from authserver.web.pages import error_page, install_html_errors, render_page
 
 bp = Blueprint("authorize", __name__, template_folder="templates")
@@ -57,7 +59,9 @@ install_html_errors(bp)
 
 @bp.errorhandler(BadAuthorizationRequest)
 def _bad_request(error: BadAuthorizationRequest) -> Response:
-    return error_page(error.status, error.title, error.description)
+    # In the page's language; the values (a client's name) are not translated.
+    description = people_text(error.template, type(error).description) % error.values
+    return error_page(error.status, people_text(error.title), description)
 
 
 @bp.after_request
@@ -146,7 +150,7 @@ def status() -> Response:
 def complete() -> Response:
     """After the phone decided: redeem the sign-in once and go back to the website."""
     if not browser.same_origin():
-        return error_page(403, "Request refused", "This form was sent from another site.")
+        return error_page(403, _("Request refused"), _("This form was sent from another site."))
     authorization_id, device_code = _pending()
     outcome = services().authorizations.complete(authorization_id, device_code, client_ip())
     response = _redirect(outcome)

@@ -5,7 +5,18 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from authserver.domain.context import NetworkRelation, Place, RequesterContext
+from babel import Locale
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+from authserver.domain.context import NetworkRelation, Place, PlaceKind, RequesterContext
+
+# Places that are no country, in words (the wire says their kind).
+PLACE_NAMES = {
+    PlaceKind.UNKNOWN: _l("an unknown place"),
+    PlaceKind.LOOPBACK: _l("this server's own computer"),
+    PlaceKind.PRIVATE: _l("a private network"),
+}
 
 
 class ContextWarning(enum.StrEnum):
@@ -37,6 +48,15 @@ def context_json(context: RequesterContext | None) -> dict[str, Any]:
         "network": context.network.value,
         "first_from_place": context.first_from_place,
     }
+
+
+def place_name(place: Place) -> str:
+    """A place for a page, in its language: CLDR's name of the country, or what it is."""
+    if place.kind is PlaceKind.COUNTRY and place.country_code:
+        locale = get_locale() or Locale("en")
+        return str(locale.territories.get(place.country_code, place.name))
+    name = PLACE_NAMES.get(place.kind)
+    return str(name) if name is not None else (place.name or "")
 
 
 def place_json(place: Place) -> dict[str, Any]:

@@ -22,15 +22,18 @@ from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
 from authserver.domain import errors
 from authserver.domain.models import ClientKind
-from authserver.domain.text import plain_text
+from authserver.domain.text import N_, plain_text
 from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
 from authserver.web import browser
 from authserver.web.common import as_unavailable, services
+from authserver.web.i18n import describe, people_text
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,72 @@ def asset_url(name: str) -> str:
     return url_for("pages.asset", name=name, v=_asset(name)[1])
 
 
+# The words of the pages' scripts (static/login.js, authorize.js), handed to them in a JSON
+# block of the page (the CSP runs no inline script; a data block is not run). `%(name)s` is
+# filled in by the script.
+SCRIPT_TEXT = {
+    "getting_code": _l("Getting a sign-in code…"),
+    "unreachable": _l("Cannot reach the server, retrying…"),
+    "keeps_trying": _l("This page keeps trying by itself."),
+    "cannot_reach": _l("The server cannot be reached. Check your connection."),
+    "no_code": _l("The server refused to give a code."),
+    "refused": _l("The server refused the request."),
+    "failed": _l("The sign-in failed."),
+    "qr_alt": _l("QR code of the sign-in code %(code)s"),
+    "expired": _l("This code has expired."),
+    "expired_new": _l("Get a new code to sign in."),
+    "expired_retry": _l("Get a new one to sign in."),
+    "expired_back": _l("Go back and sign in again."),
+    "new_code": _l("Get a new code"),
+    "expires_in": _l("Expires in %(time)s"),
+    "scan": _l("Scan the QR code with the app"),
+    "scan_detail": _l("Open the app on your phone and scan this code."),
+    "confirm_browser": _l("Confirm in your browser"),
+    "confirm_phone": _l("Confirm on your phone"),
+    # Who scanned and what to do next, as whole sentences (a translation may reorder them).
+    "entered_by_pick": _l("The code was entered by %(name)s. Tap this number there to approve:"),
+    "entered_by": _l("The code was entered by %(name)s. Approve it there."),
+    "entered_pick": _l("The code was entered. Tap this number there to approve:"),
+    "entered": _l("The code was entered. Approve it there."),
+    "scanned_by_pick": _l("Scanned by %(name)s. Pick this number in the app:"),
+    "scanned_by": _l("Scanned by %(name)s. Approve the sign-in in the app."),
+    "scanned_pick": _l("Scanned. Pick this number in the app:"),
+    "scanned": _l("Scanned. Approve the sign-in in the app."),
+    "approved": _l("Approved"),
+    "signing_in": _l("Signing you in…"),
+    "taking_back": _l("Taking you back…"),
+    "denied": _l("Sign-in denied"),
+    "declined": _l("The sign-in was declined."),
+    "signed_in_as": _l("Signed in as %(name)s"),
+    "signed_in": _l("Signed in"),
+    "signed_in_here": _l("You are signed in on this computer."),
+    "went_wrong": _l("Something went wrong"),
+    "try_again": _l("Try again"),
+    "signed_out": _l("Signed out"),
+    "sign_in_again": _l("Sign in again"),
+}
+
+
+def _domain_errors() -> list[type[errors.DomainError]]:
+    found, todo = [], [errors.DomainError]
+    while todo:
+        kind = todo.pop()
+        found.append(kind)
+        todo.extend(kind.__subclasses__())
+    return found
+
+
+@bp.app_template_global()
+def script_text() -> dict[str, Any]:
+    """The scripts' words in the page's language, and the server's error descriptions (the
+    wire's English) with their translations, for the scripts to show a person."""
+    wire = {kind.description: people_text(kind.description) for kind in _domain_errors()}
+    return {
+        **{key: str(text) for key, text in SCRIPT_TEXT.items()},
+        "errors": {english: text for english, text in wire.items() if text != english},
+    }
+
+
 def render_page(template: str, status: int = 200, **context: Any) -> Response:
     return Response(render_template(template, **context), status, mimetype="text/html")
 
@@ -83,16 +152,35 @@ def error_page(
 
 
 # What a person reads while a dependency is down (the JSON API says temporarily_unavailable).
-UNAVAILABLE_TITLE = "Try again in a moment"
-UNAVAILABLE_TEXT = (
+UNAVAILABLE_TITLE = _l("Try again in a moment")
+UNAVAILABLE_TEXT = _l(
     "This service is briefly unavailable. Wait a few seconds, then reload the page or send "
     "the form again."
+)
+SERVER_ERROR_TITLE = _l("Server error")
+SERVER_ERROR_TEXT = _l("The server hit an unexpected condition. Try again later.")
+DID_NOT_WORK = _l("That did not work")
+
+# Werkzeug's words for the HTTP errors a page can meet, for the catalogue (people_text finds
+# them there; a page in English shows them as Werkzeug wrote them).
+HTTP_WORDS = (
+    N_("Bad Request"),
+    N_("The browser (or proxy) sent a request that this server could not understand."),
+    N_("Not Found"),
+    N_(
+        "The requested URL was not found on the server. If you entered the URL manually "
+        "please check your spelling and try again."
+    ),
+    N_("Method Not Allowed"),
+    N_("The method is not allowed for the requested URL."),
+    N_("Request Entity Too Large"),
+    N_("The data value transmitted exceeds the capacity limit."),
 )
 
 
 def unavailable_page(error: errors.TemporarilyUnavailable) -> Response:
     """The 503 page, with the same Retry-After as the API's answer (RFC 9110 §10.2.3)."""
-    response = error_page(503, UNAVAILABLE_TITLE, UNAVAILABLE_TEXT)
+    response = error_page(503, str(UNAVAILABLE_TITLE), str(UNAVAILABLE_TEXT))
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 
@@ -104,8 +192,8 @@ def install_html_errors(blueprint: Blueprint) -> None:
     def _domain_error(error: errors.DomainError) -> Response:
         if isinstance(error, errors.TemporarilyUnavailable):
             return unavailable_page(error)
-        status, _, _ = to_wire(error)
-        response = error_page(status, "That did not work", error.description)
+        status, _body, _headers = to_wire(error)
+        response = error_page(status, str(DID_NOT_WORK), describe(error))
         if isinstance(error, errors.RateLimited):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
@@ -113,7 +201,7 @@ def install_html_errors(blueprint: Blueprint) -> None:
     @blueprint.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        response = error_page(status, error.name, error.description or "")
+        response = error_page(status, people_text(error.name), people_text(error.description or ""))
         if status == 405 and getattr(error, "valid_methods", None):
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return response
@@ -124,9 +212,7 @@ def install_html_errors(blueprint: Blueprint) -> None:
         if unavailable is not None:
             return unavailable_page(unavailable)
         log.exception("unhandled error on %s %s", request.method, route_of(request))
-        return error_page(
-            500, "Server error", "The server hit an unexpected condition. Try again later."
-        )
+        return error_page(500, str(SERVER_ERROR_TITLE), str(SERVER_ERROR_TEXT))
 
 
 install_html_errors(bp)
@@ -189,20 +275,24 @@ def login() -> Response:
     scope = request.args.get("scope")
     if not client_id:
         return error_page(
-            400, "No application given", "This page needs a client_id: /login?client_id=..."
+            400,
+            _("No application given"),
+            _("This page needs a client_id: %(example)s", example="/login?client_id=..."),
         )
     client = services().clients.get(client_id) if plain_text(client_id) else None
     if client is None:
-        return error_page(404, "Unknown application", "No application has this client_id.")
+        return error_page(404, _("Unknown application"), _("No application has this client_id."))
     if client.secret_hash is not None or client.kind is not ClientKind.DEVICE:
         return error_page(
             400,
-            "This application cannot sign in here",
-            "It is a confidential client: it has a secret, and a web page cannot keep one. "
-            "Sign in from the application itself, or use a public client (RFC 8628 §5.6).",
+            _("This application cannot sign in here"),
+            _(
+                "It is a confidential client: it has a secret, and a web page cannot keep one. "
+                "Sign in from the application itself, or use a public client (RFC 8628 §5.6)."
+            ),
         )
     if client.disabled_at is not None:
-        return error_page(403, "Application disabled", "This application is disabled.")
+        return error_page(403, _("Application disabled"), _("This application is disabled."))
     if scope is not None and not plain_text(scope, 500):
         raise errors.InvalidScope()
     granted = services().clients.resolve_scope(client, scope)

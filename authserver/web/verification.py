@@ -27,16 +27,20 @@ import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, g, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from authserver.domain import errors
 from authserver.domain.codes import format_user_code, normalize_user_code
 from authserver.domain.oidc import WEB_PLATFORM
-from authserver.domain.text import plain_text, printable
+from authserver.domain.text import N_, plain_text, printable
 from authserver.services.accounts import DeviceCredentials, SignedInDevice
 from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
 from authserver.web.common import client_ip, services, string_field
-from authserver.web.context import warnings_of
+from authserver.web.context import place_name, warnings_of
+from authserver.web.i18n import describe, people_text
 from authserver.web.pages import (
     PLAIN_CSP,
     client_logo_url,
@@ -56,21 +60,21 @@ DEVICE_ID_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie
 _CSRF_LABEL = b"authserver verification page csrf v1"
 
 # Fixed texts picked by a code in the URL, so nothing in a URL is ever shown as a message.
-NOTICES = {"signed_out": "You are signed out."}
+NOTICES = {"signed_out": _l("You are signed out.")}
 
 # What each scope lets the application see, in words.
 SCOPE_TEXT = {
-    "openid": "Who you are: your account's identifier",
-    "profile": "Your name and username",
-    "email": "Your email address",
-    "offline_access": "Stay signed in: keep access after you leave",
+    "openid": _l("Who you are: your account's identifier"),
+    "profile": _l("Your name and username"),
+    "email": _l("Your email address"),
+    "offline_access": _l("Stay signed in: keep access after you leave"),
 }
 
-REFUSED = (
+REFUSED = _l(
     "This form was sent without a valid security token, or from another site, so nothing was "
     "changed. Go back, reload the page and try again. (This page needs cookies.)"
 )
-SESSION_ENDED = "Your sign-in on this page has ended. Sign in again to continue."
+SESSION_ENDED = _l("Your sign-in on this page has ended. Sign in again to continue.")
 
 
 # --- The browser's session -----------------------------------------------------------------
@@ -191,10 +195,12 @@ def _when(ts: float) -> str:
 
 def _ago(ts: float) -> str:
     seconds = max(int(time.time() - ts), 0)
+    if seconds < 5:
+        return str(_("just now"))
     if seconds < 60:
-        return "just now" if seconds < 5 else f"{seconds} seconds ago"
+        return str(ngettext("%(num)d second ago", "%(num)d seconds ago", seconds))
     minutes = seconds // 60
-    return "1 minute ago" if minutes == 1 else f"{minutes} minutes ago"
+    return str(ngettext("%(num)d minute ago", "%(num)d minutes ago", minutes))
 
 
 def _approval_page(screen: ApprovalScreen) -> Response:
@@ -209,7 +215,7 @@ def _approval_page(screen: ApprovalScreen) -> Response:
         screen=screen,
         # Only what the sign-in would release for this user: no email line without an email.
         scopes=[
-            (s, SCOPE_TEXT.get(s, s))
+            (s, str(SCOPE_TEXT.get(s, s)))
             for s in screen.scope.split()
             if s != "email" or web.user.email
         ],
@@ -218,44 +224,54 @@ def _approval_page(screen: ApprovalScreen) -> Response:
         requested_ago=_ago(screen.requested_at),
         minutes=max(1, screen.expires_in // 60),
         context=screen.context,
+        place=place_name(screen.context.place) if screen.context else "",
         warnings=[str(w) for w in warnings_of(screen.context)],
     )
 
 
 def _refused() -> Response:
-    return error_page(403, "Request refused", REFUSED, (url_for(".device"), "Start again"))
+    return error_page(
+        403, _("Request refused"), str(REFUSED), (url_for(".device"), _("Start again"))
+    )
 
 
-def _retry_text(seconds: int) -> str:
+def _try_again_in(seconds: int, message: str) -> str:
+    """ "Too many ... Try again in 5 minutes." in the page's language: `message` has %(minutes)s."""
     minutes = math.ceil(seconds / 60)
-    return "a minute" if minutes <= 1 else f"{minutes} minutes"
+    return message % {
+        "minutes": _("a minute")
+        if minutes <= 1
+        else ngettext("%(num)d minute", "%(num)d minutes", minutes)
+    }
 
 
 def _flow_error(error: errors.DomainError) -> tuple[int, str]:
     """What a person reads when a code or an approval does not work, and the status."""
     if isinstance(error, errors.FlowNotFound):
-        return 404, (
+        return 404, _(
             "No sign-in request has this code. Check the code on your device: it may have "
             "changed since, if the device showed a new one."
         )
     if isinstance(error, errors.FlowExpired):
-        return 410, "This code has expired. Your device shows a new one: enter that one."
+        return 410, _("This code has expired. Your device shows a new one: enter that one.")
     if isinstance(error, errors.FlowAlreadyScanned):
-        return 409, (
+        return 409, _(
             "This code was already scanned by another device. Approve or deny it there, or get "
             "a new code on the device you are signing in to."
         )
     if isinstance(error, errors.FlowNotActionable):
-        return 409, f"{error.description} Get a new code on your device."
+        return 409, _("%(why)s Get a new code on your device.", why=people_text(error.description))
     if isinstance(error, errors.InvalidConfirmToken):
-        return 409, (
+        return 409, _(
             "This request was already answered, or you took too long to answer it. Enter the "
             "code again to see it once more."
         )
     if isinstance(error, errors.RateLimited):
-        return 429, f"Too many wrong attempts. Try again in {_retry_text(error.retry_after)}."
+        return 429, _try_again_in(
+            error.retry_after, _("Too many wrong attempts. Try again in %(minutes)s.")
+        )
     if isinstance(error, errors.NumberMismatch | errors.NumberRequired):
-        return 403, error.description
+        return 403, describe(error)
     raise error
 
 
@@ -279,11 +295,11 @@ def device() -> Response:
     normalized = normalize_user_code(raw) if plain_text(raw, 50) else None
     error = None
     if raw and normalized is None:
-        error = "The code in this link is not a valid code. Type the code your device shows."
+        error = _("The code in this link is not a valid code. Type the code your device shows.")
     return _entry_page(
         user_code=format_user_code(normalized) if normalized else "",
         error=error,
-        notice=NOTICES.get(request.args.get("notice", "")),
+        notice=str(NOTICES.get(request.args.get("notice", ""), "")) or None,
         from_link=normalized is not None,
     )
 
@@ -293,7 +309,7 @@ def enter_code() -> Response:
     """Sign in if needed, look the code up (rate-limited) and show what is asking."""
     signing_in = "username" in request.form or "password" in request.form
     if not signing_in and _session() is None:
-        return _entry_page(401, error=SESSION_ENDED)
+        return _entry_page(401, error=str(SESSION_ENDED))
     if signing_in:
         allowed = browser.double_submit_ok(FORM_COOKIE)
     else:
@@ -309,26 +325,28 @@ def enter_code() -> Response:
             400,
             user_code=typed,
             username=username,
-            error="That is not a valid code. A code has 8 letters, like WDJB-MJHT.",
+            error=_("That is not a valid code. A code has 8 letters, like WDJB-MJHT."),
         )
     user_code = format_user_code(normalized)
     if signing_in:
         password = request.form.get("password", "")
         if not username or not password:
-            message = "Enter your username and password."
+            message = _("Enter your username and password.")
             return _entry_page(400, user_code=user_code, username=username, error=message)
         try:  # the mobile API's rules for a password: bounded, valid Unicode (never stored)
             string_field({"password": password}, "password", max_len=1024, controls=True)
         except errors.MalformedRequest:
-            message = "That password is too long or has characters it cannot have."
+            message = _("That password is too long or has characters it cannot have.")
             return _entry_page(400, user_code=user_code, username=username, error=message)
         try:
             _sign_in(username, password)
         except errors.InvalidCredentials:
-            message = "Unknown username or wrong password."
+            message = _("Unknown username or wrong password.")
             return _entry_page(401, user_code=user_code, username=username, error=message)
         except errors.RateLimited as limited:
-            message = f"Too many failed sign-ins. Try again in {_retry_text(limited.retry_after)}."
+            message = _try_again_in(
+                limited.retry_after, _("Too many failed sign-ins. Try again in %(minutes)s.")
+            )
             page = _entry_page(429, user_code=user_code, username=username, error=message)
             return _with_retry_after(page, limited)
     web = _session()
@@ -348,13 +366,13 @@ def decide() -> Response:
     """Approve or deny with the one-time confirm token of the approval page."""
     web = _session()
     if web is None:
-        return _entry_page(401, error=SESSION_ENDED)
+        return _entry_page(401, error=str(SESSION_ENDED))
     if not browser.session_form_ok(g.web_token, _CSRF_LABEL):
         return _refused()
     # "approve", "deny", or with number matching "approve:<the number tapped>".
     decision, _, picked = request.form.get("decision", "").partition(":")
     if decision not in ("approve", "deny") or (picked and not picked.isdigit()):
-        raise errors.MalformedRequest("Choose Approve or Deny.")
+        raise errors.MalformedRequest(N_("Choose Approve or Deny."))
     number = int(picked[:3]) if picked else None
     confirm_token = _form_text("confirm_token", 200)
     typed = _form_text("user_code", 50)

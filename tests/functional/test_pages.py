@@ -67,8 +67,9 @@ def assert_page_headers(response: TestResponse) -> None:
     assert headers["Referrer-Policy"] == "same-origin"
     assert headers["X-Content-Type-Options"] == "nosniff"
     text = response.get_data(as_text=True)
-    # No inline script or style: every <script> has a src, no style attributes or elements.
-    assert not re.search(r"<script(?![^>]*\bsrc=)", text)
+    # No inline script or style: every <script> has a src or is a JSON data block (the
+    # scripts' words, which a browser never runs); no style attributes or elements.
+    assert not re.search(r'<script(?![^>]*\b(src=|type="application/json"))', text)
     assert " style=" not in text and "<style" not in text
 
 

@@ -7,12 +7,18 @@
 // a code (or with error=access_denied). Without this script the person presses the button.
 // A hidden tab stops long-polling until it is shown again; a server that fails or cannot be
 // reached is retried with a doubling wait, never sooner than Retry-After.
+// Every word it shows comes from the page (<script type="application/json" id="page-text">),
+// in the page's language.
 "use strict";
 
 (() => {
   const root = document.getElementById("authorize");
   if (!root) return;
   const cfg = root.dataset;
+  const words = JSON.parse(document.getElementById("page-text").textContent);
+  // The page's words, with %(name)s filled in.
+  const t = (key, values) =>
+    words[key].replace(/%\((\w+)\)s/g, (all, name) => String((values || {})[name]));
   const LONG_POLL_SECONDS = 25; // the server caps it (AUTHSERVER_STATUS_MAX_WAIT)
   const MAX_BACKOFF_SECONDS = 60;
 
@@ -54,7 +60,7 @@
     done = true;
     if (controller) controller.abort();
     button.disabled = true;
-    say(text, "Taking you back…");
+    say(text, t("taking_back"));
     form.submit();
   }
 
@@ -63,29 +69,26 @@
     if (controller) controller.abort();
     qrFrame.classList.add("stale");
     button.hidden = true;
-    say("This code has expired.", retry ? "Get a new one to sign in." : "Go back and sign in again.");
+    say(t("expired"), t(retry ? "expired_retry" : "expired_back"));
     if (retry) retry.hidden = false;
   }
 
   function show(body) {
     status = body.status;
     if (status === "pending") {
-      say("Scan the QR code with the app", "Open the app on your phone and scan this code.");
+      say(t("scan"), t("scan_detail"));
     } else if (status === "scanned") {
       const scanner = body.scanner || {};
-      const who = scanner.name ? " by " + scanner.name : "";
       const number = body.match_number;
-      if (scanner.platform === "web") {
-        const tap = number ? " Tap this number there to approve:" : " Approve it there.";
-        say("Confirm in your browser", "The code was entered" + who + "." + tap, number);
-      } else {
-        const tap = number ? " Pick this number in the app:" : " Approve the sign-in in the app.";
-        say("Confirm on your phone", "Scanned" + who + "." + tap, number);
-      }
+      // One whole sentence per case: "entered_by_pick", "scanned", ...
+      const web = scanner.platform === "web";
+      const key =
+        (web ? "entered" : "scanned") + (scanner.name ? "_by" : "") + (number ? "_pick" : "");
+      say(t(web ? "confirm_browser" : "confirm_phone"), t(key, { name: scanner.name }), number);
     } else if (status === "approved") {
-      finish("Approved");
+      finish(t("approved"));
     } else if (status === "denied") {
-      finish("Sign-in denied");
+      finish(t("denied"));
     } else if (status === "expired") {
       expired();
     }
@@ -121,7 +124,7 @@
         }
         if (done) return;
         if (!response || response.status >= 500 || response.status === 429) {
-          say("Cannot reach the server, retrying…", "This page keeps trying by itself.");
+          say(t("unreachable"), t("keeps_trying"));
           backoff = Math.min(backoff * 2, MAX_BACKOFF_SECONDS);
           await sleep(retryDelay(response, backoff));
           status = ""; // then ask where the sign-in stands, and show it again

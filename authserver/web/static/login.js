@@ -14,12 +14,22 @@
 // The device code and the tokens are bound to a DPoP key (RFC 9449) made here with WebCrypto:
 // its private half is not extractable, so a device code or token copied out of this page is
 // worthless elsewhere. Without WebCrypto (a plain-http page off localhost) it stays bearer.
+// Every word it shows comes from the page (<script type="application/json" id="page-text">),
+// in the page's language.
 "use strict";
 
 (() => {
   const root = document.getElementById("login");
   if (!root) return;
   const cfg = root.dataset;
+  const words = JSON.parse(document.getElementById("page-text").textContent);
+  // The page's words, with %(name)s filled in.
+  const t = (key, values) =>
+    words[key].replace(/%\((\w+)\)s/g, (all, name) => String((values || {})[name]));
+  // The server's error_description is English (programs read it); a person reads its
+  // translation when the page has one.
+  const told = (description, fallback) =>
+    description ? words.errors[description] || description : t(fallback);
   const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
   const LONG_POLL_SECONDS = 25; // the server caps it (AUTHSERVER_STATUS_MAX_WAIT)
   const MAX_BACKOFF_SECONDS = 60; // the longest wait between tries while the server fails
@@ -180,7 +190,7 @@
   }
 
   function unreachable() {
-    say("Cannot reach the server, retrying…", "This page keeps trying by itself.");
+    say(t("unreachable"), t("keeps_trying"));
   }
 
   // --- A new device authorization ------------------------------------------------------------
@@ -193,7 +203,7 @@
     retry.hidden = true;
     signOut.hidden = true;
     qrFrame.classList.remove("stale", "scanned");
-    say("Getting a sign-in code…");
+    say(t("getting_code"));
     // This page shows the status channel's number: ask for number matching (the phone must
     // pick the number shown here before it can approve).
     // It also redraws its QR code from the status channel's scan tokens (rotating_qr), so a
@@ -216,7 +226,7 @@
       }
       if (!temporary(response)) break;
       if (tries >= MAX_START_TRIES) {
-        return fail("The server cannot be reached. Check your connection.");
+        return fail(t("cannot_reach"));
       }
       unreachable();
       backoff = Math.min(backoff * 2, MAX_BACKOFF_SECONDS);
@@ -227,7 +237,7 @@
         return;
       }
     }
-    if (!response.ok) return fail(body.error_description || "The server refused to give a code.");
+    if (!response.ok) return fail(told(body.error_description, "no_code"));
     flow = {
       deviceCode: body.device_code,
       userCode: body.user_code,
@@ -238,7 +248,7 @@
       qrRefreshIn: 0,
     };
     qr.removeAttribute("src");
-    qr.alt = "QR code of the sign-in code " + flow.userCode;
+    qr.alt = t("qr_alt", { code: flow.userCode });
     userCode.textContent = flow.userCode;
     qrFrame.hidden = false;
     codeBox.hidden = false;
@@ -257,8 +267,8 @@
     phase = "stopped";
     qrFrame.classList.remove("scanned");
     qrFrame.classList.add("stale");
-    say("This code has expired.", "Get a new code to sign in.");
-    button("Get a new code");
+    say(t("expired"), t("expired_new"));
+    button(t("new_code"));
   }
 
   // --- The countdown of the code's lifetime ----------------------------------------------------
@@ -272,8 +282,8 @@
     if (!flow || phase !== "waiting") return stopCountdown();
     // From the expiry time, not by counting ticks: a throttled timer never makes it drift.
     const left = Math.max(Math.ceil((flow.expiresAt - Date.now()) / 1000), 0);
-    countdown.textContent =
-      "Expires in " + Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    const time = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    countdown.textContent = t("expires_in", { time });
     countdown.hidden = false;
     if (left === 0) expired();
   }
@@ -301,25 +311,22 @@
     // Scanned: the QR code dims, so nobody else scans it meanwhile (WeChat does the same).
     qrFrame.classList.toggle("scanned", body.status === "scanned");
     if (body.status === "pending") {
-      say("Scan the QR code with the app", "Open the app on your phone and scan this code.");
+      say(t("scan"), t("scan_detail"));
     } else if (body.status === "scanned") {
       const scanner = body.scanner || {};
-      const who = scanner.name ? " by " + scanner.name : "";
       const number = body.match_number;
-      if (scanner.platform === "web") {
-        const tap = number ? " Tap this number there to approve:" : " Approve it there.";
-        say("Confirm in your browser", "The code was entered" + who + "." + tap, number);
-      } else {
-        const tap = number ? " Pick this number in the app:" : " Approve the sign-in in the app.";
-        say("Confirm on your phone", "Scanned" + who + "." + tap, number);
-      }
+      // One whole sentence per case: "entered_by_pick", "scanned", ...
+      const web = scanner.platform === "web";
+      const key =
+        (web ? "entered" : "scanned") + (scanner.name ? "_by" : "") + (number ? "_pick" : "");
+      say(t(web ? "confirm_browser" : "confirm_phone"), t(key, { name: scanner.name }), number);
     } else if (body.status === "approved") {
       phase = "redeeming";
       stopWatching();
-      say("Approved", "Signing you in…");
+      say(t("approved"), t("signing_in"));
       redeem(mine);
     } else if (body.status === "denied") {
-      denied("The sign-in was declined.");
+      denied();
     } else if (body.status === "expired") {
       expired();
     }
@@ -371,7 +378,7 @@
         backoff = mine.interval;
         if (!response.ok) {
           if (body.error !== "invalid_grant") {
-            return fail(body.error_description || "The server refused the request.");
+            return fail(told(body.error_description, "refused"));
           }
           body = { status: "expired" }; // the flow is gone from the server
         }
@@ -433,9 +440,9 @@
         if (error === "expired_token") return expired();
         if (error === "slow_down") interval += 5;
         else if (error !== "authorization_pending") {
-          return fail(body.error_description || "The sign-in failed.");
+          return fail(told(body.error_description, "failed"));
         }
-        if (failing) say("Approved", "Signing you in…");
+        if (failing) say(t("approved"), t("signing_in"));
         failing = false;
         backoff = interval;
         wait = interval * 1000;
@@ -469,7 +476,7 @@
       name = "";
     }
     if (phase !== "signed-in") return;
-    say(name ? "Signed in as " + name : "Signed in", "You are signed in on this computer.");
+    say(name ? t("signed_in_as", { name }) : t("signed_in"), t("signed_in_here"));
     signOut.hidden = false;
   }
 
@@ -479,8 +486,8 @@
     phase = "denied";
     qrFrame.hidden = true;
     codeBox.hidden = true;
-    say("Sign-in denied", why || "The sign-in was declined.");
-    button("Try again");
+    say(t("denied"), told(why, "declined"));
+    button(t("try_again"));
   }
 
   function fail(why) {
@@ -488,8 +495,8 @@
     stopWatching();
     phase = "stopped";
     qrFrame.classList.add("stale");
-    say("Something went wrong", why);
-    button("Try again");
+    say(t("went_wrong"), why);
+    button(t("try_again"));
   }
 
   // --- Buttons and visibility ----------------------------------------------------------------
@@ -511,8 +518,8 @@
       }
     }
     phase = "stopped";
-    say("Signed out", "");
-    button("Sign in again");
+    say(t("signed_out"), "");
+    button(t("sign_in_again"));
   });
 
   document.addEventListener("visibilitychange", () => {
