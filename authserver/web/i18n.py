@@ -6,9 +6,10 @@ it, compile it (README, "Languages"). The page's language is, in order:
 
 1. the reader's explicit choice: the `lang` cookie, set by `GET /lang/<code>?next=<path>`
    (the switch at the top of every page);
-2. the best match of the browser's Accept-Language; a tag matches on its primary subtag
-   too, so zh, zh-CN, zh-Hans, zh-SG and also zh-TW and zh-HK read Simplified Chinese
-   (closer for a reader of Traditional than English is, until a zh_Hant catalogue exists);
+2. the browser's Accept-Language, in the reader's order of preference; a tag matches a
+   catalogue exactly or by its primary language, so zh, zh-CN, zh-Hans, zh-SG and also
+   zh-TW and zh-HK read Simplified Chinese (closer for a reader of Traditional than English
+   is, until a zh_Hant catalogue exists);
 3. English.
 
 Only people's pages are translated. What goes on the wire (OAuth error codes and their
@@ -22,8 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from babel import Locale
+from babel.support import NullTranslations, Translations
 from flask import Flask, Response, current_app, redirect, request, url_for
-from flask_babel import Babel, get_locale, gettext
+from flask_babel import Babel, Domain, get_locale, gettext
 from werkzeug.exceptions import HTTPException
 
 from authserver.domain.errors import DomainError
@@ -43,13 +45,54 @@ def supported_languages() -> tuple[str, ...]:
     return (SOURCE_LANGUAGE, *compiled)
 
 
+class _Catalogues(Domain):  # type: ignore[misc]
+    """Flask-Babel's message domain, finding each catalogue under its directory's name.
+
+    Flask-Babel looks a language up as Babel spells its locale: zh_CN is "zh_Hans_CN", so it
+    would never find zh_CN/ (a known pitfall of Chinese catalogues); the catalogues keep the
+    names translators and pybabel use."""
+
+    def get_translations(self) -> NullTranslations:
+        locale = get_locale()
+        return _catalogue(str(locale)) if locale is not None else NullTranslations()
+
+
+@cache
+def _language_of(locale: str) -> str:
+    """The language code ("zh_CN") of a Babel locale name ("zh_Hans_CN")."""
+    by_locale = {str(Locale.parse(code)): code for code in supported_languages()}
+    return by_locale.get(locale, SOURCE_LANGUAGE)
+
+
+@cache
+def _catalogue(locale: str) -> NullTranslations:
+    """The compiled catalogue of a Babel locale name ("zh_Hans_CN"); none for English."""
+    code = _language_of(locale)
+    if code == SOURCE_LANGUAGE:
+        return NullTranslations()
+    return Translations.load(str(TRANSLATIONS), [code], "messages")
+
+
 def chosen_language() -> str:
     """The page's language: the reader's choice, else Accept-Language, else English."""
     supported = supported_languages()
     explicit = request.cookies.get(LANG_COOKIE, "")
     if explicit in supported:
         return explicit
-    return request.accept_languages.best_match(supported, default=SOURCE_LANGUAGE)
+    # In the reader's order of preference; a tag matches a catalogue exactly or by its primary
+    # language (zh-Hans, zh-SG, zh-TW: zh_CN). Werkzeug's best_match would prefer an exact
+    # "en;q=0.1" over a "zh-Hans" the reader wants more.
+    for tag, quality in request.accept_languages:
+        if quality <= 0 or tag == "*":
+            continue
+        wanted = tag.replace("-", "_").lower()
+        for code in supported:
+            if code.lower() == wanted:
+                return code
+        for code in supported:
+            if code.split("_")[0].lower() == wanted.split("_")[0]:
+                return code
+    return SOURCE_LANGUAGE
 
 
 def html_lang() -> str:
@@ -62,7 +105,7 @@ def html_lang() -> str:
 
 def language_links() -> list[tuple[str, str, str, bool]]:
     """The language switch: (tag, the language's own name, URL, whether it is this page's)."""
-    current = str(get_locale() or SOURCE_LANGUAGE)
+    current = _language_of(str(get_locale() or SOURCE_LANGUAGE))
     back = request.full_path.rstrip("?") if request.method == "GET" else _get_or_home()
     links = []
     for code in supported_languages():
@@ -131,7 +174,8 @@ def describe(error: DomainError) -> str:
 def install(app: Flask) -> None:
     """Flask-Babel for `app`, the switch's endpoint and what every template needs."""
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
-    Babel(app, locale_selector=chosen_language, default_locale=SOURCE_LANGUAGE)
+    babel = Babel(app, locale_selector=chosen_language, default_locale=SOURCE_LANGUAGE)
+    babel.domain_instance = _Catalogues()
     # {% trans %} blocks collapse their whitespace: the catalogue holds one-line messages.
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.jinja_env.globals.update(html_lang=html_lang, language_links=language_links)
