@@ -1,15 +1,16 @@
 """Screenshots of the people's pages for the README, taken from a real run.
 
 Starts `authserver demo` in a temporary directory, opens the PC login page in the system
-Chromium (headless, through Playwright) and saves it once the QR code shows; then a second
-browser types that page's code on the verification page, signs in as the demo user and saves
-the approval facts it is shown, then denies. Then it registers a website through the admin API
-and follows that website's OIDC authorization request (code flow with PKCE) to /authorize, and
-saves the QR sign-in page it lands on; an admin cancels that sign-in. The server is stopped
-afterwards.
+Chromium (headless, through Playwright) and saves it once the QR code shows, also in dark
+mode and in Chinese for a browser that prefers zh-CN (Chinese text needs a CJK font, such as
+Debian's fonts-noto-cjk); then a second browser types that page's code on the verification
+page, signs in as the demo user and saves the approval facts it is shown, then denies. Then
+it registers a website through the admin API and follows that website's OIDC authorization
+request (code flow with PKCE) to /authorize, and saves the QR sign-in page it lands on; an
+admin cancels that sign-in. The server is stopped afterwards.
 
     .venv/bin/python scripts/screenshots.py   # docs/login-page.png, approval-page.png,
-                                              # docs/website-sign-in.png
+                                              # docs/website-sign-in.png, login-page-zh.png
     .venv/bin/python scripts/screenshots.py --out /tmp/shots
 """
 
@@ -163,6 +164,18 @@ def shoot(base: str, demo: dict[str, Any], out: Path) -> tuple[Path, Path, Path]
             )
             dark.screenshot(path=str(login_png.with_name("login-page-dark.png")))
             dark.close()
+            # A browser that prefers Simplified Chinese gets the page in Chinese.
+            chinese = browser.new_context(
+                viewport={"width": 900, "height": 700}, locale="zh-CN"
+            ).new_page()
+            chinese.goto(f"{base}/login?client_id={demo['demo_client_id']}")
+            expect(chinese.locator("#status-title")).to_have_text("请使用手机 App 扫码登录")
+            chinese.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0",
+                arg=chinese.locator("#qr").element_handle(),
+            )
+            chinese.screenshot(path=str(login_png.with_name("login-page-zh.png")))
+            chinese.close()
             code = pc.locator("#user-code").text_content() or ""
 
             other = browser.new_context(viewport={"width": 720, "height": 900}).new_page()

@@ -231,3 +231,30 @@ def test_times_in_the_viewers_zone_and_names_for_ids(
         expect(issued).to_contain_text("Demo PC client")
     finally:
         context.close()
+
+
+def test_the_console_in_chinese(live_server: LiveServer, browser: Any, admin: str) -> None:
+    """A browser that prefers zh-CN gets the console in Chinese, dates written the Chinese
+    way; the switch turns it to English."""
+    from playwright.sync_api import expect
+
+    approved_login(live_server)
+    context = browser.new_context(timezone_id="Asia/Shanghai", locale="zh-CN")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(BROWSER_TIMEOUT_MS)
+        page.goto(f"{live_server.base_url}/admin/login")
+        expect(page.get_by_role("heading", name="登录管理控制台")).to_be_visible()
+        page.get_by_label("管理员用户名", exact=True).fill(admin)
+        page.get_by_label("密码", exact=True).fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="登录", exact=True).click()
+        expect(page.get_by_role("heading", name="查找用户")).to_be_visible()
+        page.get_by_role("link", name="审计日志", exact=True).click()
+        expect(page.get_by_role("heading", name="审计日志")).to_be_visible()
+        first = page.locator("table.events time").first
+        expect(first).to_contain_text(re.compile(r"^\d{4}/\d{2}/\d{2} "))  # zh-CN's dates
+        page.get_by_role("link", name="English").click()
+        expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+        assert page.evaluate("document.documentElement.lang") == "en"
+    finally:
+        context.close()

@@ -9,6 +9,8 @@
 - Expiry, on a server whose codes live a few seconds: the code counts down, then the page says
   it expired and gets a new one when asked; a hidden tab neither long-polls nor asks.
 - Dark mode keeps the QR code dark on white.
+- A browser that prefers zh-CN reads the page, and its changing states, in Chinese; the
+  language switch turns it to English and back.
 
 Playwright drives the system Chromium (/usr/bin/chromium); nothing is downloaded.
 """
@@ -512,3 +514,47 @@ def test_the_login_page_keeps_trying_through_503s(watched: Pages, live_server: L
     expect(status).to_contain_text("Signed in as Demo User", timeout=20_000)
     assert served.count("token 503") == 1 and "status 503" in served
     assert_no_tokens_stored(page)
+
+
+def test_the_login_page_in_chinese_and_the_language_switch(
+    watched: Pages, short_lived_server: LiveServer
+) -> None:
+    """A browser that prefers zh-CN reads the page in Chinese, the script's changing states
+    too (countdown, scanned, expired); the switch turns it to English and back."""
+    from playwright.sync_api import expect
+
+    server = short_lived_server
+    page = watched(viewport={"width": 900, "height": 700}, locale="zh-CN")
+    page.goto(f"{server.base_url}/login?client_id={server.client_id}")
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    expect(page.get_by_role("heading", name="登录 Demo PC client")).to_be_visible()
+    title = page.locator("#status-title")
+    expect(title).to_have_text("请使用手机 App 扫码登录")
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^二维码将在 0:0[1-4] 后失效$"))
+    code = shown_code(page)
+    expect(page.locator("#qr")).to_have_attribute("alt", f"登录码 {code} 的二维码")
+
+    phone = Phone(server)
+    phone.call("scan", {"user_code": code})
+    expect(title).to_have_text("请在手机上确认")
+    expect(page.locator("#status-detail")).to_have_text(
+        "D*** U*** 已扫码。请在 App 中选择这个数字：",  # noqa: RUF001 (Chinese colon)
+    )
+    shown_number(page)
+
+    # Nobody confirms: the code expires, and the page says so in Chinese.
+    expect(title).to_have_text("二维码已过期", timeout=(SHORT_TTL + 3) * 1000)
+    expect(page.get_by_role("button", name="刷新二维码")).to_be_visible()
+
+    # The switch: English for this browser from now on, back on the same page.
+    page.get_by_role("link", name="English").click()
+    expect(page).to_have_url(f"{server.base_url}/login?client_id={server.client_id}")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    expect(title).to_have_text("Scan the QR code with the app")
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^Expires in 0:0[1-4]$"))
+    cookie = next(c for c in page.context.cookies() if c["name"] == "lang")
+    assert cookie["value"] == "en" and cookie["sameSite"] == "Lax" and cookie["httpOnly"]
+    end_flow(server, page)
+    page.get_by_role("link", name="中文").click()
+    expect(title).to_have_text("请使用手机 App 扫码登录")
+    expect(page.get_by_role("link", name="English")).to_be_visible()
