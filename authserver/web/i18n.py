@@ -103,13 +103,23 @@ def html_lang() -> str:
     return f"{locale.language}-{locale.territory}" if locale.territory else locale.language
 
 
+@cache
+def _own_name(code: str) -> str:
+    """A language in its own words: "中文", "English"; with its variant only where two
+    catalogues share the language ("中文 (简体, 中国)" beside a Traditional one)."""
+    locale = Locale.parse(code)
+    shared = [c for c in supported_languages() if Locale.parse(c).language == locale.language]
+    name = locale.get_display_name(code) if len(shared) > 1 else locale.get_language_name(code)
+    return name or code
+
+
 def language_links() -> list[tuple[str, str, str, bool]]:
     """The language switch: (tag, the language's own name, URL, whether it is this page's)."""
     current = _language_of(str(get_locale() or SOURCE_LANGUAGE))
     back = request.full_path.rstrip("?") if request.method == "GET" else _get_or_home()
     links = []
     for code in supported_languages():
-        name = Locale.parse(code).get_display_name(code) or code
+        name = _own_name(code)
         url = url_for("language.choose", code=code, next=back)
         links.append((code.replace("_", "-"), name, url, code == current))
     return links
