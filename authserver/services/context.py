@@ -93,13 +93,20 @@ def _plain(family: str | None) -> str | None:
 
 
 @functools.lru_cache(maxsize=1024)
+def device_families(user_agent: str) -> tuple[str | None, str | None]:
+    """(browser or app, system) family names the rules name, each None when unknown."""
+    agent, system = ua_parser.parse_user_agent(user_agent), ua_parser.parse_os(user_agent)
+    return _plain(agent.family if agent else None), _plain(system.family if system else None)
+
+
+@functools.lru_cache(maxsize=1024)
 def device_summary(user_agent: str) -> str:
-    """ "Chrome on Windows": browser (or app) and system family names, or "an unknown device"."""
+    """ "Chrome on Windows": browser (or app) and system family names, or "an unknown device".
+
+    English, for the wire; a page says it in its reader's language (web/context.py)."""
     if not user_agent.strip():
         return "an unnamed device"
-    agent, system = ua_parser.parse_user_agent(user_agent), ua_parser.parse_os(user_agent)
-    browser = _plain(agent.family if agent else None)
-    os_name = _plain(system.family if system else None)
+    browser, os_name = device_families(user_agent)
     if browser and os_name:
         return f"{browser} on {os_name}"
     if browser or os_name:
@@ -145,4 +152,4 @@ class RequesterFacts:
         )
 
 
-__all__ = ["NetworkRelation", "RequesterFacts", "device_summary", "place_of"]
+__all__ = ["NetworkRelation", "RequesterFacts", "device_families", "device_summary", "place_of"]

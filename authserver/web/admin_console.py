@@ -34,7 +34,7 @@ from authserver.domain.models import Admin, AuditFilter, FamilyFilter
 from authserver.domain.text import N_, plain_text
 from authserver.logs import route_of
 from authserver.oauth.errors import to_wire
-from authserver.services.context import device_summary, place_of
+from authserver.services.context import place_of
 from authserver.web import browser
 from authserver.web.admin_api import iso
 from authserver.web.common import (
@@ -45,7 +45,7 @@ from authserver.web.common import (
     services,
     string_field,
 )
-from authserver.web.context import place_name
+from authserver.web.context import device_words, place_name
 from authserver.web.i18n import describe, people_text
 from authserver.web.pages import (
     DID_NOT_WORK,
@@ -187,7 +187,7 @@ def _context() -> dict[str, Any]:
         "when": _when,
         "iso": lambda ts: iso(ts) or "",
         # The requester as the approval screens show it: parsed and placed, never raw text.
-        "device_summary": device_summary,
+        "device_words": device_words,
         # Names instead of ids in the audit tables (looked up once per page and id).
         "user_label": _user_label,
         "client_label": _client_label,

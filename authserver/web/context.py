@@ -7,9 +7,11 @@ from typing import Any
 
 from babel import Locale
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from authserver.domain.context import NetworkRelation, Place, PlaceKind, RequesterContext
+from authserver.services.context import device_families
 
 # Places that are no country, in words (the wire says their kind).
 PLACE_NAMES = {
@@ -57,6 +59,20 @@ def place_name(place: Place) -> str:
         return str(locale.territories.get(place.country_code, place.name))
     name = PLACE_NAMES.get(place.kind)
     return str(name) if name is not None else (place.name or "")
+
+
+def device_words(user_agent: str) -> str:
+    """What the requester says it is, for a page in its language: "Chrome on Windows"."""
+    if not user_agent.strip():
+        return str(_("an unnamed device"))
+    browser, system = device_families(user_agent)
+    if not browser and not system:
+        return str(_("an unknown device"))
+    if not system:
+        return str(browser)
+    return str(
+        _("%(browser)s on %(system)s", browser=browser or _("an unknown browser"), system=system)
+    )
 
 
 def place_json(place: Place) -> dict[str, Any]:

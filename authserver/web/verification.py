@@ -39,7 +39,7 @@ from authserver.services.accounts import DeviceCredentials, SignedInDevice
 from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
 from authserver.web.common import client_ip, services, string_field
-from authserver.web.context import place_name, warnings_of
+from authserver.web.context import device_words, place_name, warnings_of
 from authserver.web.i18n import describe, people_text
 from authserver.web.pages import (
     PLAIN_CSP,
@@ -225,6 +225,7 @@ def _approval_page(screen: ApprovalScreen) -> Response:
         minutes=max(1, screen.expires_in // 60),
         context=screen.context,
         place=place_name(screen.context.place) if screen.context else "",
+        device_says=device_words(screen.requester_user_agent),
         warnings=[str(w) for w in warnings_of(screen.context)],
     )
 

@@ -149,6 +149,7 @@ def test_the_verification_approval_and_done_pages_in_chinese(harness: Harness) -
     assert "登录 Test PC app？" in approval
     assert "拒绝" in approval and "确认登录" in approval
     assert "（设备自述，未经核实）" in approval
+    assert "未知设备" in approval  # what "TestPC/1.0" says it is: nothing the rules know
     assert "设备 IP 地址" in approval and "203.0.113.7" in approval
     assert "分钟内处理" in approval
 
