@@ -25,7 +25,7 @@ from authserver.domain.ports import (
     Transaction,
     UserRepository,
 )
-from authserver.domain.text import printable
+from authserver.domain.text import N_, printable
 from authserver.services.audit import Auditor
 from authserver.services.limits import SignInThrottle
 from authserver.services.passwords import dummy_hash, hash_password, verify_password
@@ -120,11 +120,11 @@ class AccountService:
         to revoke (Revocations), after this commits."""
         user = self._users.by_username(username)
         if user is None:
-            raise errors.NotFound("No such user.")
+            raise errors.NotFound(N_("No such user."))
         now = self._clock()
         with self._transaction():
             if not self._users.set_disabled(user.user_id, now if disabled else None):
-                raise errors.NotFound("No such user.")
+                raise errors.NotFound(N_("No such user."))
             if disabled:
                 self._users.mark_sessions_revoked(user.user_id, now)
                 self._sign_out_everywhere(user.user_id, actor, now)
@@ -138,11 +138,11 @@ class AccountService:
         were issued name it. Those families are the caller's to revoke, after this commits."""
         user = self._users.by_username(username)
         if user is None:
-            raise errors.NotFound("No such user.")
+            raise errors.NotFound(N_("No such user."))
         now = self._clock()
         with self._transaction():
             if not self._users.erase(user.user_id, now):
-                raise errors.NotFound("No such user.")
+                raise errors.NotFound(N_("No such user."))
             self._sign_out_everywhere(user.user_id, actor, now)
             self._audit.record(AuditEventType.USER_DELETED, actor, user_id=user.user_id)
         erased = self._users.get(user.user_id)
@@ -159,12 +159,12 @@ class AccountService:
         """Give a user an email address (released with the `email` scope), or take it away."""
         user = self._users.by_username(username)
         if user is None:
-            raise errors.NotFound("No such user.")
+            raise errors.NotFound(N_("No such user."))
         if email is not None and not plausible_email(email):
             raise errors.MalformedRequest("That is not an email address.")
         with self._transaction():
             if not self._users.set_email(user.user_id, email, verified and email is not None):
-                raise errors.NotFound("No such user.")
+                raise errors.NotFound(N_("No such user."))
             self._audit.record(AuditEventType.USER_EMAIL_SET, actor, user_id=user.user_id)
         return dataclasses.replace(user, email=email, email_verified=verified and email is not None)
 
@@ -172,7 +172,7 @@ class AccountService:
         """Give a user a new password. Their signed-in phones stay signed in (device tokens)."""
         user = self._users.by_username(username)
         if user is None:
-            raise errors.NotFound("No such user.")
+            raise errors.NotFound(N_("No such user."))
         if user.password_hash is None:
             raise errors.MalformedRequest(
                 "This user signs in through an external identity provider, not a password."
@@ -181,7 +181,7 @@ class AccountService:
         password_hash = hash_password(password, self._config.scrypt_p)
         with self._transaction():
             if not self._users.set_password(user.user_id, password_hash):
-                raise errors.NotFound("No such user.")
+                raise errors.NotFound(N_("No such user."))
             self._audit.record(AuditEventType.USER_PASSWORD_SET, actor, user_id=user.user_id)
         return dataclasses.replace(user, password_hash=password_hash)
 

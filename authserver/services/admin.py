@@ -28,6 +28,7 @@ from authserver.domain.models import (
     User,
 )
 from authserver.domain.ports import AdminRepository, TokenRepository, Transaction
+from authserver.domain.text import N_
 from authserver.services.accounts import AccountService
 from authserver.services.approvals import Approvals
 from authserver.services.audit import Auditor
@@ -253,7 +254,7 @@ class Administration:
     def user(self, user_id: str) -> User:
         user = self._accounts.user(user_id)
         if user is None:
-            raise errors.NotFound("No such user.")
+            raise errors.NotFound(N_("No such user."))
         return user
 
     def clients(self) -> list[Client]:
@@ -284,7 +285,7 @@ class Administration:
     def session(self, family_id: str) -> SessionView:
         family = self._tokens.family(family_id)
         if family is None:
-            raise errors.NotFound("No such session.")
+            raise errors.NotFound(N_("No such session."))
         return SessionView(
             family,
             self._accounts.user(family.user_id),
@@ -313,7 +314,7 @@ class Administration:
     def browser_session(self, session_id: str) -> BrowserSessionView:
         session = self._accounts.browser_session(session_id)
         if session is None:
-            raise errors.NotFound("No such browser session.")
+            raise errors.NotFound(N_("No such browser session."))
         return self._browser_view(session, self._accounts.device(session.mobile_device_id))
 
     def _browser_view(
@@ -395,7 +396,7 @@ class Administration:
         """Sign a user's phone out (its device token stops working); its PC sessions are kept."""
         device = self._device(mobile_device_id)
         if device.user_id != user_id:
-            raise errors.NotFound("This user has no such mobile device.")
+            raise errors.NotFound(N_("This user has no such mobile device."))
         with self._transaction():
             self._sign_out(device, admin, ip)
         return device
@@ -501,7 +502,7 @@ class Administration:
     def _device(self, mobile_device_id: str) -> MobileDevice:
         device = self._accounts.device(mobile_device_id)
         if device is None:
-            raise errors.NotFound("No such mobile device.")
+            raise errors.NotFound(N_("No such mobile device."))
         return device
 
     def _sign_out(self, device: MobileDevice, admin: Admin, ip: str) -> None:

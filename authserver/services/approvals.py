@@ -20,6 +20,7 @@ from authserver.domain.context import RequesterContext
 from authserver.domain.flow import FlowState, FlowStatus
 from authserver.domain.models import Actor, AuditEventType, Client
 from authserver.domain.ports import FlowStore, RateLimiter, Transaction
+from authserver.domain.text import N_
 from authserver.services.accounts import AccountService, DeviceCredentials, SignedInDevice
 from authserver.services.audit import Auditor, flow_ref
 from authserver.services.clients import ClientService
@@ -125,7 +126,7 @@ class Approvals:
             guard.succeeded()
         client = self._clients.get(flow.client_id)
         if client is None or client.disabled_at is not None:
-            raise errors.FlowNotActionable("The client of this login request is disabled.")
+            raise errors.FlowNotActionable(N_("The client of this login request is disabled."))
         if flow.is_expired(now):
             self._audit.flow_expired(flow, Actor("user", phone.user.user_id), ip)
             return None
@@ -150,7 +151,7 @@ class Approvals:
             if flow is None:
                 raise errors.FlowNotFound()
         else:
-            raise errors.FlowNotActionable("The login request changed meanwhile; scan again.")
+            raise errors.FlowNotActionable(N_("The login request changed meanwhile; scan again."))
         assert scanned.confirm_expires_at is not None
         self._audit.record(
             AuditEventType.FLOW_SCANNED,
@@ -257,7 +258,7 @@ class Approvals:
                 break
             flow = self._store.get(flow.device_code_hash)
         else:
-            raise errors.FlowNotActionable("The login request changed meanwhile; try again.")
+            raise errors.FlowNotActionable(N_("The login request changed meanwhile; try again."))
         with self._transaction():
             self._audit.record(
                 AuditEventType.FLOW_CANCELLED,

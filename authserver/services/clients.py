@@ -13,6 +13,7 @@ from authserver.domain.codes import hash_secret, new_client_id, new_token, secre
 from authserver.domain.models import DEFAULT_GRANT_TYPES, Client, ClientKind, GrantType
 from authserver.domain.oidc import Scope
 from authserver.domain.ports import ClientRepository
+from authserver.domain.text import N_
 from authserver.services.logos import normalized_logo
 
 # How long a process trusts its copy of a client row. Every request authenticates its client,
@@ -102,7 +103,7 @@ class ClientService:
         )
         self._forget(client_id)
         if not self._clients.update(client):
-            raise errors.NotFound("No such client.")
+            raise errors.NotFound(N_("No such client."))
         return client
 
     def _registered(
@@ -158,7 +159,7 @@ class ClientService:
         """The client as stored now; NotFound if there is none or it was deleted."""
         client = self._clients.get(client_id)
         if client is None or client.deleted_at is not None:
-            raise errors.NotFound("No such client.")
+            raise errors.NotFound(N_("No such client."))
         return client
 
     def _forget(self, client_id: str) -> None:
@@ -180,14 +181,14 @@ class ClientService:
         secret = new_token()
         self._forget(client_id)
         if not self._clients.set_secret_hash(client_id, hash_secret(secret)):
-            raise errors.NotFound("No such client.")
+            raise errors.NotFound(N_("No such client."))
         return dataclasses.replace(client, secret_hash=hash_secret(secret)), secret
 
     def delete(self, client_id: str) -> Client:
         """Leave a disabled tombstone of the client; the caller revokes what it holds."""
         self._forget(client_id)
         if not self._clients.erase(client_id, self._clock()):
-            raise errors.NotFound("No such client.")
+            raise errors.NotFound(N_("No such client."))
         client = self._clients.get(client_id)
         assert client is not None
         return client
@@ -197,7 +198,7 @@ class ClientService:
         self.existing(client_id)
         self._forget(client_id)
         if not self._clients.set_disabled(client_id, self._clock() if disabled else None):
-            raise errors.NotFound("No such client.")
+            raise errors.NotFound(N_("No such client."))
         client = self._clients.get(client_id)
         assert client is not None
         return client

@@ -40,7 +40,7 @@ from authserver.services.approvals import ApprovalScreen
 from authserver.web import browser
 from authserver.web.common import client_ip, services, string_field
 from authserver.web.context import device_words, place_name, warnings_of
-from authserver.web.i18n import describe, people_text
+from authserver.web.i18n import describe
 from authserver.web.pages import (
     PLAIN_CSP,
     client_logo_url,
@@ -261,7 +261,7 @@ def _flow_error(error: errors.DomainError) -> tuple[int, str]:
             "a new code on the device you are signing in to."
         )
     if isinstance(error, errors.FlowNotActionable):
-        return 409, _("%(why)s Get a new code on your device.", why=people_text(error.description))
+        return 409, _("%(why)s Get a new code on your device.", why=describe(error))
     if isinstance(error, errors.InvalidConfirmToken):
         return 409, _(
             "This request was already answered, or you took too long to answer it. Enter the "
