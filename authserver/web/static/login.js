@@ -483,6 +483,7 @@
   function denied(why) {
     flow = null;
     stopWatching();
+    stopCountdown(); // no "Expires in" under an answer that ended the code
     phase = "denied";
     qrFrame.hidden = true;
     codeBox.hidden = true;
@@ -493,6 +494,7 @@
   function fail(why) {
     flow = null;
     stopWatching();
+    stopCountdown(); // no "Expires in" under an answer that ended the code
     phase = "stopped";
     qrFrame.classList.add("stale");
     say(t("went_wrong"), why);
