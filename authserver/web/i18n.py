@@ -152,6 +152,7 @@ def safe_next(target: str) -> str:
 def choose(code: str) -> Response:
     """`GET /lang/<code>?next=<path>`: remember the reader's language, back to the page."""
     response: Response = redirect(safe_next(request.args.get("next", "/")), 303)  # type: ignore[assignment]
+    response.headers["Cache-Control"] = "no-store"  # it sets a cookie: no cache keeps it
     if code in supported_languages():
         response.set_cookie(
             LANG_COOKIE,

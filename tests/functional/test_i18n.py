@@ -77,6 +77,7 @@ def test_the_switch_wins_over_accept_language_and_returns_to_the_page(harness: H
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("lang=en;") and "SameSite=Lax" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie  # plain http here; https requests get a Secure cookie
+    assert response.headers["Cache-Control"] == "no-store"
 
     html = html_page(http.get(page, headers=ZH), 200)
     assert lang_of(html) == "en" and "Sign in to Test PC app" in html
