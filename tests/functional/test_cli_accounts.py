@@ -493,6 +493,8 @@ def test_disable_enable_and_delete_an_admin(
     code, out, _ = cli(["admins", "enable", "ops"], monkeypatch, capsys)
     assert code == 0 and out["disabled"] is False
     assert _admin_token(http, "ops", "an admin pw!") == 201
+    # The session disabling ended stays ended.
+    assert http.get("/admin/v1/clients", headers=bearer).status_code == 401
 
     code, out, err = cli(["admins", "delete", "ops"], monkeypatch, capsys)
     assert code == 2 and "--yes" in error_of(err)
