@@ -23,7 +23,7 @@ import pytest
 import requests
 from PIL import Image
 
-from clients.dpop import DpopKey
+from qrlogin_client.dpop import DpopKey
 from tests.e2e.conftest import LiveServer
 
 # The console scripts of the venv running the tests: what pip installed is what is tested.
