@@ -8,9 +8,9 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from clients import i18n
-from clients.pc import DeviceAuthorization, Status, StatusUpdate
-from clients.pc_cli import show_authorization
+from qrlogin_client import i18n
+from qrlogin_client.pc import DeviceAuthorization, Status, StatusUpdate
+from qrlogin_client.pc_cli import show_authorization
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def _key(value: object) -> object:
 
 
 def test_every_compiled_catalogue_matches_its_source() -> None:
-    """Edit a .po, forget `python -m clients.i18n`: this fails (messages compared, not bytes:
+    """Edit a .po, forget `python -m qrlogin_client.i18n`: this fails (messages compared, not bytes:
     the compiled header carries the time it was made)."""
     catalogues = sorted(i18n.LOCALE_DIR.glob("*/LC_MESSAGES/qrlogin.po"))
     assert catalogues

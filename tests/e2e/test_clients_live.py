@@ -23,7 +23,7 @@ import pytest
 import requests
 from PIL import Image
 
-from clients.dpop import DpopKey
+from qrlogin_client.dpop import DpopKey
 from tests.e2e.conftest import LiveServer
 
 # The console scripts of the venv running the tests: what pip installed is what is tested.
@@ -87,12 +87,15 @@ class PcLogin:
 
 
 @contextmanager
-def pc_login(server: LiveServer, workdir: Path, token_file: Path, *extra: str) -> Iterator[PcLogin]:
+def pc_login(
+    server: LiveServer, workdir: Path, token_file: Path, *extra: str, command: str = QRLOGIN_PC
+) -> Iterator[PcLogin]:
+    """`command` (this venv's qrlogin-pc unless told) logging in, in the background."""
     out, err = workdir / "pc.out", workdir / "pc.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
             [
-                QRLOGIN_PC,
+                command,
                 "login",
                 "--server",
                 server.base_url,
@@ -119,9 +122,11 @@ def pc_login(server: LiveServer, workdir: Path, token_file: Path, *extra: str) -
                 process.wait(timeout=5)
 
 
-def phone_signin(server: LiveServer, state: Path, env: dict[str, str]) -> None:
+def phone_signin(
+    server: LiveServer, state: Path, env: dict[str, str], command: str = QRLOGIN_PHONE
+) -> None:
     signed_in = run(
-        QRLOGIN_PHONE,
+        command,
         [
             "signin",
             "--state",

@@ -12,10 +12,10 @@ import getpass
 import sys
 from pathlib import Path
 
-from clients import __version__
-from clients.dpop import DpopKey
-from clients.http import ClientError
-from clients.phone import (
+from qrlogin_client import __version__
+from qrlogin_client.dpop import DpopKey
+from qrlogin_client.http import ClientError
+from qrlogin_client.phone import (
     SUBJECT_TOKEN_TYPES,
     MobileApiError,
     MobileApp,

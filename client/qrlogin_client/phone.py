@@ -8,7 +8,7 @@
     app.confirm(screen)                                      # or app.deny(screen)
 
 The QR code is decoded for real, by zxing-cpp (a port of ZXing, the decoder many Android apps
-use) from an image loaded with Pillow.
+use) from an image loaded with Pillow: the `[phone]` extra, so only `decode_qr_image` needs it.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import zxingcpp
-from PIL import Image, UnidentifiedImageError
-
-from clients.dpop import DpopKey
-from clients.files import config_home, read_private_json, write_private_json
-from clients.http import (
+from qrlogin_client.dpop import DpopKey
+from qrlogin_client.files import config_home, read_private_json, write_private_json
+from qrlogin_client.http import (
     DEFAULT_TIMEOUT,
     ClientError,
     HttpResponse,
@@ -34,6 +31,9 @@ from clients.http import (
     Transport,
     require_secure_url,
 )
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "ApprovalScreen",
@@ -91,6 +91,13 @@ class MobileApiError(PhoneError):
 # --- the camera -----------------------------------------------------------------------------
 def decode_qr_image(path: str | Path) -> str:
     """The text of the one QR code in the image file at `path` (PNG, JPEG, ...)."""
+    try:  # the [phone] extra: the rest of the simulator works without it (--code, --text)
+        import zxingcpp
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:
+        raise QRDecodeError(
+            f"Reading a QR image needs the phone extra: pip install 'qrlogin-client[phone]' ({exc})"
+        ) from exc
     path = Path(path)
     try:
         with Image.open(path) as opened:
@@ -110,6 +117,8 @@ def decode_qr_image(path: str | Path) -> str:
 
 def _flatten(image: Image.Image) -> Image.Image:
     """Grayscale, with any transparency laid on white (a transparent PNG is white on screen)."""
+    from PIL import Image
+
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
