@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("\nCancelled.", file=sys.stderr)
+        print("\n" + _("Cancelled."), file=sys.stderr)
         return 130
     except NotSignedIn as exc:
         return fail(f"{exc} Sign in with: qrlogin-pc login")
