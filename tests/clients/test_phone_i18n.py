@@ -1,5 +1,4 @@
 """qrlogin-phone speaks the user's language: its approval screen, prompts and answers."""
-# ruff: noqa: RUF001  (Chinese text is written with full-width punctuation, on purpose)
 
 from __future__ import annotations
 
