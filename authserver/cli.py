@@ -29,9 +29,7 @@ from authserver.domain.models import (
     Admin,
     Client,
     ClientKind,
-    FamilyFilter,
     GrantType,
-    RevocationReason,
     User,
 )
 from authserver.http_server import ServerOptions, check_threads, granian_options, run
@@ -244,28 +242,20 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
 
 def cmd_users_disable(args: argparse.Namespace) -> int:
     """Disable a user: sign-in refused, phones and browsers signed out, sessions revoked."""
-    svc = _services()
-    user = svc.accounts.set_disabled(args.username, True, SYSTEM)
-    revoked = svc.revocations.revoke_families(
-        FamilyFilter(user_id=user.user_id), RevocationReason.ADMIN, SYSTEM, ""
-    )
+    user, revoked = _services().administration.set_user_disabled(args.username, True, SYSTEM, "")
     _print({**_user_json(user), "sessions_revoked": len(revoked)})
     return 0
 
 
 def cmd_users_enable(args: argparse.Namespace) -> int:
-    user = _services().accounts.set_disabled(args.username, False, SYSTEM)
+    user, _ = _services().administration.set_user_disabled(args.username, False, SYSTEM, "")
     _print(_user_json(user))
     return 0
 
 
 def cmd_users_delete(args: argparse.Namespace) -> int:
     """Erase a user (name, password, email, identity links) and revoke every session."""
-    svc = _services()
-    user = svc.accounts.delete_user(args.username, SYSTEM)
-    revoked = svc.revocations.revoke_families(
-        FamilyFilter(user_id=user.user_id), RevocationReason.USER_DELETED, SYSTEM, ""
-    )
+    user, revoked = _services().administration.delete_user(args.username, SYSTEM, "")
     _print({"user_id": user.user_id, "deleted": True, "sessions_revoked": len(revoked)})
     return 0
 

@@ -117,7 +117,7 @@ class AccountService:
     def set_disabled(self, username: str, disabled: bool, actor: Actor) -> User:
         """Disable a user (no sign-in, no approval, their phones and browsers signed out and
         earlier approvals void) or enable them again. Their token families are the caller's
-        to revoke (Revocations), after this commits."""
+        to revoke, in the same unit of work (Administration.set_user_disabled)."""
         user = self._users.by_username(username)
         if user is None:
             raise errors.NotFound(N_("No such user."))
@@ -135,7 +135,8 @@ class AccountService:
     def delete_user(self, username: str, actor: Actor) -> User:
         """Erase a user: name, password, email and identity links gone, phones and browsers
         signed out; the row stays as a disabled tombstone, because the token families they
-        were issued name it. Those families are the caller's to revoke, after this commits."""
+        were issued name it. Those families are the caller's to revoke, in the same unit of
+        work (Administration.delete_user)."""
         user = self._users.by_username(username)
         if user is None:
             raise errors.NotFound(N_("No such user."))

@@ -341,6 +341,34 @@ class Administration:
                 FamilyFilter(user_id=user_id), RevocationReason.ADMIN, _actor(admin), ip
             )
 
+    def delete_user(
+        self, username: str, admin: Admin | Actor, ip: str
+    ) -> tuple[User, list[TokenFamily]]:
+        """Erase a user (AccountService.delete_user) and revoke every session they hold, in
+        one unit of work: nothing they were issued outlives a deletion that committed."""
+        with self._transaction():
+            user = self._accounts.delete_user(username, _actor(admin))
+            revoked = self._revocations.revoke_families(
+                FamilyFilter(user_id=user.user_id),
+                RevocationReason.USER_DELETED,
+                _actor(admin),
+                ip,
+            )
+        return user, revoked
+
+    def set_user_disabled(
+        self, username: str, disabled: bool, admin: Admin | Actor, ip: str
+    ) -> tuple[User, list[TokenFamily]]:
+        """Disable a user and revoke every session (one unit of work), or enable them again."""
+        with self._transaction():
+            user = self._accounts.set_disabled(username, disabled, _actor(admin))
+            revoked = []
+            if disabled:
+                revoked = self._revocations.revoke_families(
+                    FamilyFilter(user_id=user.user_id), RevocationReason.ADMIN, _actor(admin), ip
+                )
+        return user, revoked
+
     def revoke_browser_session(self, session_id: str, admin: Admin, ip: str) -> bool:
         """Sign one browser out of this server: prompt=none stops answering with codes for it.
 

@@ -187,6 +187,7 @@ class ClientService:
     def delete(self, client_id: str) -> Client:
         """Leave a disabled tombstone of the client; the caller revokes what it holds."""
         self._forget(client_id)
+        self._logos.pop(client_id, None)
         if not self._clients.erase(client_id, self._clock()):
             raise errors.NotFound(N_("No such client."))
         client = self._clients.get(client_id)

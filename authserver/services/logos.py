@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from authserver.domain import errors
 
@@ -29,8 +29,11 @@ def normalized_logo(image: bytes) -> bytes:
         with Image.open(io.BytesIO(image), formats=FORMATS) as source:  # reads the header only
             if source.width * source.height > MAX_LOGO_PIXELS:
                 raise too_big
-            source.thumbnail((LOGO_SIZE, LOGO_SIZE))  # keeps the aspect ratio
-            logo = source.convert("RGBA")
+            # Upright (a photo's EXIF orientation), RGBA before shrinking (a palette image
+            # would shrink by nearest neighbour), then fitted, keeping the aspect ratio.
+            logo = ImageOps.exif_transpose(source).convert("RGBA")
+            logo.thumbnail((LOGO_SIZE, LOGO_SIZE))
+            logo.info.clear()  # no ICC profile, text or EXIF chunk is written out again
     except Image.DecompressionBombError:  # Pillow's own, larger bound, checked on open
         raise too_big from None
     except (UnidentifiedImageError, OSError, ValueError):

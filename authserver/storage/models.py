@@ -79,7 +79,8 @@ class UserRow(Base):
     __tablename__ = "users"
 
     user_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
-    username: Mapped[str] = mapped_column(sa.String(150), unique=True)
+    # NULL once deleted: the name is free, and no name anyone picks can collide with a tombstone.
+    username: Mapped[str | None] = mapped_column(sa.String(150), unique=True)
     display_name: Mapped[str] = mapped_column(sa.String(200))
     # NULL: an external identity provider's user (token exchange), with no password here.
     password_hash: Mapped[str | None] = mapped_column(sa.String(300))

@@ -247,19 +247,27 @@ def client_logo_url(client_id: str) -> str | None:
     png = services().clients.logo(client_id)
     if png is None:
         return None
-    version = hashlib.sha256(png).hexdigest()[:16]
-    return url_for("pages.client_logo", client_id=client_id, v=version)
+    return url_for("pages.client_logo", client_id=client_id, v=_logo_version(png))
+
+
+def _logo_version(png: bytes) -> str:
+    return hashlib.sha256(png).hexdigest()[:16]
 
 
 @bp.get("/clients/<client_id>/logo.png")
 def client_logo(client_id: str) -> Response:
     """A client's logo: a PNG the server re-encoded itself (services/logos.py)."""
-    png = services().clients.logo(client_id) if plain_text(client_id) else None
+    client = services().clients.get(client_id) if plain_text(client_id) else None
+    png = None if client is None or client.deleted_at else services().clients.logo(client_id)
     if png is None:
         abort(404)
     response = Response(png, mimetype="image/png")
-    # The page names the logo with ?v=<its hash>: a new logo is a new URL.
-    response.headers["Cache-Control"] = "public, max-age=86400"
+    # Cached long only under the URL of these very bytes: another process may still hold the
+    # old logo for a few seconds, and must not have it cached under the new one's URL.
+    if request.args.get("v") == _logo_version(png):
+        response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+    else:
+        response.headers["Cache-Control"] = "no-cache"
     return response
 
 
@@ -280,7 +288,7 @@ def login() -> Response:
             _("This page needs a client_id: %(example)s", example="/login?client_id=..."),
         )
     client = services().clients.get(client_id) if plain_text(client_id) else None
-    if client is None:
+    if client is None or client.deleted_at is not None:
         return error_page(404, _("Unknown application"), _("No application has this client_id."))
     if client.secret_hash is not None or client.kind is not ClientKind.DEVICE:
         return error_page(

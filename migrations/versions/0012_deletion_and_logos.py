@@ -12,7 +12,11 @@ admin cannot sign in and their sessions end. `client_logos`: an optional PNG per
 shown at the top of the login and approval pages (served by the server itself, CSP img-src
 'self').
 
-Upgrade notes: nothing is deleted or disabled; no client has a logo.
+`users.username` becomes nullable: a deleted user's name is NULL (free again, and no name
+anyone picks can collide with a tombstone).
+
+Upgrade notes: nothing is deleted or disabled; no client has a logo. The downgrade refuses
+while a row is deleted or an admin disabled (the older code would undo both).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ def upgrade() -> None:
     for table in ("users", "clients"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        # A deleted user's name is NULL: free again, and never a name someone could pick.
+        batch_op.alter_column("username", existing_type=sa.String(length=150), nullable=True)
     with op.batch_alter_table("admins", schema=None) as batch_op:
         batch_op.add_column(sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
@@ -45,9 +52,25 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The older code knows neither tombstones nor disabled admins: it would let a disabled
+    # admin sign in and re-enable a deleted client. Refuse rather than lose that state.
+    connection = op.get_bind()
+    for table, column in (
+        ("users", "deleted_at"),
+        ("clients", "deleted_at"),
+        ("admins", "disabled_at"),
+    ):
+        rows = sa.table(table, sa.column(column))
+        if connection.execute(sa.select(rows).where(rows.c[column].is_not(None)).limit(1)).first():
+            raise RuntimeError(
+                f"{table}.{column} is set on some rows: downgrading below 0012 would undo "
+                "deletions or re-enable disabled admins. Delete those rows yourself first."
+            )
     op.drop_table("client_logos")
     with op.batch_alter_table("admins", schema=None) as batch_op:
         batch_op.drop_column("disabled_at")
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.alter_column("username", existing_type=sa.String(length=150), nullable=False)
     for table in ("clients", "users"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("deleted_at")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from clients.http import HttpResponse, TransportError
+from qrlogin_client.http import HttpResponse, TransportError
 
 ISSUER = "https://login.example.test"
 CLIENT_ID = "pc-client"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from clients.http import HttpResponse
-from clients.pc import Status, StatusUpdate
-from clients.phone import ApprovalScreen, MobileApp, PhoneStateStore
+from qrlogin_client.http import HttpResponse
+from qrlogin_client.pc import Status, StatusUpdate
+from qrlogin_client.phone import ApprovalScreen, MobileApp, PhoneStateStore
 from tests.clients.fakes import ISSUER, FakeClock, FakeServer
 from tests.clients.test_phone import URL, scan_answer
 
@@ -44,7 +44,7 @@ def test_the_phone_shows_the_choices_and_sends_the_pick() -> None:
 def test_the_phone_cli_sends_a_pick_only_among_the_choices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from clients import phone_cli
+    from qrlogin_client import phone_cli
 
     server = FakeServer(FakeClock())
     real = phone_cli.MobileApp

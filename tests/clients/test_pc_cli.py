@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from clients import pc_cli
-from clients.files import file_mode
-from clients.http import HttpResponse
-from clients.pc import DeviceLogin, Status, StatusUpdate
+from qrlogin_client import pc_cli
+from qrlogin_client.files import file_mode
+from qrlogin_client.http import HttpResponse
+from qrlogin_client.pc import DeviceLogin, Status, StatusUpdate
 from tests.clients.fakes import (
     CLIENT_ID,
     ISSUER,

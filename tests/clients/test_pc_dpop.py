@@ -7,9 +7,9 @@ from typing import Any
 
 import jwt
 
-from clients.files import file_mode
-from clients.http import HttpResponse
-from clients.pc import DeviceLogin, TokenStore
+from qrlogin_client.files import file_mode
+from qrlogin_client.http import HttpResponse
+from qrlogin_client.pc import DeviceLogin, TokenStore
 from tests.clients.fakes import CLIENT_ID, ISSUER, PENDING, FakeClock, FakeServer, tokens_answer
 
 

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from clients.http import HttpResponse, TransportError
-from clients.pc import (
+from qrlogin_client.http import HttpResponse, TransportError
+from qrlogin_client.pc import (
     AccessDenied,
     DeviceLogin,
     DiscoveryError,
@@ -264,7 +264,7 @@ def test_the_user_is_told_while_the_server_cannot_be_reached(clock: FakeClock) -
 
 def test_after_a_blip_the_status_line_shows_the_scan_again() -> None:
     """The token poll only knows "pending"; what the status channel said is shown again."""
-    from clients.pc import _Reporter
+    from qrlogin_client.pc import _Reporter
 
     shown: list[Status] = []
     reporter = _Reporter(lambda update: shown.append(update.status))
@@ -276,7 +276,7 @@ def test_after_a_blip_the_status_line_shows_the_scan_again() -> None:
 
 
 def test_5xx_errors_are_typed_with_their_retry_after() -> None:
-    from clients.pc import TemporarilyUnavailable, oauth_error
+    from qrlogin_client.pc import TemporarilyUnavailable, oauth_error
 
     now = 1445412470.0  # 10 s before the date below
     found = oauth_error(unavailable("Wed, 21 Oct 2015 07:28:00 GMT"), now)
@@ -522,7 +522,7 @@ def test_wait_reports_the_status_channel_from_a_background_thread(clock: FakeClo
 
 
 def test_the_pc_client_refuses_an_issuer_in_clear_text_off_this_machine() -> None:
-    from clients.pc import DiscoveryError, metadata_url
+    from qrlogin_client.pc import DiscoveryError, metadata_url
 
     with pytest.raises(DiscoveryError, match="https"):
         metadata_url("http://login.example.com")

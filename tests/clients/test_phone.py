@@ -10,9 +10,9 @@ import pytest
 import qrcode
 from PIL import Image
 
-from clients.files import file_mode
-from clients.http import HttpResponse
-from clients.phone import (
+from qrlogin_client.files import file_mode
+from qrlogin_client.http import HttpResponse
+from qrlogin_client.phone import (
     MOBILE_DEVICE_TOKEN,
     ApprovalScreen,
     MobileApiError,
@@ -168,8 +168,8 @@ def test_mobile_api_errors_are_typed() -> None:
 
 @pytest.mark.parametrize("server", ["http://login.example.com", "ftp://127.0.0.1"])
 def test_the_phone_refuses_a_server_in_clear_text_off_this_machine(server: str) -> None:
-    from clients.http import ClientError
-    from clients.phone import MobileApp
+    from qrlogin_client.http import ClientError
+    from qrlogin_client.phone import MobileApp
 
     with pytest.raises(ClientError, match="https"):
         MobileApp(server, "device-1")
@@ -212,7 +212,7 @@ def test_the_phone_signs_in_by_token_exchange() -> None:
 
 
 def test_signin_takes_a_password_or_a_subject_token_not_both(tmp_path: Path) -> None:
-    from clients import phone_cli
+    from qrlogin_client import phone_cli
 
     state = str(tmp_path / "phone.json")
     for argv in (

@@ -9,7 +9,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from clients.terminal_qr import QRStyle, render_qr, resolve_style
+from qrlogin_client.terminal_qr import QRStyle, render_qr, resolve_style
 
 URL = "http://127.0.0.1:8000/device?user_code=WDJB-MJHT"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

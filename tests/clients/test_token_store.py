@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import clients.files
-from clients.files import file_mode, write_private_json
-from clients.pc import DeviceLoginError, NotSignedIn, Tokens, TokenStore
+import qrlogin_client.files
+from qrlogin_client.files import file_mode, write_private_json
+from qrlogin_client.pc import DeviceLoginError, NotSignedIn, Tokens, TokenStore
 
 ISSUER, CLIENT_ID = "https://login.example.test", "pc-client"
 
@@ -61,7 +61,7 @@ def test_the_secret_is_never_in_a_readable_file(
         seen.append((file_mode(Path(source)), Path(source).read_text()))
         real_replace(source, target)
 
-    monkeypatch.setattr(clients.files.os, "replace", replace)
+    monkeypatch.setattr(qrlogin_client.files.os, "replace", replace)
     TokenStore(path).save(tokens(), issuer=ISSUER, client_id=CLIENT_ID)
     ((mode, text),) = seen
     assert mode == 0o600 and json.loads(text)["tokens"]["access_token"] == "at"
@@ -77,7 +77,7 @@ def test_failed_write_leaves_the_old_file_and_no_temp_file(
     def broken_replace(source: str, target: Path) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(clients.files.os, "replace", broken_replace)
+    monkeypatch.setattr(qrlogin_client.files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk on fire"):
         write_private_json(path, {"v": 2})
     assert json.loads(path.read_text()) == {"v": 1}

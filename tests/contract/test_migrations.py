@@ -41,3 +41,24 @@ def test_0008_downgrades_only_without_users_of_identity_providers(database_url: 
     command.downgrade(alembic_config(database_url), "0007")
     assert database.schema_revision()[0] == "0007"
     database.dispose()
+
+
+def test_0012_downgrades_only_without_deletions_or_disabled_admins(database_url: str) -> None:
+    """The older code would let a disabled admin in and re-enable a deleted client: refuse."""
+    database = Database(database_url)
+    command.upgrade(alembic_config(database_url), "0012")
+    with database.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO admins (admin_id, username, password_hash, created_at, disabled_at)"
+                " VALUES ('a1', 'ops', 'x', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    with pytest.raises(RuntimeError, match=r"admins\.disabled_at"):
+        command.downgrade(alembic_config(database_url), "0011")
+    assert database.schema_revision()[0] == "0012"
+    with database.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE admins SET disabled_at = NULL"))
+    command.downgrade(alembic_config(database_url), "0011")
+    assert database.schema_revision()[0] == "0011"
+    database.dispose()

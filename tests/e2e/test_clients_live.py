@@ -23,20 +23,29 @@ import pytest
 import requests
 from PIL import Image
 
-from clients.dpop import DpopKey
+from qrlogin_client.dpop import DpopKey
 from tests.e2e.conftest import LiveServer
 
 # The console scripts of the venv running the tests: what pip installed is what is tested.
 QRLOGIN_PC = str(Path(sys.executable).with_name("qrlogin-pc"))
 QRLOGIN_PHONE = str(Path(sys.executable).with_name("qrlogin-phone"))
 TIMEOUT = 20.0  # seconds, for any one command or wait
-USER_CODE = re.compile(r"enter code ([A-Z0-9]{4}-[A-Z0-9]{4})")
+# RFC 8628 §3.3's "visit ... and enter code ...", in English or Chinese.
+USER_CODE = re.compile(r"(?:enter code|输入验证码) ([A-Z0-9]{4}-[A-Z0-9]{4})")
+LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
 
-def client_env(home: Path) -> dict[str, str]:
-    """The clients' environment: their own HOME, so nothing is read or written in the real one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHSERVER_", "QRLOGIN_"))}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
+def client_env(home: Path, language: str = "C.UTF-8") -> dict[str, str]:
+    """The clients' environment: their own HOME, so nothing is read or written in the real one,
+    and their language (English unless told, whatever this machine's locale)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AUTHSERVER_", "QRLOGIN_")) and k not in LOCALE_VARIABLES
+    }
+    env.update(
+        HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1", LANG=language
+    )
     return env
 
 
@@ -87,12 +96,20 @@ class PcLogin:
 
 
 @contextmanager
-def pc_login(server: LiveServer, workdir: Path, token_file: Path, *extra: str) -> Iterator[PcLogin]:
+def pc_login(
+    server: LiveServer,
+    workdir: Path,
+    token_file: Path,
+    *extra: str,
+    command: str = QRLOGIN_PC,
+    language: str = "C.UTF-8",
+) -> Iterator[PcLogin]:
+    """`command` (this venv's qrlogin-pc unless told) logging in, in the background."""
     out, err = workdir / "pc.out", workdir / "pc.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
             [
-                QRLOGIN_PC,
+                command,
                 "login",
                 "--server",
                 server.base_url,
@@ -105,7 +122,7 @@ def pc_login(server: LiveServer, workdir: Path, token_file: Path, *extra: str) -
             stdin=subprocess.DEVNULL,  # no terminal: nothing is asked
             stdout=stdout,
             stderr=stderr,
-            env=client_env(workdir),
+            env=client_env(workdir, language),
         )
     try:
         yield PcLogin(process, out, err)
@@ -119,9 +136,11 @@ def pc_login(server: LiveServer, workdir: Path, token_file: Path, *extra: str) -
                 process.wait(timeout=5)
 
 
-def phone_signin(server: LiveServer, state: Path, env: dict[str, str]) -> None:
+def phone_signin(
+    server: LiveServer, state: Path, env: dict[str, str], command: str = QRLOGIN_PHONE
+) -> None:
     signed_in = run(
-        QRLOGIN_PHONE,
+        command,
         [
             "signin",
             "--state",
@@ -292,3 +311,30 @@ def test_number_matching_then_this_wasnt_me_from_the_phone(
     assert whoami.returncode != 0, whoami.stdout
     listed = run(QRLOGIN_PHONE, ["logins", "--state", str(state)], env)
     assert "No computer is signed in" in listed.stdout
+
+
+def test_a_whole_login_in_chinese(live_server: LiveServer, tmp_path: Path) -> None:
+    """Both terminal clients in Simplified Chinese (LANG=zh_CN.UTF-8), the phone answering 是."""
+    server, env = live_server, client_env(tmp_path, "zh_CN.UTF-8")
+    token_file, state = tmp_path / "tokens.json", tmp_path / "phone.json"
+
+    with pc_login(server, tmp_path, token_file, language="zh_CN.UTF-8") as pc:
+        user_code = pc.user_code()
+        phone_signin(server, state, env)
+        scanned = run(
+            QRLOGIN_PHONE, ["scan", "--state", str(state), "--code", user_code], env, "是\n"
+        )
+        assert scanned.returncode == 0, scanned.stderr
+        for shown in (
+            "在其他设备上登录？",
+            user_code,
+            "电脑上显示的验证码必须与此相同",
+            "已确认登录",
+        ):
+            assert shown in scanned.stdout, scanned.stdout
+        returncode, out, err = pc.finish()
+
+    assert returncode == 0, out + err
+    for shown in ("请用手机上的应用扫描此二维码", "状态：等待扫码……", "状态：已登录。"):
+        assert shown in out, out
+    assert "Waiting for scan" not in out and "Approved" not in scanned.stdout

@@ -3,7 +3,7 @@
 As an operator runs it: `authserver serve` on plain HTTP behind an HTTPS proxy
 (AUTHSERVER_ISSUER=https://127.0.0.1:<proxy port>, AUTHSERVER_TRUSTED_PROXIES=1), a client and a
 user with an email made with the CLI. MSAL discovers the server (OIDC Discovery), starts a device
-flow, polls while the phone simulator (clients/phone.py) scans and approves, caches the tokens
+flow, polls while the phone simulator (qrlogin_client.phone) scans and approves, caches the tokens
 and an account from the ID token, answers acquire_token_silent from its cache, and refreshes
 once the cached access token has expired. Every request MSAL sends goes to this issuer.
 """
@@ -27,7 +27,7 @@ import requests
 
 from authserver.bootstrap import build_services
 from authserver.config import Config
-from clients.phone import MobileApp
+from qrlogin_client.phone import MobileApp
 from tests.e2e.conftest import _free_port, _server_env, _spawn, _stop, _wait_ready
 from tests.e2e.tls_proxy import ProxyCertificates, make_certificates, tls_proxy
 

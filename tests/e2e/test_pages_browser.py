@@ -538,7 +538,7 @@ def test_the_login_page_in_chinese_and_the_language_switch(
     phone.call("scan", {"user_code": code})
     expect(title).to_have_text("请在手机上确认")
     expect(page.locator("#status-detail")).to_have_text(
-        "D*** U*** 已扫码。请在 App 中选择这个数字：",  # noqa: RUF001 (Chinese colon)
+        "D*** U*** 已扫码。请在 App 中选择这个数字：",
     )
     shown_number(page)
 

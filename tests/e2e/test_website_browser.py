@@ -2,7 +2,7 @@
 
 examples/website.py (Flask and Authlib's OIDC client, as the README shows) runs on localhost;
 `authserver demo` on 127.0.0.1 (another site). The browser clicks "Sign in with a QR scan",
-lands on the server's sign-in page, the phone simulator (clients/phone.py) reads the QR code off
+lands on the server's sign-in page, the phone simulator (qrlogin_client.phone) reads the QR code off
 the page and approves, and the browser comes back signed in. Then: prompt=none with and without
 the browser session, a denial, a replayed code, a wrong PKCE verifier, an unregistered redirect
 URI, and logout.
@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from clients.phone import MobileApp
+from qrlogin_client.phone import MobileApp
 from tests.e2e.conftest import LiveServer, _cli, _free_port, _server_env, demo_server
 from tests.e2e.test_pages_browser import Pages, decode_qr
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import pytest
 
-from clients.http import HttpResponse, RequestsTransport, TransportError
-from clients.pc import DeviceLogin, Status, StatusUpdate, Tokens
+from qrlogin_client.http import HttpResponse, RequestsTransport, TransportError
+from qrlogin_client.pc import DeviceLogin, Status, StatusUpdate, Tokens
 from tests.faults.actors import (
     FAULT_ANSWER_BOUND,
     PC,
@@ -214,7 +214,7 @@ class RecordingTransport(RequestsTransport):
 def test_the_reference_pc_client_keeps_polling_through_a_redis_blip_and_signs_in(
     healthy_stack: Stack,
 ) -> None:
-    """clients/pc.py DeviceLogin: 503s and timeouts during a 2.2 s Redis hang are temporary
+    """qrlogin_client.pc DeviceLogin: 503s and timeouts during a 2.2 s Redis hang are temporary
     (issue 8); it keeps polling within the code's lifetime and ends signed in."""
     server = healthy_stack.server
     stop = threading.Event()

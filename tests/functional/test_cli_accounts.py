@@ -425,6 +425,18 @@ def test_delete_a_user_erases_them_and_revokes_everything(
 
     code, out, err = cli(["users", "delete", "nobody", "--yes"], monkeypatch, capsys)
     assert code == 2 and error_of(err) == "No such user."
+    # Tombstones have no name: any number of them, and no name anyone picks can block one.
+    code, _, _ = cli(
+        ["users", "create", f"deleted-{erin_id}", "--password-stdin"],
+        monkeypatch,
+        capsys,
+        "another phrase\n",
+    )
+    assert code == 0
+    for name in ("frank", "erin", f"deleted-{erin_id}"):
+        code, out, err = cli(["users", "delete", name, "--yes"], monkeypatch, capsys)
+        assert code == 0 and out["deleted"] is True, err
+    assert cli(["users", "list"], monkeypatch, capsys)[1]["users"] == []
 
 
 def test_delete_a_client_revokes_its_sessions_and_retires_its_id(
@@ -454,6 +466,7 @@ def test_delete_a_client_revokes_its_sessions_and_retires_its_id(
         frozen.tick(CLIENT_CACHE_SECONDS + 0.1)  # the running server's copy of the row
         refused = http.post("/oauth/device_authorization", data={"client_id": doomed})
         assert refused.status_code == 401 and refused.json["error"] == "invalid_client"
+        assert http.get(f"/login?client_id={doomed}").status_code == 404  # unknown, not disabled
     listed = cli(["clients", "list"], monkeypatch, capsys)[1]["clients"]
     assert [c["client_id"] for c in listed] == [api_auth[0], kept]
     for verb in ("show", "enable", "disable", "rotate-secret"):
@@ -493,6 +506,8 @@ def test_disable_enable_and_delete_an_admin(
     code, out, _ = cli(["admins", "enable", "ops"], monkeypatch, capsys)
     assert code == 0 and out["disabled"] is False
     assert _admin_token(http, "ops", "an admin pw!") == 201
+    # The session disabling ended stays ended.
+    assert http.get("/admin/v1/clients", headers=bearer).status_code == 401
 
     code, out, err = cli(["admins", "delete", "ops"], monkeypatch, capsys)
     assert code == 2 and "--yes" in error_of(err)

@@ -267,7 +267,7 @@ def test_tests_and_scripts_set_only_real_settings() -> None:
     # Not environment variables: the config docstring's pattern and a Flask app.config key.
     known |= {"AUTHSERVER_FOO_BAR", "AUTHSERVER_METADATA"}
     used: dict[str, str] = {}
-    for folder in ("tests", "scripts", "bench", ".ci", "clients", "examples", "docs"):
+    for folder in ("tests", "scripts", "bench", ".ci", "client", "examples", "docs"):
         for path in (ROOT / folder).rglob("*"):
             wanted = path.suffix in ("", ".py", ".sh", ".md", ".toml", ".yml")
             # This file sets wrong names on purpose, to see them refused.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -10,10 +11,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from freezegun import freeze_time
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from authserver.domain.models import AuditEventType
 from authserver.services.clients import CLIENT_CACHE_SECONDS
+from authserver.services.logos import normalized_logo
 from tests.functional import test_cli_accounts
 from tests.functional.test_cli_accounts import audit_events, cli, error_of
 
@@ -64,9 +66,14 @@ def test_a_logo_is_re_encoded_served_and_removed(
         assert served.headers["X-Content-Type-Options"] == "nosniff"
         with Image.open(io.BytesIO(served.data)) as logo:
             assert (logo.format, logo.size) == ("PNG", (128, 64))  # fits 128, keeps 2:1
-        # The login page names it by a URL that changes with its content.
+        # The login page names it by a URL that changes with its content; only that URL is
+        # cached for long (another process may still serve the old logo for a few seconds).
         page = http.get(f"/login?client_id={client_id}").get_data(as_text=True)
-        assert f"/clients/{client_id}/logo.png?v=" in page
+        url = re.search(rf'src="(/clients/{client_id}/logo\.png\?v=[0-9a-f]+)"', page)
+        assert url is not None, page
+        assert "max-age=86400" in http.get(url.group(1)).headers["Cache-Control"]
+        stale = http.get(f"/clients/{client_id}/logo.png?v=0123456789abcdef")
+        assert stale.headers["Cache-Control"] == "no-cache"
 
         code, out, err = cli(["clients", "set-logo", client_id, "--remove"], monkeypatch, capsys)
         assert code == 0 and out["logo"] is False, err
@@ -77,6 +84,27 @@ def test_a_logo_is_re_encoded_served_and_removed(
         (client_id, {"logo": False}),
         (client_id, {"logo": True}),
     ]
+
+
+def test_nothing_but_pixels_survives() -> None:
+    """No ICC profile, text or EXIF is written out again; a photo's orientation is applied."""
+    source = io.BytesIO()
+    metadata = PngImagePlugin.PngInfo()
+    metadata.add_text("Comment", "<script>alert(1)</script>")
+    Image.new("RGB", (300, 100), (0, 90, 200)).save(
+        source, format="PNG", pnginfo=metadata, icc_profile=b"\0" * 500_000
+    )
+    logo = normalized_logo(source.getvalue())
+    assert len(logo) < 5_000
+    with Image.open(io.BytesIO(logo)) as image:
+        assert image.size == (128, 43) and image.mode == "RGBA"
+        assert "icc_profile" not in image.info and "Comment" not in image.info
+    photo = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees to show it upright
+    Image.new("RGB", (200, 100)).save(photo, format="JPEG", exif=exif)
+    with Image.open(io.BytesIO(normalized_logo(photo.getvalue()))) as image:
+        assert image.size == (64, 128)
 
 
 def test_what_is_not_a_safe_image_is_refused(

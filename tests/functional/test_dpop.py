@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 
-from clients.dpop import DpopKey
+from qrlogin_client.dpop import DpopKey
 from tests.functional.harness import ISSUER, Harness
 from tests.functional.lifecycle import introspection
 

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (Chinese text has its own, full-width, punctuation)
 """Every people's page in Chinese or English: the reader's choice, else Accept-Language, else
 English. What goes on the wire (OAuth errors, the mobile and admin JSON APIs) stays English.
 """

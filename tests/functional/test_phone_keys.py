@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clients.dpop import DpopKey
+from qrlogin_client.dpop import DpopKey
 from tests.functional.harness import ISSUER, PASSWORD, Harness
 
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from authserver.domain import errors
 from authserver.oauth.dpop import access_token_hash, b64url, jwk_thumbprint, parse_proof
-from clients.dpop import DpopKey
+from qrlogin_client.dpop import DpopKey
 
 URL = "https://login.example.com/oauth/token"
 

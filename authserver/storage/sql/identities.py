@@ -66,6 +66,7 @@ class SqlExternalIdentities:
         with self._db.session() as s:
             s.execute(
                 sa.update(UserRow)
-                .where(UserRow.user_id == user_id)
+                # An exchange racing a deletion must not write a profile back into the tombstone.
+                .where(UserRow.user_id == user_id, UserRow.deleted_at.is_(None))
                 .values(display_name=display_name, email=email, email_verified=email_verified)
             )

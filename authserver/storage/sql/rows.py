@@ -37,7 +37,7 @@ def user_from(row: Any) -> User:
     m = row._mapping
     return User(
         user_id=m[USERS.c.user_id],
-        username=m[USERS.c.username],
+        username=m[USERS.c.username] or "",  # a deleted user's is NULL
         display_name=m[USERS.c.display_name],
         password_hash=m[USERS.c.password_hash],
         sessions_revoked_at=m[USERS.c.sessions_revoked_at],

@@ -54,7 +54,7 @@ class SqlUsers:
                 .where(UserRow.user_id == user_id, UserRow.deleted_at.is_(None))
                 .values(
                     # The name is free for a new account; the id stays for the families.
-                    username=f"deleted-{user_id}",
+                    username=None,
                     display_name="",
                     password_hash=None,
                     email=None,

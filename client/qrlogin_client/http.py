@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from clients import __version__
+from qrlogin_client import __version__
 
 DEFAULT_TIMEOUT = 10.0  # seconds, for every single request (long-polls add their wait)
 

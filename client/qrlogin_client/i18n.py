@@ -1,8 +1,8 @@
 """The terminal clients' words in the user's language: stdlib gettext, so the clients need no
 i18n dependency of their own.
 
-The catalogue is `qrlogin` in clients/locale/<language>/LC_MESSAGES: edit the `.po`, then
-`python -m clients.i18n` compiles the `.mo` beside it (with Babel, a dev dependency); a test
+The catalogue is `qrlogin` in qrlogin_client/locale/<language>/LC_MESSAGES: edit the `.po`, then
+`python -m qrlogin_client.i18n` compiles the `.mo` beside it (with Babel, a dev dependency); a test
 fails when a `.mo` is older than its `.po`. A third language is a new `.po`, not code. The
 language comes from LANGUAGE, LC_ALL, LC_MESSAGES or LANG (`LANG=zh_CN.UTF-8`), as gettext
 reads them; anything without a catalogue is English.

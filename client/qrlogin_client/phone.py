@@ -8,25 +8,23 @@
     app.confirm(screen)                                      # or app.deny(screen)
 
 The QR code is decoded for real, by zxing-cpp (a port of ZXing, the decoder many Android apps
-use) from an image loaded with Pillow.
+use) from an image loaded with Pillow: the `[phone]` extra, so only `decode_qr_image` needs it.
 """
 
 from __future__ import annotations
 
 import platform
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import zxingcpp
-from PIL import Image, UnidentifiedImageError
-
-from clients.dpop import DpopKey
-from clients.files import config_home, read_private_json, write_private_json
-from clients.http import (
+from qrlogin_client.dpop import DpopKey
+from qrlogin_client.files import config_home, read_private_json, write_private_json
+from qrlogin_client.http import (
     DEFAULT_TIMEOUT,
     ClientError,
     HttpResponse,
@@ -34,6 +32,10 @@ from clients.http import (
     Transport,
     require_secure_url,
 )
+from qrlogin_client.i18n import _, _n
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "ApprovalScreen",
@@ -47,6 +49,7 @@ __all__ = [
     "default_state_file",
 ]
 
+# In English here, in the user's language where shown (the catalogue has each one).
 SCOPE_MEANINGS = {
     "openid": "who you are: your account's identifier",
     "profile": "your name and username",
@@ -91,25 +94,45 @@ class MobileApiError(PhoneError):
 # --- the camera -----------------------------------------------------------------------------
 def decode_qr_image(path: str | Path) -> str:
     """The text of the one QR code in the image file at `path` (PNG, JPEG, ...)."""
+    try:  # the [phone] extra: the rest of the simulator works without it (--code, --text)
+        import zxingcpp
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:
+        raise QRDecodeError(
+            _(
+                "Reading a QR image needs the phone extra: "
+                "pip install 'qrlogin-client[phone]' ({error})"
+            ).format(error=exc)
+        ) from exc
     path = Path(path)
     try:
         with Image.open(path) as opened:
             image = _flatten(opened)
     except FileNotFoundError:
-        raise QRDecodeError(f"No such image file: {path}") from None
+        raise QRDecodeError(_("No such image file: {path}").format(path=path)) from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise QRDecodeError(f"{path} is not an image that can be read: {exc}") from exc
+        raise QRDecodeError(
+            _("{path} is not an image that can be read: {error}").format(path=path, error=exc)
+        ) from exc
     found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats(zxingcpp.QRCode))
     texts = sorted({barcode.text for barcode in found if barcode.valid and barcode.text})
     if not texts:
-        raise QRDecodeError(f"No QR code found in {path}.")
+        raise QRDecodeError(_("No QR code found in {path}.").format(path=path))
     if len(texts) > 1:
-        raise QRDecodeError(f"{path} holds {len(texts)} different QR codes; crop it to one.")
+        raise QRDecodeError(
+            _n(
+                "{path} holds {count} different QR code; crop it to one.",
+                "{path} holds {count} different QR codes; crop it to one.",
+                len(texts),
+            ).format(path=path, count=len(texts))
+        )
     return texts[0]
 
 
 def _flatten(image: Image.Image) -> Image.Image:
     """Grayscale, with any transparency laid on white (a transparent PNG is white on screen)."""
+    from PIL import Image
+
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -196,11 +219,15 @@ class PhoneStateStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise PhoneError(f"Cannot read the state file {self.path}: {exc}") from exc
+            raise PhoneError(
+                _("Cannot read the state file {path}: {error}").format(path=self.path, error=exc)
+            ) from exc
         try:
             return PhoneState.from_dict(data)
         except (KeyError, TypeError) as exc:
-            raise PhoneError(f"The state file {self.path} is malformed: {exc}") from exc
+            raise PhoneError(
+                _("The state file {path} is malformed: {error}").format(path=self.path, error=exc)
+            ) from exc
 
     def load_or_create(
         self, device_name: str | None = None, device_platform: str = "android"
@@ -226,13 +253,14 @@ class ApprovalScreen:
     client_id: str
     client_name: str
     scopes: tuple[str, ...]
+    # What the server did not say is "" here, and "unknown" in the user's language on screen.
     requester_ip: str
     device_says: str  # the PC's parsed user agent: its own claim, shown as such
     requested_at: str
     user_code: str
     # Number matching: pick the one the PC shows (the server says which are offered).
     number_choices: tuple[int, ...] = ()
-    place: str = "unknown"  # approximate, from the PC's address
+    place: str = ""  # approximate, from the PC's address
     warnings: tuple[str, ...] = ()  # the server's: not_on_your_network, first_sign_in_from_place
 
     @classmethod
@@ -246,55 +274,75 @@ class ApprovalScreen:
                 client_id=str(client["client_id"]),
                 client_name=str(client["name"]),
                 scopes=tuple(str(scope) for scope in body.get("scopes") or ()),
-                requester_ip=str(requester.get("ip") or "unknown"),
-                device_says=str(requester.get("device_says") or "an unknown device"),
-                requested_at=str(requester.get("requested_at") or "unknown"),
+                requester_ip=str(requester.get("ip") or ""),
+                device_says=str(requester.get("device_says") or ""),
+                requested_at=str(requester.get("requested_at") or ""),
                 user_code=str(body["user_code"]),
                 number_choices=tuple(int(n) for n in body.get("number_choices") or ()),
-                place=str((requester.get("place") or {}).get("name") or "unknown"),
+                place=str((requester.get("place") or {}).get("name") or ""),
                 warnings=tuple(str(w) for w in body.get("warnings") or ()),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise PhoneError(f"Unexpected answer to the scan: {exc}") from exc
+            raise PhoneError(_("Unexpected answer to the scan: {error}").format(error=exc)) from exc
 
     def describe(self) -> str:
-        """The approval screen as text."""
+        """The approval screen as text, in the user's language."""
+        unknown = _("unknown")
         wants = [
-            f"{scope} ({SCOPE_MEANINGS[scope]})" if scope in SCOPE_MEANINGS else scope
+            _("{scope} ({meaning})").format(scope=scope, meaning=_(SCOPE_MEANINGS[scope]))
+            if scope in SCOPE_MEANINGS
+            else scope
             for scope in self.scopes
-        ] or ["(nothing beyond signing in)"]
+        ] or [_("(nothing beyond signing in)")]
+        app = _("{name} (client {client_id})")
+        says = _("{device}  (its own claim, not checked)")
+        code = _("{code}  <- the PC must show this same code")
         rows = [
-            ("App", f"{self.client_name} (client {self.client_id})"),
-            ("Wants", wants[0]),
+            (_("App"), app.format(name=self.client_name, client_id=self.client_id)),
+            (_("Wants"), wants[0]),
             *(("", more) for more in wants[1:]),
-            ("From", f"{self.requester_ip} ({self.place})"),
-            ("It says", f"{self.device_says}  (its own claim, not checked)"),
-            ("Requested", _local_time(self.requested_at)),
-            ("Code", f"{self.user_code}  <- the PC must show this same code"),
+            (
+                _("From"),
+                _("{ip} ({place})").format(
+                    ip=self.requester_ip or unknown, place=self.place or unknown
+                ),
+            ),
+            (_("It says"), says.format(device=self.device_says or _("an unknown device"))),
+            (_("Requested"), _local_time(self.requested_at) if self.requested_at else unknown),
+            (_("Code"), code.format(code=self.user_code)),
         ]
         if self.number_choices:
             numbers = "  ".join(str(n) for n in self.number_choices)
-            rows.append(("Pick", f"{numbers}  <- the one the PC shows; a wrong one declines"))
+            pick = _("{numbers}  <- the one the PC shows; a wrong one declines")
+            rows.append((_("Pick"), pick.format(numbers=numbers)))
+        labelled = _("{label}:")
         table = "\n".join(
-            f"  {(label + ':') if label else '':<11} {value}" for label, value in rows
+            f"  {_pad(labelled.format(label=label) if label else '', 11)} {value}"
+            for label, value in rows
         )
-        alerts = "".join(f"{WARNINGS[w]}\n" for w in self.warnings if w in WARNINGS)
-        return (
-            "Sign in on another device?\n\n"
-            f"{table}\n\n"
-            f"{alerts}"
+        alerts = "".join(f"{_(WARNINGS[w])}\n" for w in self.warnings if w in WARNINGS)
+        advice = _(
             "Only approve if you started this sign-in yourself, on a computer in front of you,\n"
             "and it shows the same code. Otherwise decline: someone may be trying to get into\n"
-            f"your account. (This screen is valid for {self.expires_in} s.)\n"
-        )
+            "your account. (This screen is valid for {seconds} s.)"
+        ).format(seconds=self.expires_in)
+        title = _("Sign in on another device?")
+        return f"{title}\n\n{table}\n\n{alerts}{advice}\n"
 
 
-# The server's warnings, in words this app owns (never text the requester sent).
+# The server's warnings, in words this app owns (never text the requester sent); in English
+# here, in the user's language where shown.
 WARNINGS = {
     "not_on_your_network": "WARNING: not on your network. The computer asking is on a different "
     "network than this phone.",
     "first_sign_in_from_place": "Note: the first sign-in to your account from this place.",
 }
+
+
+def _pad(text: str, width: int) -> str:
+    """`text` padded to `width` terminal columns (a Chinese character takes two)."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - columns, 0)
 
 
 def _local_time(iso: str) -> str:
@@ -349,7 +397,7 @@ class MobileApp:
         answer = response.json_object()
         token = answer.get("device_token")
         if not isinstance(token, str) or not token:
-            raise PhoneError("The sign-in answer has no device_token.")
+            raise PhoneError(_("The sign-in answer has no device_token."))
         self.device_token = token
         cookie = answer.get("device_cookie")
         self.device_cookie = cookie if isinstance(cookie, str) and cookie else self.device_cookie
@@ -384,7 +432,7 @@ class MobileApp:
         body = response.json_object()
         token = body.get("access_token")  # RFC 8693 §2.2.1 names the issued token so
         if body.get("issued_token_type") != MOBILE_DEVICE_TOKEN or not isinstance(token, str):
-            raise PhoneError("The token exchange answer has no device token.")
+            raise PhoneError(_("The token exchange answer has no device token."))
         self.device_token = token
         return token
 
@@ -431,7 +479,7 @@ class MobileApp:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> HttpResponse:
         if not self.device_token:
-            raise PhoneNotSignedIn("This phone is not signed in: run `qrlogin-phone signin`.")
+            raise PhoneNotSignedIn(_("This phone is not signed in: run `qrlogin-phone signin`."))
         response = self._send(
             method,
             f"{self.server}/mobile/v1/{path}",
@@ -454,7 +502,7 @@ class MobileApp:
     ) -> HttpResponse:
         """One request, with the device token (DPoP-bound with a key, else Bearer) and a fresh
         proof; once more with the server's nonce if it asks for one (RFC 9449 §8)."""
-        for _ in range(2):
+        for _attempt in range(2):
             sent = dict(headers or {})
             if self.key is not None:
                 sent["DPoP"] = self.key.proof(

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from clients import __version__
-from clients.dpop import ALGORITHM as DPOP_ALGORITHM
-from clients.dpop import DpopKey
-from clients.files import read_private_json, write_private_json
-from clients.http import (
+from qrlogin_client import __version__
+from qrlogin_client.dpop import ALGORITHM as DPOP_ALGORITHM
+from qrlogin_client.dpop import DpopKey
+from qrlogin_client.files import read_private_json, write_private_json
+from qrlogin_client.http import (
     DEFAULT_TIMEOUT,
     ClientError,
     HttpResponse,
@@ -50,7 +50,7 @@ from clients.http import (
     TransportError,
     require_secure_url,
 )
-from clients.i18n import _
+from qrlogin_client.i18n import _
 
 __all__ = [
     "AccessDenied",
@@ -852,7 +852,7 @@ class SavedLogin:
 
 
 class TokenStore:
-    """Tokens in a JSON file that only its owner can read (mode 0600, see clients.files)."""
+    """Tokens in a JSON file that only its owner can read (mode 0600, see qrlogin_client.files)."""
 
     def __init__(self, path: str | Path, wall_clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path).expanduser()

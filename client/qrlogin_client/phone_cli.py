@@ -12,10 +12,11 @@ import getpass
 import sys
 from pathlib import Path
 
-from clients import __version__
-from clients.dpop import DpopKey
-from clients.http import ClientError
-from clients.phone import (
+from qrlogin_client import __version__
+from qrlogin_client.dpop import DpopKey
+from qrlogin_client.http import ClientError
+from qrlogin_client.i18n import _
+from qrlogin_client.phone import (
     SUBJECT_TOKEN_TYPES,
     MobileApiError,
     MobileApp,
@@ -37,6 +38,16 @@ The state file (mode 600) keeps the device id, generated once, and the device to
 """
 
 
+# The answers that approve: English in every language, and the catalogue's (e.g. 是, 确认).
+ENGLISH_YES = "y|yes"
+
+
+def approves(answer: str) -> bool:
+    """Whether the answer to "Approve?" is a yes, in English or the user's language."""
+    accepted = {*ENGLISH_YES.split("|"), *_(ENGLISH_YES).split("|")}
+    return answer.strip().lower() in {word.strip().lower() for word in accepted}
+
+
 class UsageError(Exception):
     """A command line that cannot work (exit status 2)."""
 
@@ -49,7 +60,11 @@ def fail(message: str) -> int:
 def _signed_in(store: PhoneStateStore) -> tuple[PhoneState, MobileApp]:
     state = store.load()
     if state is None or not state.device_token or not state.server:
-        raise PhoneError(f"Not signed in (no device token in {store.path}): run signin first.")
+        raise PhoneError(
+            _("Not signed in (no device token in {path}): run signin first.").format(
+                path=store.path
+            )
+        )
     # A state from before keys were kept signed in without one: it stays a bearer phone.
     key = DpopKey.from_pem(state.dpop_key) if state.dpop_key else None
     return state, MobileApp(state.server, state.device_id, state.device_token, key=key)
@@ -93,17 +108,26 @@ def cmd_signin(args: argparse.Namespace) -> int:
         state.device_token = app.exchange_token(
             args.client_id, secret, args.subject_token_type, state.device_name, state.platform
         )
-        who = "your identity provider's user"
+        state.username = None  # the identity provider's user: named in the user's language
     else:
         state.device_token = app.sign_in(args.username, secret, state.device_name, state.platform)
         state.device_cookie = app.device_cookie
-        who = args.username
-    state.server, state.username = app.server, who
+        state.username = args.username
+    state.server = app.server
     store.save(state)
-    print(f"Signed in as {who} on {app.server}.")
-    print(f"This phone: {state.device_name} ({state.platform}), device id {state.device_id}.")
-    print(f"State saved to {store.path} (mode 600).")
+    print(_("Signed in as {who} on {server}.").format(who=_who(state), server=app.server))
+    print(
+        _("This phone: {name} ({platform}), device id {device_id}.").format(
+            name=state.device_name, platform=state.platform, device_id=state.device_id
+        )
+    )
+    print(_("State saved to {path} (mode 600).").format(path=store.path))
     return EXIT_OK
+
+
+def _who(state: PhoneState) -> str:
+    """Whom the phone is signed in as."""
+    return state.username or _("your identity provider's user")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -111,7 +135,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     state, app = _signed_in(store)
     if args.image is not None:
         text = decode_qr_image(args.image)
-        print(f"QR code read from {args.image}: {text}")
+        print(_("QR code read from {image}: {text}").format(image=args.image, text=text))
         screen = app.scan(qr=text)
     elif args.text is not None:
         screen = app.scan(qr=args.text)
@@ -119,44 +143,53 @@ def cmd_scan(args: argparse.Namespace) -> int:
         screen = app.scan(user_code=args.code)
     print()
     print(screen.describe())
+    prompt = _("Approve? [y/N] ")
     if args.approve:
         approve = True
-        print("Approve? [y/N] y (--approve)")
+        print(f"{prompt}y (--approve)")
     elif args.deny:
         approve = False
-        print("Approve? [y/N] n (--deny)")
+        print(f"{prompt}n (--deny)")
     else:
         try:
-            answer = input("Approve? [y/N] ")
+            answer = input(prompt)
         except EOFError:
             answer = ""
         if not sys.stdin.isatty():
             print(answer.strip())  # a terminal echoed the answer; a pipe does not
-        approve = answer.strip().lower() in ("y", "yes")
+        approve = approves(answer)
     number = args.number
     if approve and screen.number_choices and number is None:
         try:
-            typed = input("Which number does the PC show? ")
+            typed = input(_("Which number does the PC show? "))
         except EOFError:
             typed = ""
         if not sys.stdin.isatty():
             print(typed.strip())
         number = int(typed) if typed.strip().isdigit() else None
         if number is None:
-            print("No number picked: nothing was approved.")
+            print(_("No number picked: nothing was approved."))
             return EXIT_FAILED
     if approve and screen.number_choices and number not in screen.number_choices:
         # The server denies a wrong pick; a slip of the keyboard should not: send nothing,
         # the sign-in stays open and a new scan shows the same choices.
         choices = ", ".join(str(n) for n in screen.number_choices)
-        print(f"{number} is not one of the choices ({choices}): nothing was approved.")
+        print(
+            _("{number} is not one of the choices ({choices}): nothing was approved.").format(
+                number=number, choices=choices
+            )
+        )
         return EXIT_FAILED
     if approve:
         status = app.confirm(screen, number)
-        print(f"Approved ({status}): the PC is signing in as {state.username}.")
+        print(
+            _("Approved ({status}): the PC is signing in as {who}.").format(
+                status=status, who=_who(state)
+            )
+        )
     else:
         status = app.deny(screen)
-        print(f"Declined ({status}): the PC was told no.")
+        print(_("Declined ({status}): the PC was told no.").format(status=status))
     return EXIT_OK
 
 
@@ -170,28 +203,42 @@ def cmd_signout(args: argparse.Namespace) -> int:
             raise
     state.device_token = None
     store.save(state)  # the device id stays: it is this phone's for good
-    print(f"Signed out; the device id {state.device_id} is kept in {store.path}.")
+    print(
+        _("Signed out; the device id {device_id} is kept in {path}.").format(
+            device_id=state.device_id, path=store.path
+        )
+    )
     return EXIT_OK
 
 
 def cmd_logins(args: argparse.Namespace) -> int:
     """List the user's signed-in computers; end or report one."""
-    _, app = _signed_in(PhoneStateStore(args.state))
+    app = _signed_in(PhoneStateStore(args.state))[1]
     if args.end or args.report:
         app.end_login(args.end or args.report, report=bool(args.report))
-        print("Reported and signed out." if args.report else "Signed out.")
+        print(_("Reported and signed out.") if args.report else _("Signed out."))
         return EXIT_OK
     found = app.logins()
     if not found:
-        print("No computer is signed in to your account.")
+        print(_("No computer is signed in to your account."))
+    line = _(
+        "{id}  {client}  from {ip} ({place}), says {device_says}; since {signed_in_at}, "
+        "approved on {phone}; last refreshed {refreshed}"
+    )
     for login in found:
         device, by = login.get("requesting_device") or {}, login.get("approved_by") or {}
-        phone = "this phone" if by.get("this_phone") else by.get("name") or "another phone"
+        phone = _("this phone") if by.get("this_phone") else by.get("name") or _("another phone")
         print(
-            f"{login.get('id')}  {(login.get('client') or {}).get('name')}  "
-            f"from {device.get('ip')} ({device.get('place')}), says {device.get('device_says')}; "
-            f"since {login.get('signed_in_at')}, approved on {phone}; "
-            f"last refreshed {login.get('last_refreshed_at') or 'never'}"
+            line.format(
+                id=login.get("id"),
+                client=(login.get("client") or {}).get("name"),
+                ip=device.get("ip"),
+                place=device.get("place"),
+                device_says=device.get("device_says"),
+                signed_in_at=login.get("signed_in_at"),
+                phone=phone,
+                refreshed=login.get("last_refreshed_at") or _("never"),
+            )
         )
     return EXIT_OK
 
@@ -200,11 +247,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = PhoneStateStore(args.state)
     state = store.load()
     if state is None:
-        print(f"No phone yet ({store.path} does not exist): run signin.")
+        print(_("No phone yet ({path} does not exist): run signin.").format(path=store.path))
         return EXIT_FAILED
-    signed_in = f"signed in as {state.username} on {state.server}"
-    print(f"{state.device_name} ({state.platform}), device id {state.device_id}")
-    print(signed_in if state.device_token else "not signed in")
+    print(
+        _("{name} ({platform}), device id {device_id}").format(
+            name=state.device_name, platform=state.platform, device_id=state.device_id
+        )
+    )
+    signed_in = _("signed in as {who} on {server}").format(who=_who(state), server=state.server)
+    print(signed_in if state.device_token else _("not signed in"))
     return EXIT_OK if state.device_token else EXIT_FAILED
 
 
@@ -296,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         parser.error(str(exc))  # exits with status 2
     except KeyboardInterrupt:
-        print("\nCancelled.", file=sys.stderr)
+        print("\n" + _("Cancelled."), file=sys.stderr)
         return 130
     except ClientError as exc:
         return fail(str(exc))

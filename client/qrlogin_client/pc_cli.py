@@ -1,6 +1,6 @@
 """qrlogin-pc: sign in on this PC by scanning a QR code with your phone.
 
-A reference client of the QR login server, built on the `clients.pc` library.
+A reference client of the QR login server, built on the `qrlogin_client.pc` library.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from clients import __version__
-from clients.files import config_home
-from clients.http import ClientError
-from clients.i18n import _, _n
-from clients.pc import (
+from qrlogin_client import __version__
+from qrlogin_client.files import config_home
+from qrlogin_client.http import ClientError
+from qrlogin_client.i18n import _, _n
+from qrlogin_client.pc import (
     AccessDenied,
     DeviceAuthorization,
     DeviceLogin,
@@ -30,7 +30,7 @@ from clients.pc import (
     Tokens,
     TokenStore,
 )
-from clients.terminal_qr import STYLES, QRStyle, can_draw_blocks, render_qr, resolve_style
+from qrlogin_client.terminal_qr import STYLES, QRStyle, can_draw_blocks, render_qr, resolve_style
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_RENEWALS = 2
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("\nCancelled.", file=sys.stderr)
+        print("\n" + _("Cancelled."), file=sys.stderr)
         return 130
     except NotSignedIn as exc:
         return fail(f"{exc} Sign in with: qrlogin-pc login")
