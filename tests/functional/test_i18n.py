@@ -19,6 +19,12 @@ ZH = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
 PAGE_TEXT = re.compile(r'<script type="application/json" id="page-text">(.*?)</script>', re.S)
 
 
+@pytest.fixture
+def backend(sqlite_url: str) -> tuple[str, str | None, str]:
+    """The page's language does not depend on the stores: the embedded default only."""
+    return sqlite_url, None, "x:"
+
+
 def lang_of(html: str) -> str:
     found = re.search(r'<html lang="([^"]+)">', html)
     assert found, "no <html lang>"
