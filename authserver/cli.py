@@ -158,8 +158,7 @@ def cmd_clients_enable(args: argparse.Namespace) -> int:
 
 def cmd_clients_delete(args: argparse.Namespace) -> int:
     """Delete a client: its sessions revoked, no new flows, its id never reused."""
-    svc = _services()
-    client = svc.administration.delete_client(args.client_id, SYSTEM, "")
+    client = _services().administration.delete_client(args.client_id, SYSTEM, "")
     _print({"client_id": client.client_id, "deleted": True})
     return 0
 
@@ -173,8 +172,7 @@ def cmd_clients_set_logo(args: argparse.Namespace) -> int:
                 image = file.read(MAX_LOGO_BYTES + 1)
         except OSError as error:
             raise ConfigError(f"cannot read {args.file}: {error.strerror}") from None
-    svc = _services()
-    svc.administration.set_client_logo(args.client_id, image, SYSTEM, "")
+    _services().administration.set_client_logo(args.client_id, image, SYSTEM, "")
     _print({"client_id": args.client_id, "logo": image is not None})
     return 0
 

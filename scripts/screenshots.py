@@ -153,29 +153,21 @@ def shoot(base: str, demo: dict[str, Any], out: Path) -> tuple[Path, Path, Path]
             qr = pc.locator("#qr").element_handle()
             pc.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr)
             pc.screenshot(path=str(login_png))
-            dark = browser.new_context(
-                viewport={"width": 900, "height": 700}, color_scheme="dark"
-            ).new_page()
-            dark.goto(f"{base}/login?client_id={demo['demo_client_id']}")
-            expect(dark.locator("#status-title")).to_have_text("Scan the QR code with the app")
-            dark.wait_for_function(
-                "img => img.complete && img.naturalWidth > 0",
-                arg=dark.locator("#qr").element_handle(),
-            )
-            dark.screenshot(path=str(login_png.with_name("login-page-dark.png")))
-            dark.close()
-            # A browser that prefers Simplified Chinese gets the page in Chinese.
-            chinese = browser.new_context(
-                viewport={"width": 900, "height": 700}, locale="zh-CN"
-            ).new_page()
-            chinese.goto(f"{base}/login?client_id={demo['demo_client_id']}")
-            expect(chinese.locator("#status-title")).to_have_text("请使用手机 App 扫码登录")
-            chinese.wait_for_function(
-                "img => img.complete && img.naturalWidth > 0",
-                arg=chinese.locator("#qr").element_handle(),
-            )
-            chinese.screenshot(path=str(login_png.with_name("login-page-zh.png")))
-            chinese.close()
+            # The same page in dark mode, and for a browser that prefers Simplified Chinese.
+            for options, title, name in (
+                ({"color_scheme": "dark"}, "Scan the QR code with the app", "login-page-dark.png"),
+                ({"locale": "zh-CN"}, "请使用手机 App 扫码登录", "login-page-zh.png"),
+            ):
+                other = browser.new_context(viewport={"width": 900, "height": 700}, **options)
+                page = other.new_page()
+                page.goto(f"{base}/login?client_id={demo['demo_client_id']}")
+                expect(page.locator("#status-title")).to_have_text(title)
+                page.wait_for_function(
+                    "img => img.complete && img.naturalWidth > 0",
+                    arg=page.locator("#qr").element_handle(),
+                )
+                page.screenshot(path=str(login_png.with_name(name)))
+                other.close()
             code = pc.locator("#user-code").text_content() or ""
 
             other = browser.new_context(viewport={"width": 720, "height": 900}).new_page()

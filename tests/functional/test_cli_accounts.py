@@ -265,19 +265,7 @@ def test_disable_and_enable_a_user_and_set_an_email(
             )[0]
             == 0
         )
-    signed_in = http.post(
-        "/mobile/v1/sessions",
-        json={
-            "username": "carol",
-            "password": "a long passphrase",
-            "device": {"id": "phone-c", "name": "Carol's phone", "platform": "ios"},
-        },
-    )
-    assert signed_in.status_code == 201
-    phone = {
-        "Authorization": f"Bearer {signed_in.get_json()['device_token']}",
-        "X-Device-Id": "phone-c",
-    }
+    phone = _phone(http, "carol")
     client = http.application.extensions["authserver"].clients.create(
         "PC", confidential=False, scope="profile"
     )[0]
